@@ -1,0 +1,210 @@
+"""The ``wev`` command line: options, the main path, and errors turned into exit statuses.
+
+``main`` is the one place where a WevError becomes a line on stderr and an exit
+status. Options come before the command, as with ``env``; everything from the
+first non-option word on is the command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from wev_client import __version__, config, connection, paths
+from wev_client.execute import exec_command
+from wev_client.protocol import ResolveRequest, UsageError, WevError, context_env
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+USAGE = """\
+usage: wev [OPTIONS] COMMAND [ARGS...]
+       wev --export | --explain | --status [--json] | --version
+
+Run COMMAND with the environment variables that the wev.yml files of this
+folder and its parents configure, resolved by wev-daemon.
+
+options:
+  --explain          show how each variable would be resolved (never its value)
+  --export           print export NAME='value' lines, for eval "$(wev --export)"
+  --status           show the daemon's pid, uptime and entries
+  --json             with --status: print one JSON object
+  --log-level LEVEL  DEBUG, INFO, WARNING or ERROR (default WARNING), on stderr
+  --version          print wev's version
+  -h, --help         show this help
+
+environment:
+  WEV_NO_DAEMON=1    resolve in this process, without a daemon (CI)
+  WEV_SOCKET=PATH    the daemon's socket (default: daemon.sock in the runtime folder)
+"""
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+INTERNAL_ERROR = 70  # EX_SOFTWARE
+INTERRUPTED = 130
+
+
+class Options:
+    """The parsed command line."""
+
+    __slots__ = ("action", "as_json", "command", "log_level")
+
+    def __init__(self) -> None:
+        self.action = "run"
+        self.as_json = False
+        self.log_level = "WARNING"
+        self.command: list[str] = []
+
+
+def parse_args(argv: Sequence[str]) -> Options:
+    """Parse options up to the command (argparse would cost the hot path ~7 ms)."""
+    options = Options()
+    actions = {"--explain": "explain", "--export": "export", "--status": "status"}
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            index += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        if arg in actions:
+            if options.action != "run":
+                raise UsageError(f"{arg} cannot be combined with --{options.action}")
+            options.action = actions[arg]
+        elif arg in ("-h", "--help"):
+            options.action = "help"
+        elif arg == "--version":
+            options.action = "version"
+        elif arg == "--json":
+            options.as_json = True
+        elif arg == "--log-level" or arg.startswith("--log-level="):
+            if "=" in arg:
+                level = arg.partition("=")[2]
+            else:
+                index += 1
+                if index == len(argv):
+                    raise UsageError("--log-level needs a level: " + ", ".join(LEVELS))
+                level = argv[index]
+            if level.upper() not in LEVELS:
+                raise UsageError(f"unknown log level {level!r}: use " + ", ".join(LEVELS))
+            options.log_level = level.upper()
+        else:
+            raise UsageError(f"unknown option {arg}", hint="see wev --help")
+        index += 1
+    options.command = list(argv[index:])
+    if options.as_json and options.action != "status":
+        raise UsageError("--json goes with --status")
+    if options.action == "run" and not options.command:
+        raise UsageError("no command given", hint="usage: wev [OPTIONS] COMMAND [ARGS...]")
+    if options.action not in ("run", "help", "version") and options.command:
+        raise UsageError(f"--{options.action} takes no command")
+    return options
+
+
+class Log:
+    """Diagnostics on stderr, ``wev:``-prefixed; never values (logging costs ~10 ms)."""
+
+    __slots__ = ("level",)
+
+    def __init__(self, level: str) -> None:
+        self.level = LEVELS.index(level)
+
+    def debug(self, message: str) -> None:
+        if self.level == 0:
+            print(f"wev: debug: {message}", file=sys.stderr)
+
+    def warning(self, message: str) -> None:
+        if self.level <= 2:
+            print(f"wev: warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run ``wev``; returns an exit status unless the command replaced this process."""
+    argv = sys.argv[1:] if argv is None else argv
+    environ = os.environ if environ is None else environ
+    log = Log("WARNING")
+    try:
+        options = parse_args(argv)
+        log = Log(options.log_level)
+        return run(options, environ, log)
+    except WevError as error:
+        print(f"wev: {error}", file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except Exception as error:  # the unexpected: one line, the stack on DEBUG
+        if log.level == 0:
+            import traceback
+
+            traceback.print_exc()
+        print(
+            f"wev: internal error: {type(error).__name__}: {error} "
+            "(run with --log-level DEBUG for the details)",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
+
+
+def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
+    if options.action == "help":
+        sys.stdout.write(USAGE)
+        return 0
+    if options.action == "version":
+        print(f"wev {__version__}")
+        return 0
+    if options.action == "status":
+        return show_status(options, environ)
+
+    specs = config.load(os.getcwd(), environ.get("HOME"), _cache_path(environ, log))
+    log.debug(f"{len(specs)} configured entries")
+    request = ResolveRequest(specs, context_env(environ))
+    if options.action == "explain":
+        from wev_client import output
+
+        sys.stdout.write(output.explain(specs, connection.explain(request, environ, log.debug)))
+        return 0
+    if not specs:
+        values: Mapping[str, str] = {}
+    else:
+        response = connection.resolve(request, environ, log.debug)
+        for warning in response.warnings:
+            log.warning(warning)
+        values = response.values
+    if options.action == "export":
+        from wev_client import output
+
+        sys.stdout.write(output.export_lines(values))
+        return 0
+
+    return exec_command(options.command, {**environ, **values})
+
+
+def _cache_path(environ: Mapping[str, str], log: Log) -> str | None:
+    try:
+        return paths.config_cache_path(environ)
+    except OSError as error:  # platformdirs found no usable runtime folder
+        log.debug(f"no config cache: {error}")
+        return None
+
+
+def show_status(options: Options, environ: Mapping[str, str]) -> int:
+    try:
+        body = connection.status(environ)
+    except WevError as error:
+        if not options.as_json:
+            raise
+        from wev_client import protocol
+
+        body = {"running": False, "pid": None, "error": error.message}
+        print(protocol.dumps(body))
+        return error.exit_status
+    if options.as_json:
+        import json
+
+        print(json.dumps(body, indent=2))
+    else:
+        from wev_client import output
+
+        sys.stdout.write(output.status(body))
+    return 0

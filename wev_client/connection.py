@@ -1,0 +1,145 @@
+"""Getting answers: from the daemon, starting it when none answers, or in-process.
+
+The order mirrors what a user expects: a running daemon answers; when no
+daemon listens, one is started detached and asked once more; when none can be
+started, or ``WEV_NO_DAEMON=1`` is set (CI), the same resolution runs inside
+this process.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from wev_client import __version__, paths, protocol, transport
+from wev_client.protocol import DaemonUnavailable, ResolveRequest, ResolveResponse, WevError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+#: How long a client waits for a daemon it started to listen.
+START_TIMEOUT = 10.0
+#: Exit status with which a daemon says another one already holds the socket.
+ALREADY_RUNNING = 75
+
+
+def no_daemon(environ: Mapping[str, str]) -> bool:
+    return environ.get("WEV_NO_DAEMON", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def resolve(
+    request: ResolveRequest, environ: Mapping[str, str], debug: Callable[[str], None]
+) -> ResolveResponse:
+    """Resolve every variable of ``request``."""
+    return _ask(protocol.RESOLVE_ROUTE, request, environ, debug, start=True)
+
+
+def explain(
+    request: ResolveRequest, environ: Mapping[str, str], debug: Callable[[str], None]
+) -> ResolveResponse:
+    """What the daemon knows of each variable, values left out; never starts a daemon."""
+    return _ask(protocol.EXPLAIN_ROUTE, request, environ, debug, start=False)
+
+
+def status(environ: Mapping[str, str]) -> dict[str, object]:
+    """The running daemon's status document; DaemonUnavailable when none runs."""
+    path = paths.socket_path(environ)
+    try:
+        code, body = transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
+    except transport.NotListening:
+        raise DaemonUnavailable(f"no wev-daemon is running (socket {path})") from None
+    if code != 200 or not isinstance(body, dict):
+        raise protocol.error_from_json(body)
+    body.setdefault("socket", path)
+    return body
+
+
+def _ask(
+    route: str,
+    request: ResolveRequest,
+    environ: Mapping[str, str],
+    debug: Callable[[str], None],
+    *,
+    start: bool,
+) -> ResolveResponse:
+    if no_daemon(environ):
+        debug("WEV_NO_DAEMON is set: resolving in this process")
+        return _in_process(route, request)
+    path = paths.socket_path(environ)
+    body = request.to_json()
+    try:
+        code, answer = transport.request(path, "POST", route, body, version=__version__)
+    except transport.NotListening:
+        if not start:
+            debug(f"no daemon at {path}: answering from this process")
+            return _in_process(route, request)
+        debug(f"no daemon at {path}: starting one")
+        if not start_daemon(path, environ, debug):
+            debug("the daemon could not start: resolving in this process")
+            return _in_process(route, request)
+        code, answer = transport.request(path, "POST", route, body, version=__version__)
+    if code != 200:
+        raise protocol.error_from_json(answer)
+    return ResolveResponse.from_json(answer)
+
+
+def _in_process(route: str, request: ResolveRequest) -> ResolveResponse:
+    # Imported here, never on the hot path: it brings asyncio, aiohttp and botocore.
+    from wev_daemon.inprocess import answer
+
+    return answer(route, request)
+
+
+def start_daemon(path: str, environ: Mapping[str, str], debug: Callable[[str], None]) -> bool:
+    """Start ``wev-daemon`` detached and wait until it listens; False if it cannot."""
+    import subprocess  # only when no daemon runs
+
+    log_path = os.path.join(paths.log_dir(), "daemon.log")
+    try:
+        os.makedirs(os.path.dirname(log_path), mode=0o700, exist_ok=True)
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as error:
+        debug(f"cannot open the daemon log {log_path}: {error.strerror}")
+        return False
+    # The daemon resolves in each client's AWS context, never in its own: it
+    # gets no AWS_* variables, so none of this shell's secrets sit in its environ.
+    env = {name: value for name, value in environ.items() if not name.startswith("AWS_")}
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "wev_daemon", "--socket", path],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as error:
+        debug(f"cannot start wev-daemon: {error.strerror}")
+        return False
+    finally:
+        os.close(log)
+    debug(f"started wev-daemon (pid {child.pid}, log {log_path})")
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if _listening(path):
+            return True
+        exit_status = child.poll()
+        if exit_status is not None and exit_status != ALREADY_RUNNING:
+            debug(f"wev-daemon exited with status {exit_status}; see {log_path}")
+            return _listening(path)
+        time.sleep(0.02)
+    debug(f"wev-daemon did not listen within {START_TIMEOUT:.0f} s; see {log_path}")
+    return False
+
+
+def _listening(path: str) -> bool:
+    try:
+        transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
+    except transport.NotListening:
+        return False
+    except WevError:
+        return True  # something answers; the real request will tell what
+    return True

@@ -1,0 +1,114 @@
+"""Text the user reads: ``--export`` lines, ``--explain`` and ``--status`` reports.
+
+None of these print a resolved value except ``--export``, whose whole purpose
+is to hand the values to the calling shell.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from wev_client.protocol import ResolveResponse, UsageError, VariableSpec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def is_shell_name(name: str) -> bool:
+    return (
+        bool(name)
+        and not name[0].isdigit()
+        and all(c == "_" or (c.isascii() and c.isalnum()) for c in name)
+    )
+
+
+def shell_quote(value: str) -> str:
+    """Single-quote for POSIX shells; a quote inside becomes '\\''."""
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def export_lines(values: Mapping[str, str]) -> str:
+    """``export NAME='value'`` lines for ``eval "$(wev --export)"``."""
+    lines = []
+    for name, value in values.items():
+        if not is_shell_name(name):
+            raise UsageError(f"cannot export {name!r}: not a shell variable name")
+        lines.append(f"export {name}={shell_quote(value)}\n")
+    return "".join(lines)
+
+
+def _when(iso: str | None, now: datetime.datetime) -> str:
+    if not iso:
+        return "never"
+    moment = datetime.datetime.fromisoformat(iso)
+    delta = int((moment - now).total_seconds())
+    text = moment.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{text} ({'in ' + duration(delta) if delta >= 0 else duration(-delta) + ' ago'})"
+
+
+def duration(seconds: float) -> str:
+    """Human-sized duration: 45s, 12m05s, 3h12m, 2d03h."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def explain(specs: tuple[VariableSpec, ...], response: ResolveResponse) -> str:
+    """Per variable: plugin, contributing files, cached or not, expiry. No values."""
+    if not specs:
+        return (
+            "No variables are configured here "
+            "(looked for .wev.yml, wev.yml, .wev.user.yml, wev.user.yml).\n"
+        )
+    now = datetime.datetime.now(datetime.UTC)
+    infos = {entry.names: entry for entry in response.entries}
+    out = []
+    for spec in specs:
+        info = infos.get(spec.names)
+        out.append(", ".join(spec.names))
+        plugin = str(spec.plugin.get("id"))
+        if info and info.description:
+            plugin = f"{plugin}: {info.description}"
+        out.append(f"  plugin:  {plugin}")
+        out.append(f"  files:   {', '.join(spec.sources)}")
+        if info is None:
+            out.append("  cached:  unknown")
+        elif not info.cached:
+            out.append("  cached:  no (resolved when a command runs)")
+        else:
+            out.append(f"  cached:  yes, expires {_when(info.expires_at, now)}")
+            if info.refresh_at:
+                out.append(f"  refresh: {_when(info.refresh_at, now)}")
+    out.extend(f"warning: {w}" for w in response.warnings)
+    return "\n".join(out) + "\n"
+
+
+def status(body: Mapping[str, object]) -> str:
+    """The daemon's status document as text."""
+    now = datetime.datetime.now(datetime.UTC)
+    out = [
+        f"wev-daemon {body.get('version', '?')}: running, pid {body.get('pid')}, "
+        f"up {duration(float(str(body.get('uptime_seconds', 0))))}",
+        f"socket: {body.get('socket', '?')}",
+    ]
+    entries = body.get("entries")
+    entries = entries if isinstance(entries, list) else []
+    out.append(f"entries: {len(entries)}")
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        names = ", ".join(str(n) for n in entry.get("names", []))
+        out.append(f"  {names}: {entry.get('plugin')} {entry.get('description', '')}".rstrip())
+        out.append(f"    expires: {_when(entry.get('expires_at'), now)}")
+        out.append(f"    refresh: {_when(entry.get('refresh_at'), now)}")
+        if entry.get("last_error"):
+            out.append(f"    last error: {entry['last_error']}")
+    last = body.get("last_upstream_error")
+    out.append(f"last upstream error: {last if last else 'none'}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,95 @@
+"""One HTTP/1.1 request over the daemon's Unix socket, with ``_socket`` only.
+
+``socket`` and ``http.client`` each cost more than the rest of a ``wev`` call,
+and the client needs one request with a JSON body and a short answer, so this
+speaks just enough HTTP: ``Content-Length`` bodies and ``Connection: close``.
+"""
+
+from __future__ import annotations
+
+import _socket
+import errno
+
+from wev_client import protocol
+from wev_client.protocol import ProtocolError, WevError
+
+#: Errors that mean "no daemon is listening there", so one may be started.
+NOT_LISTENING = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK})
+
+#: Longest a daemon may take to answer; its own upstream waits are shorter.
+RESPONSE_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 2.0
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+
+class NotListening(WevError):
+    """Nothing accepts connections on the socket path."""
+
+    code = "not_listening"
+    exit_status = 69
+
+
+def request(
+    path: str, method: str, route: str, body: object = None, *, version: str = ""
+) -> tuple[int, object]:
+    """Send one request, return ``(status, decoded JSON body)``."""
+    payload = b"" if body is None else protocol.dumps(body).encode()
+    head = (
+        f"{method} {route} HTTP/1.1\r\nHost: wev\r\nConnection: close\r\n"
+        f"{protocol.CLIENT_VERSION_HEADER}: {version}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.settimeout(CONNECT_TIMEOUT)
+        try:
+            sock.connect(path)
+        except OSError as error:
+            if error.errno in NOT_LISTENING or isinstance(error, TimeoutError):
+                raise NotListening(f"no daemon at {path}") from None
+            raise WevError(f"cannot connect to the daemon at {path}: {error.strerror}") from None
+        sock.settimeout(RESPONSE_TIMEOUT)
+        try:
+            sock.sendall(head.encode() + payload)
+            raw = _read_all(sock)
+        except TimeoutError:
+            raise WevError(
+                f"the daemon did not answer within {RESPONSE_TIMEOUT:.0f} s",
+                hint="see `wev --status`",
+            ) from None
+        except OSError as error:
+            raise WevError(f"the daemon closed the connection: {error.strerror}") from None
+    finally:
+        sock.close()
+    return _parse_response(raw)
+
+
+def _read_all(sock: _socket.socket) -> bytes:
+    chunks = []
+    size = 0
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise ProtocolError("the daemon's answer is too large")
+    return b"".join(chunks)
+
+
+def _parse_response(raw: bytes) -> tuple[int, object]:
+    head, separator, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.split(b"\r\n")
+    parts = status_line.split(b" ", 2)
+    if not separator or len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+        raise ProtocolError("the daemon's answer is not HTTP (is another program on the socket?)")
+    try:
+        status = int(parts[1])
+    except ValueError:
+        raise ProtocolError("the daemon's answer has no status code") from None
+    for line in header_lines:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            body = body[: int(value.strip() or 0)]
+        elif name == b"transfer-encoding" and value.strip().lower() != b"identity":
+            raise ProtocolError("the daemon's answer uses an unsupported transfer encoding")
+    return status, protocol.loads(body) if body else None

@@ -1,0 +1,84 @@
+"""YAML loading for configuration files (imported only when a file must be parsed).
+
+PyYAML's safe loader refuses a list as a mapping key, which wev uses for
+plugins that set several variables (``[A, B]: ...``): such keys load as tuples.
+Everything loaded is turned into plain JSON-ready data, within a size budget so
+that alias bombs ("billion laughs") fail fast instead of eating memory.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+YAMLError = yaml.YAMLError
+
+#: Most values a file may expand to once aliases are followed.
+MAX_VALUES = 100_000
+
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[object, object]:
+        if not isinstance(node, MappingNode):
+            raise ConstructorError(None, None, "expected a mapping", node.start_mark)
+        self.flatten_mapping(node)
+        mapping: dict[object, object] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, SequenceNode):
+                key: object = tuple(self.construct_sequence(key_node, deep=True))
+            else:
+                key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                raise ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    "this kind of key is not allowed",
+                    key_node.start_mark,
+                ) from None
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+class TooLarge(YAMLError):
+    """The document expands to more than MAX_VALUES values."""
+
+
+def load(data: bytes) -> object:
+    """Parse one document into plain data (dict, tuple keys, list, str, int, ...)."""
+    document = yaml.load(data, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return _plain(document, [MAX_VALUES])
+
+
+def _plain(value: object, budget: list[int]) -> object:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise TooLarge(f"the file expands to more than {MAX_VALUES} values (alias bomb?)")
+    if isinstance(value, dict):
+        return {_plain(k, budget): _plain(v, budget) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_plain(item, budget) for item in value)
+    if isinstance(value, list | set):
+        return [_plain(item, budget) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value)
+
+
+def describe(error: YAMLError) -> str:
+    """One line: what is wrong and where (1-based line and column)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}"
+    return f"YAML error: {problem}"

@@ -1,0 +1,152 @@
+"""The daemon's HTTP application: routes, the peer check, and errors as JSON.
+
+``make_app`` is pure (no sockets, no signals) so tests can drive it directly;
+``server`` binds it to the Unix socket. Every failure leaves through
+``error_middleware`` as ``{"error": {"code", "message", "hint"}}`` with the
+status the error class names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from wev_client import __version__, protocol
+from wev_client.protocol import ProtocolError, ResolveRequest, WevError
+from wev_daemon.resolver import Resolver
+
+log = logging.getLogger(__name__)
+
+RESOLVER = web.AppKey("resolver", Resolver)
+STARTED = web.AppKey("started", float)
+SOCKET_PATH = web.AppKey("socket_path", str)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(text=protocol.dumps(body), status=status, content_type="application/json")
+
+
+def error_response(error: WevError) -> web.Response:
+    return json_response(error.to_json(), error.http_status)
+
+
+def peer_uid(request: web.Request) -> int | None:
+    """The connecting process's uid (Linux SO_PEERCRED), or None where unknown."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None or sock.family != socket.AF_UNIX or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+@web.middleware
+async def peer_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse any peer that is not this daemon's own user."""
+    uid = peer_uid(request)
+    if uid is not None and uid != os.getuid():
+        log.warning("refused a connection from uid %d", uid)
+        return json_response(
+            {"error": {"code": "forbidden", "message": "this wev-daemon serves another user"}}, 403
+        )
+    return await handler(request)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place where failures become JSON error bodies."""
+    try:
+        return await handler(request)
+    except WevError as error:
+        log.info("%s %s: %s", request.method, request.path, error)
+        return error_response(error)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        message = error.reason if error.status != 413 else "the request is too large"
+        return json_response({"error": {"code": "protocol", "message": message}}, error.status)
+    except Exception:
+        log.exception("%s %s failed unexpectedly", request.method, request.path)
+        return error_response(WevError("the daemon hit an internal error; see its log"))
+
+
+async def _read_request(request: web.Request) -> ResolveRequest:
+    client_version = request.headers.get(protocol.CLIENT_VERSION_HEADER)
+    if client_version and client_version != __version__:
+        log.debug("client %s talks to daemon %s", client_version, __version__)
+    return ResolveRequest.from_json(protocol.loads(await request.read()))
+
+
+async def resolve(request: web.Request) -> web.Response:
+    answer = await request.app[RESOLVER].resolve(await _read_request(request))
+    return json_response(answer.to_json())
+
+
+async def explain(request: web.Request) -> web.Response:
+    answer = request.app[RESOLVER].explain(await _read_request(request))
+    return json_response(answer.to_json())
+
+
+async def status(request: web.Request) -> web.Response:
+    app = request.app
+    cache = app[RESOLVER].cache
+    last = cache.last_error
+    return json_response(
+        {
+            "running": True,
+            "pid": os.getpid(),
+            "version": __version__,
+            "api_version": protocol.API_VERSION,
+            "uptime_seconds": round(time.monotonic() - app[STARTED], 1),
+            "socket": app[SOCKET_PATH],
+            "upstream_calls": cache.upstream_calls,
+            "entries": cache.status(),
+            "last_upstream_error": None
+            if last is None
+            else f"{last[0]:%Y-%m-%d %H:%M:%S} UTC: {last[1]}",
+        }
+    )
+
+
+async def other_version(request: web.Request) -> web.Response:
+    raise ProtocolError(
+        f"this wev-daemon ({__version__}) speaks protocol v{protocol.API_VERSION}; "
+        f"{request.path} is not part of it",
+        hint="restart wev-daemon so it matches the client",
+    )
+
+
+def make_app(*, resolver: Resolver, socket_path: str = "") -> web.Application:
+    """The application; background refresh runs while it is up."""
+    app = web.Application(
+        middlewares=[peer_middleware, error_middleware],
+        client_max_size=protocol.MAX_REQUEST_BYTES,
+    )
+    app[RESOLVER] = resolver
+    app[STARTED] = time.monotonic()
+    app[SOCKET_PATH] = socket_path
+    app.router.add_post(protocol.RESOLVE_ROUTE, resolve)
+    app.router.add_post(protocol.EXPLAIN_ROUTE, explain)
+    app.router.add_get(protocol.STATUS_ROUTE, status)
+    app.router.add_route("*", r"/v{version:\d+}/{rest:.*}", other_version)
+    app.cleanup_ctx.append(_background_refresh)
+    return app
+
+
+async def _background_refresh(app: web.Application) -> AsyncIterator[None]:
+    cache = app[RESOLVER].cache
+    task = asyncio.create_task(cache.run(), name="refresh")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await cache.close()

@@ -1,0 +1,281 @@
+"""Resolutions held in memory: shared fetches, refresh ahead of expiry, backoff.
+
+One Entry per cache key (normalised plugin settings + the client context they
+depend on). Rules, with ``lifetime`` = expiry minus fetch time:
+
+* Concurrent requests for a key share one fetch (single flight).
+* A client is handed a value only while more than 10% of its lifetime (at most
+  15 minutes) remains; otherwise it waits for a fresh one.
+* Once 75% of the lifetime has passed, ``run`` refetches in the background,
+  for entries used within ``idle_after``; idle entries are dropped.
+* A failed fetch is retried with capped exponential backoff and jitter; a value
+  that is still valid keeps being served meanwhile.
+
+Nothing here is ever written to disk or logged with its values. Time comes from
+an injectable Clock (monotonic for scheduling, aware UTC for expiries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from wev_client.protocol import UpstreamError, WevError
+from wev_daemon.plugins import Resolution
+
+log = logging.getLogger(__name__)
+
+Fetch = Callable[[], Awaitable[Resolution]]
+
+
+class Clock:
+    """The real clock; tests pass one they can advance."""
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def now(self) -> datetime.datetime:
+        return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass(frozen=True)
+class Policy:
+    refresh_fraction: float = 0.75
+    min_remaining_fraction: float = 0.10
+    min_remaining_cap: float = 15 * 60
+    #: A value this close to expiry is never served, even when upstream fails.
+    expiry_margin: float = 5.0
+    idle_after: float = 12 * 3600
+    fetch_timeout: float = 25.0
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    #: After a non-transient failure (bad credentials), clients may retry this soon.
+    client_retry_after: float = 2.0
+
+
+@dataclass(eq=False)
+class Entry:
+    """One cached resolution and its schedule. Its repr never shows values."""
+
+    key: str
+    names: tuple[str, ...]
+    plugin_id: str
+    description: str
+    fetch: Fetch = field(repr=False)
+    last_used: float
+    resolution: Resolution | None = field(default=None, repr=False)
+    fetched_at: float = 0.0
+    expires_at: float | None = None  # monotonic
+    inflight: asyncio.Task[WevError | None] | None = field(default=None, repr=False)
+    failures: int = 0
+    failed_at: float = 0.0
+    retry_at: float | None = None
+    last_error: WevError | None = None
+
+    @property
+    def lifetime(self) -> float | None:
+        return None if self.expires_at is None else self.expires_at - self.fetched_at
+
+    def remaining(self, now: float) -> float | None:
+        return None if self.expires_at is None else self.expires_at - now
+
+    def valid(self, now: float, policy: Policy) -> bool:
+        remaining = self.remaining(now)
+        return self.resolution is not None and (
+            remaining is None or remaining > policy.expiry_margin
+        )
+
+    def fresh(self, now: float, policy: Policy) -> bool:
+        """Valid with enough lifetime left to hand to a client."""
+        remaining, lifetime = self.remaining(now), self.lifetime
+        if self.resolution is None or remaining is None or lifetime is None:
+            return self.resolution is not None
+        floor = min(policy.min_remaining_fraction * lifetime, policy.min_remaining_cap)
+        return remaining > max(floor, policy.expiry_margin)
+
+    def refresh_at(self, policy: Policy) -> float | None:
+        """When the background refresh is due (monotonic), or None."""
+        if self.last_error is not None and self.retry_at is not None:
+            return self.retry_at
+        lifetime = self.lifetime
+        if self.resolution is None or lifetime is None:
+            return None
+        return self.fetched_at + policy.refresh_fraction * lifetime
+
+
+class TokenCache:
+    """Entries by key, and the background task that keeps them fresh."""
+
+    def __init__(self, *, clock: Clock | None = None, policy: Policy | None = None) -> None:
+        self.clock = clock or Clock()
+        self.policy = policy or Policy()
+        self.entries: dict[str, Entry] = {}
+        self.last_error: tuple[datetime.datetime, str] | None = None
+        self.upstream_calls = 0
+        self._wake = asyncio.Event()
+        self._random = random.Random()
+
+    async def get(
+        self, key: str, *, names: tuple[str, ...], plugin_id: str, description: str, fetch: Fetch
+    ) -> tuple[Resolution, bool]:
+        """The value for ``key`` and whether it came from the cache; may wait for a fetch."""
+        now = self.clock.monotonic()
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = Entry(key, names, plugin_id, description, fetch, last_used=now)
+            self.entries[key] = entry
+        entry.names, entry.fetch, entry.last_used = names, fetch, now
+        if entry.fresh(now, self.policy):
+            assert entry.resolution is not None
+            return entry.resolution, True
+        if entry.inflight is None and self._holding_off(entry, now):
+            assert entry.last_error is not None
+            raise entry.last_error
+        task = self._start_fetch(entry)
+        try:
+            error = await asyncio.wait_for(asyncio.shield(task), self.policy.fetch_timeout)
+        except TimeoutError:
+            error = UpstreamError(
+                f"{', '.join(names)}: no answer from upstream within "
+                f"{self.policy.fetch_timeout:.0f} s; still trying in the background"
+            )
+        now = self.clock.monotonic()
+        if error is None and entry.resolution is not None:
+            return entry.resolution, False
+        if entry.valid(now, self.policy):
+            assert entry.resolution is not None
+            log.warning("serving a cached value for %s: %s", ", ".join(names), error)
+            return entry.resolution, True
+        raise error or UpstreamError(f"{', '.join(names)}: no value")
+
+    def _holding_off(self, entry: Entry, now: float) -> bool:
+        """True while a recent failure should be reported instead of retried."""
+        error = entry.last_error
+        if error is None or entry.valid(now, self.policy):
+            return False
+        if getattr(error, "transient", False) and entry.retry_at is not None:
+            return now < entry.retry_at
+        return now < entry.failed_at + self.policy.client_retry_after
+
+    def _start_fetch(self, entry: Entry) -> asyncio.Task[WevError | None]:
+        if entry.inflight is None:
+            entry.inflight = asyncio.create_task(self._fetch(entry), name=f"fetch {entry.key[:40]}")
+        return entry.inflight
+
+    async def _fetch(self, entry: Entry) -> WevError | None:
+        """Run one fetch; record the outcome on the entry; never raises."""
+        self.upstream_calls += 1
+        try:
+            resolution = await entry.fetch()
+        except WevError as error:
+            return self._failed(entry, error)
+        except Exception as error:  # a plugin bug must not kill the daemon
+            log.exception("plugin %s failed unexpectedly", entry.plugin_id)
+            return self._failed(entry, UpstreamError(f"{entry.plugin_id}: {error!r}"))
+        finally:
+            entry.inflight = None
+            self._wake.set()
+        now, wall = self.clock.monotonic(), self.clock.now()
+        entry.resolution, entry.fetched_at = resolution, now
+        entry.expires_at = (
+            None
+            if resolution.expires_at is None
+            else now + (resolution.expires_at - wall).total_seconds()
+        )
+        entry.failures, entry.retry_at, entry.last_error = 0, None, None
+        log.info(
+            "fetched %s (%s), lifetime %s",
+            ", ".join(entry.names),
+            entry.plugin_id,
+            "unlimited" if entry.lifetime is None else f"{entry.lifetime:.0f} s",
+        )
+        return None
+
+    def _failed(self, entry: Entry, error: WevError) -> WevError:
+        now = self.clock.monotonic()
+        entry.failures += 1
+        entry.failed_at = now
+        entry.last_error = error
+        delay = min(self.policy.backoff_cap, self.policy.backoff_base * 2 ** (entry.failures - 1))
+        entry.retry_at = now + delay * self._random.uniform(0.5, 1.0)
+        self.last_error = (self.clock.now(), str(error))
+        log.warning("fetch failed (%d in a row): %s", entry.failures, error)
+        return error
+
+    # -- background ------------------------------------------------------------
+
+    def next_wakeup(self) -> float | None:
+        """The earliest monotonic time at which ``refresh_due`` has work."""
+        times = []
+        for entry in self.entries.values():
+            times.append(entry.last_used + self.policy.idle_after)
+            due = entry.refresh_at(self.policy)
+            if due is not None:
+                times.append(due)
+        return min(times, default=None)
+
+    def refresh_due(self) -> list[asyncio.Task[WevError | None]]:
+        """Drop idle entries and start the refreshes that are due."""
+        now = self.clock.monotonic()
+        started = []
+        for key, entry in list(self.entries.items()):
+            if now - entry.last_used >= self.policy.idle_after:
+                log.info("dropping idle entry for %s", ", ".join(entry.names))
+                del self.entries[key]
+                continue
+            due = entry.refresh_at(self.policy)
+            if entry.inflight is None and due is not None and now >= due:
+                log.info("refreshing %s ahead of expiry", ", ".join(entry.names))
+                started.append(self._start_fetch(entry))
+        return started
+
+    async def run(self) -> None:
+        """Refresh forever, sleeping until the nearest due time (cancel to stop)."""
+        while True:
+            self._wake.clear()
+            self.refresh_due()
+            wakeup = self.next_wakeup()
+            timeout = None if wakeup is None else max(0.0, wakeup - self.clock.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def close(self) -> None:
+        """Cancel fetches still running."""
+        tasks = [e.inflight for e in self.entries.values() if e.inflight is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def status(self) -> list[dict[str, object]]:
+        """Secret-free facts about every entry, for ``--status``."""
+        now, wall = self.clock.monotonic(), self.clock.now()
+        return [self.describe(entry, now, wall) for entry in self.entries.values()]
+
+    def describe(
+        self, entry: Entry, now: float | None = None, wall: datetime.datetime | None = None
+    ) -> dict[str, object]:
+        now = self.clock.monotonic() if now is None else now
+        wall = self.clock.now() if wall is None else wall
+
+        def at(moment: float | None) -> str | None:
+            if moment is None:
+                return None
+            return (wall + datetime.timedelta(seconds=moment - now)).isoformat(timespec="seconds")
+
+        return {
+            "names": list(entry.names),
+            "plugin": entry.plugin_id,
+            "description": entry.description,
+            "cached": entry.valid(now, self.policy),
+            "expires_at": at(entry.expires_at) if entry.resolution else None,
+            "refresh_at": at(entry.refresh_at(self.policy)),
+            "last_used_seconds_ago": round(now - entry.last_used, 1),
+            "fetching": entry.inflight is not None,
+            "failures": entry.failures,
+            "last_error": str(entry.last_error) if entry.last_error else None,
+        }

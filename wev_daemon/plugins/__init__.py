@@ -1,0 +1,123 @@
+"""The plugin interface: how a configured entry turns into values.
+
+A plugin is a class registered under the ``wev.plugins`` entry-point group,
+named by its id, so a third-party package adds one without touching wev::
+
+    [project.entry-points."wev.plugins"]
+    wev-example = "wev_example:ExamplePlugin"
+
+Each plugin validates its properties once (``parse``), names the client
+environment variables its result depends on (``context_vars``, part of the
+cache key), and resolves asynchronously to a Resolution: values plus an
+optional expiry. The daemon caches resolutions, refreshes them before they
+expire and shares them between clients; a plugin only fetches.
+"""
+
+from __future__ import annotations
+
+import datetime
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import ClassVar, Generic, TypeVar
+
+ENTRY_POINT_GROUP = "wev.plugins"
+
+SettingsT = TypeVar("SettingsT")
+
+
+class PropertyError(ValueError):
+    """A plugin property is missing or wrong; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Resolved values, in the order of the configured names, and when they expire."""
+
+    values: tuple[str, ...]
+    expires_at: datetime.datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            raise ValueError("expires_at must be timezone-aware")
+
+    def __repr__(self) -> str:
+        return f"Resolution(<{len(self.values)} hidden values>, expires_at={self.expires_at!r})"
+
+
+@dataclass(frozen=True)
+class Context:
+    """The requesting client's environment (only ``protocol.CONTEXT_ENV_VARS``)."""
+
+    env: Mapping[str, str]
+
+    def __repr__(self) -> str:
+        return f"Context(env_keys={sorted(self.env)!r})"
+
+
+class Plugin(ABC, Generic[SettingsT]):
+    """Base class of plugins. Subclasses set ``id`` and implement ``parse`` and ``resolve``."""
+
+    id: ClassVar[str]
+    #: Property names the plugin understands; others are reported as warnings.
+    properties: ClassVar[frozenset[str]] = frozenset()
+    #: Client environment variables the result depends on (part of the cache key).
+    context_vars: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def parse(self, properties: Mapping[str, object]) -> SettingsT:
+        """Validate the plugin block (without ``id``); raise PropertyError."""
+
+    def value_count(self, settings: SettingsT) -> int:
+        """How many values a resolution holds (the number of names to configure)."""
+        return 1
+
+    def describe(self, settings: SettingsT, context: Context) -> str:
+        """A short, secret-free description for ``--explain`` and ``--status``."""
+        return ""
+
+    @abstractmethod
+    async def resolve(self, settings: SettingsT, context: Context) -> Resolution:
+        """Fetch the values; raise protocol.UpstreamError with a clear message on failure."""
+
+
+def load_plugins() -> dict[str, Plugin[object]]:
+    """Every installed plugin, by id."""
+    plugins: dict[str, Plugin[object]] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        cls = entry.load()
+        if isinstance(cls, type) and issubclass(cls, Plugin):
+            plugins[cls.id] = cls()
+    return plugins
+
+
+# -- helpers for parse() -------------------------------------------------------
+
+
+def optional_str(properties: Mapping[str, object], name: str) -> str | None:
+    value = properties.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PropertyError(f"'{name}' must be a string")
+    return str(value)
+
+
+def required_str(properties: Mapping[str, object], name: str) -> str:
+    value = optional_str(properties, name)
+    if not value:
+        raise PropertyError(f"'{name}' is required")
+    return value
+
+
+def optional_int(properties: Mapping[str, object], name: str) -> int | None:
+    value = properties.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise PropertyError(f"'{name}' must be a whole number")
+    try:
+        return int(str(value))
+    except ValueError:
+        raise PropertyError(f"'{name}' must be a whole number, not {value!r}") from None

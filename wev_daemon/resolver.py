@@ -1,0 +1,151 @@
+"""From a client's request to values: plugins, validation, cache keys.
+
+Shared by the daemon's handlers and by the client's in-process fallback
+(``WEV_NO_DAEMON=1``), so both give the same answers and the same errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from wev_client.protocol import (
+    ConfigError,
+    EntryInfo,
+    ResolveRequest,
+    ResolveResponse,
+    VariableSpec,
+)
+from wev_daemon.cache import TokenCache
+from wev_daemon.plugins import Context, Plugin, PropertyError, Resolution, load_plugins
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated entry: its plugin, parsed settings, context and cache key."""
+
+    spec: VariableSpec
+    plugin: Plugin[object]
+    settings: object
+    context: Context
+    key: str
+    description: str
+
+
+class Resolver:
+    """Validates requests and resolves them through the cache."""
+
+    def __init__(self, *, cache: TokenCache, plugins: Mapping[str, Plugin[object]] | None = None):
+        self.cache = cache
+        self.plugins = dict(load_plugins() if plugins is None else plugins)
+
+    def prepare(self, request: ResolveRequest) -> tuple[list[Prepared], list[str]]:
+        """Validate every entry; raise ConfigError naming the file, or return warnings."""
+        prepared, warnings = [], []
+        for spec in request.variables:
+            where = ", ".join(spec.sources) or "configuration"
+            label = spec.label
+            plugin_id = spec.plugin.get("id")
+            plugin = self.plugins.get(str(plugin_id))
+            if plugin is None:
+                known = ", ".join(sorted(self.plugins)) or "none"
+                raise ConfigError(
+                    f"{where}: {label}: unknown plugin {plugin_id!r} (known: {known})"
+                )
+            properties = {k: v for k, v in spec.plugin.items() if k != "id"}
+            try:
+                settings = plugin.parse(properties)
+            except PropertyError as error:
+                raise ConfigError(f"{where}: {label}: {plugin.id}: {error}") from None
+            count = plugin.value_count(settings)
+            if count != len(spec.names):
+                names = "a name" if count == 1 else f"a list of {count} names"
+                raise ConfigError(
+                    f"{where}: {label}: {plugin.id} resolves {count} "
+                    f"value{'s' if count != 1 else ''}, so the key must be {names}"
+                )
+            for unknown in sorted(set(properties) - plugin.properties):
+                warnings.append(
+                    f"{where}: {label}: {plugin.id} ignores unknown property {unknown!r}"
+                )
+            context = Context(
+                {name: request.env[name] for name in plugin.context_vars if name in request.env}
+            )
+            prepared.append(
+                Prepared(
+                    spec,
+                    plugin,
+                    settings,
+                    context,
+                    cache_key(plugin.id, properties, context),
+                    plugin.describe(settings, context),
+                )
+            )
+        return prepared, warnings
+
+    async def resolve(self, request: ResolveRequest) -> ResolveResponse:
+        """Every variable's value; concurrent entries resolve in parallel."""
+        prepared, warnings = self.prepare(request)
+        results = await asyncio.gather(*(self._get(item) for item in prepared))
+        values: dict[str, str] = {}
+        entries = []
+        for item, (resolution, cached) in zip(prepared, results, strict=True):
+            values.update(zip(item.spec.names, resolution.values, strict=True))
+            entry = self.cache.entries.get(item.key)
+            entries.append(
+                self._info(item, cached=cached) if entry is None else self._entry_info(item)
+            )
+        return ResolveResponse(values, tuple(entries), tuple(warnings))
+
+    def explain(self, request: ResolveRequest) -> ResolveResponse:
+        """What is known of each variable without fetching anything; no values."""
+        prepared, warnings = self.prepare(request)
+        return ResolveResponse(
+            {}, tuple(self._entry_info(item) for item in prepared), tuple(warnings)
+        )
+
+    async def _get(self, item: Prepared) -> tuple[Resolution, bool]:
+        async def fetch() -> Resolution:
+            return await item.plugin.resolve(item.settings, item.context)
+
+        return await self.cache.get(
+            item.key,
+            names=item.spec.names,
+            plugin_id=item.plugin.id,
+            description=item.description,
+            fetch=fetch,
+        )
+
+    def _entry_info(self, item: Prepared) -> EntryInfo:
+        entry = self.cache.entries.get(item.key)
+        if entry is None:
+            return self._info(item, cached=False)
+        facts = self.cache.describe(entry)
+        return EntryInfo(
+            item.spec.names,
+            item.plugin.id,
+            item.description,
+            bool(facts["cached"]),
+            facts["expires_at"],  # type: ignore[arg-type]
+            facts["refresh_at"],  # type: ignore[arg-type]
+        )
+
+    @staticmethod
+    def _info(item: Prepared, *, cached: bool) -> EntryInfo:
+        return EntryInfo(item.spec.names, item.plugin.id, item.description, cached, None, None)
+
+
+def cache_key(plugin_id: str, properties: Mapping[str, object], context: Context) -> str:
+    """A digest of the plugin, its settings and the client context they depend on.
+
+    Hashed so that the key, which may be shown in logs while debugging, never
+    carries the client's secret key.
+    """
+    canonical = json.dumps([plugin_id, properties, dict(context.env)], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

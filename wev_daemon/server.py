@@ -1,0 +1,124 @@
+"""The daemon's socket and lifecycle: a private folder, one daemon per socket, clean exit.
+
+The socket folder is created 0700 by ``mkdir`` itself (no chmod race), and a
+folder that others can enter makes the daemon refuse to start. A lock file
+beside the socket makes a second daemon on the same path exit with a clear
+message; a socket file left by a dead daemon is replaced. SIGTERM or SIGINT
+stop accepting, drain requests, cancel the refresher and remove the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import socket
+import stat
+
+from aiohttp import web
+
+from wev_client.protocol import WevError
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT = 5.0
+
+
+class AlreadyRunning(WevError):
+    """Another daemon holds this socket path."""
+
+    code = "already_running"
+    exit_status = 75  # EX_TEMPFAIL: the client that started us keeps waiting
+
+
+class UnsafeFolder(WevError):
+    """The socket folder is not private to this user."""
+
+    code = "unsafe_folder"
+    exit_status = 77  # EX_NOPERM
+
+
+def ensure_private_folder(folder: str) -> None:
+    """Create ``folder`` 0700, or check that an existing one is this user's alone."""
+    parent = os.path.dirname(folder)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeFolder(f"{folder} is not a folder")
+    if st.st_uid != os.getuid():
+        raise UnsafeFolder(f"{folder} belongs to another user (uid {st.st_uid})")
+    if st.st_mode & 0o077:
+        raise UnsafeFolder(
+            f"{folder} is open to other users (mode {stat.S_IMODE(st.st_mode):04o})",
+            hint=f"chmod 0700 {folder}",
+        )
+
+
+def take_lock(socket_path: str) -> int:
+    """Hold ``<socket>.lock`` for the daemon's life; AlreadyRunning if another does."""
+    lock_path = socket_path + ".lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise AlreadyRunning(
+            f"another wev-daemon (pid {holder}) is already running on {socket_path}"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def bind_socket(path: str) -> socket.socket:
+    """A listening socket at ``path``, mode 0600, replacing a dead daemon's file."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise WevError(f"{path} exists and is not a socket; remove it or set WEV_SOCKET")
+        log.info("replacing the stale socket %s", path)
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # born 0600: no window in which others may connect
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    sock.listen(256)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(app: web.Application, sock: socket.socket, path: str) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down in order and remove the socket."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():  # a second Ctrl-C: stop waiting for the drain
+            os._exit(128 + signum)
+        log.info("received %s: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    inode = os.stat(path).st_ino
+    try:
+        await web.SockSite(runner, sock).start()
+        log.info("listening on %s (pid %d)", path, os.getpid())
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == inode:  # never remove a newer daemon's socket
+                os.unlink(path)
+        log.info("stopped")
