@@ -1,0 +1,1 @@
+"""In-process fakes (AWS CodeArtifact, SigV4 verification, private PyPI index) for tests."""

@@ -1,0 +1,95 @@
+"""Run an aiohttp Application on 127.0.0.1 in a background thread with its own event loop.
+
+Startup and shutdown are bounded; handlers that wait for something should also wait on
+``app[CLOSING]``, which is set when the server starts stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from types import TracebackType
+
+from aiohttp import web
+
+CLOSING = web.AppKey("closing", asyncio.Event)
+
+START_TIMEOUT = 10.0
+
+
+class ThreadedAppServer:
+    """Serve ``app`` on a free 127.0.0.1 port from a daemon thread; usable as a context manager."""
+
+    def __init__(self, app: web.Application, *, shutdown_timeout: float = 2.0) -> None:
+        self.app = app
+        self._closing = asyncio.Event()  # binds to the server loop on first use
+        app[CLOSING] = self._closing
+        self._shutdown_timeout = shutdown_timeout
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._error: BaseException | None = None
+        self._port = 0
+
+    @property
+    def port(self) -> int:
+        if not self._port:
+            raise RuntimeError("server not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Base URL without a trailing slash, e.g. ``http://127.0.0.1:54321``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fake-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT):
+            raise RuntimeError("server did not start in time")
+        if self._error is not None:
+            raise RuntimeError("server failed to start") from self._error
+
+    def stop(self) -> None:
+        """Stop serving; in-flight handlers get ``shutdown_timeout`` seconds, then are cancelled."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended (failed start)
+                self._loop.call_soon_threadsafe(self._closing.set)
+        if self._thread is not None:
+            self._thread.join(self._shutdown_timeout + 5.0)
+            if self._thread.is_alive():
+                raise RuntimeError("server thread did not stop in time")
+
+    def __enter__(self) -> ThreadedAppServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to start(); nothing else can see it
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        runner = web.AppRunner(self.app, shutdown_timeout=self._shutdown_timeout, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self._port = runner.addresses[0][1]
+            self._ready.set()
+            await self._closing.wait()
+        finally:
+            await runner.cleanup()
