@@ -23,7 +23,8 @@ usage: wev [OPTIONS] COMMAND [ARGS...]
        wev --export | --explain | --status [--json] | --version
 
 Run COMMAND with the environment variables that the wev.yml files of this
-folder and its parents configure, resolved by wev-daemon.
+folder and its parents configure, resolved by wev-daemon. ${NAME} in the
+arguments is replaced for the variables wev sets.
 
 options:
   --explain          show how each variable would be resolved (never its value)
@@ -177,7 +178,24 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         sys.stdout.write(output.export_lines(values))
         return 0
 
-    return exec_command(options.command, {**environ, **values})
+    return exec_command(substitute(options.command, values), {**environ, **values})
+
+
+def substitute(command: Sequence[str], values: Mapping[str, str]) -> list[str]:
+    """Replace ``${NAME}`` in the arguments for the variables wev resolved, and only those.
+
+    So ``wev pip install --index-url 'https://aws:${TOKEN}@host/simple/'`` works
+    without a shell in between. Other ``$`` text is passed through untouched.
+    """
+    if not values:
+        return list(command)
+    expanded = []
+    for arg in command:
+        if "${" in arg:
+            for name, value in values.items():
+                arg = arg.replace("${" + name + "}", value)
+        expanded.append(arg)
+    return expanded
 
 
 def _cache_path(environ: Mapping[str, str], log: Log) -> str | None:

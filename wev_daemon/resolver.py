@@ -19,6 +19,7 @@ from wev_client.protocol import (
     ResolveRequest,
     ResolveResponse,
     VariableSpec,
+    WevError,
 )
 from wev_daemon.cache import TokenCache
 from wev_daemon.plugins import Context, Plugin, PropertyError, Resolution, load_plugins
@@ -65,10 +66,10 @@ class Resolver:
                 raise ConfigError(f"{where}: {label}: {plugin.id}: {error}") from None
             count = plugin.value_count(settings)
             if count != len(spec.names):
-                names = "a name" if count == 1 else f"a list of {count} names"
+                wanted = "a single name" if count == 1 else f"a list of {count} names"
                 raise ConfigError(
-                    f"{where}: {label}: {plugin.id} resolves {count} "
-                    f"value{'s' if count != 1 else ''}, so the key must be {names}"
+                    f"{where}: {label}: the key names {len(spec.names)} variable(s) but "
+                    f"{plugin.id} resolves {count}; make the key {wanted}"
                 )
             for unknown in sorted(set(properties) - plugin.properties):
                 warnings.append(
@@ -114,13 +115,16 @@ class Resolver:
         async def fetch() -> Resolution:
             return await item.plugin.resolve(item.settings, item.context)
 
-        return await self.cache.get(
-            item.key,
-            names=item.spec.names,
-            plugin_id=item.plugin.id,
-            description=item.description,
-            fetch=fetch,
-        )
+        try:
+            return await self.cache.get(
+                item.key,
+                names=item.spec.names,
+                plugin_id=item.plugin.id,
+                description=item.description,
+                fetch=fetch,
+            )
+        except WevError as error:  # say which variable could not be resolved
+            raise type(error)(f"{item.spec.label}: {error.message}", hint=error.hint) from None
 
     def _entry_info(self, item: Prepared) -> EntryInfo:
         entry = self.cache.entries.get(item.key)

@@ -1,0 +1,199 @@
+"""Shared harness: an isolated user (HOME, AWS files, runtime folder), the fake
+CodeArtifact endpoint, the real ``wev-daemon`` and the real ``wev`` command.
+
+Everything a test starts is stopped in ``finally``; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from fakes.codeartifact import FakeCodeArtifact
+
+BIN = Path(sys.executable).parent
+WEV = str(BIN / "wev")
+WEV_DAEMON = str(BIN / "wev-daemon")
+
+#: Fake AWS keys: the default profile's and the "work" profile's.
+DEFAULT_KEY = "AKIADEFAULT000000001"
+DEFAULT_SECRET = "default-secret-key-0000000000000000000000"
+WORK_KEY = "AKIAWORK0000000000002"
+WORK_SECRET = "work-secret-key-00000000000000000000000000"
+ENV_KEY = "AKIAENVIRONMENT00003"
+ENV_SECRET = "env-secret-key-000000000000000000000000000"
+CREDENTIALS = {DEFAULT_KEY: DEFAULT_SECRET, WORK_KEY: WORK_SECRET, ENV_KEY: ENV_SECRET}
+
+COMMAND_TIMEOUT = 60.0
+
+
+class User:
+    """An isolated user: a HOME with AWS files, a private runtime folder, an environment."""
+
+    def __init__(self, root: Path, endpoint: str) -> None:
+        self.root = root
+        self.home = root / "home"
+        self.runtime = root / "run"
+        self.project = root / "work" / "project"
+        for folder in (self.home / ".aws", self.project):
+            folder.mkdir(parents=True)
+        self.runtime.mkdir(mode=0o700)
+        (self.home / ".aws" / "config").write_text(
+            "[default]\nregion = eu-west-1\n\n[profile work]\nregion = eu-west-2\n"
+        )
+        (self.home / ".aws" / "credentials").write_text(
+            f"[default]\naws_access_key_id = {DEFAULT_KEY}\n"
+            f"aws_secret_access_key = {DEFAULT_SECRET}\n\n"
+            f"[work]\naws_access_key_id = {WORK_KEY}\naws_secret_access_key = {WORK_SECRET}\n"
+        )
+        self.socket = str(self.runtime / "wev" / "daemon.sock")
+        self.env: dict[str, str] = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "XDG_RUNTIME_DIR": str(self.runtime),
+            "XDG_STATE_HOME": str(root / "state"),
+            "XDG_CACHE_HOME": str(root / "cache"),
+            "XDG_CONFIG_HOME": str(root / "config"),
+            "AWS_ENDPOINT_URL_CODEARTIFACT": endpoint,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "state" / "wev" / "log" / "daemon.log"
+
+    def write(self, relative: str, text: str) -> Path:
+        """Write a file under the user's root (e.g. ``work/project/wev.yml``)."""
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def wev(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = COMMAND_TIMEOUT,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real ``wev`` and wait for it (bounded)."""
+        return subprocess.run(
+            [WEV, *args],
+            cwd=cwd or self.project,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def popen_wev(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [WEV, *args],
+            cwd=self.project,
+            env={**self.env, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+
+
+class Daemon:
+    """A real ``wev-daemon`` process on the user's socket."""
+
+    def __init__(self, user: User, env: Mapping[str, str] | None = None) -> None:
+        self.user = user
+        self.stderr_path = user.root / f"daemon-{time.monotonic_ns()}.log"
+        with self.stderr_path.open("w") as log:
+            self.process = subprocess.Popen(
+                [WEV_DAEMON, "--socket", user.socket, "--log-level", "DEBUG"],
+                env={**user.env, **(env or {})},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        wait_for_socket(user.socket, self.process)
+
+    @property
+    def log(self) -> str:
+        return self.stderr_path.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+
+def wait_for_socket(path: str, process: subprocess.Popen[str] | None, timeout: float = 10.0) -> None:
+    """Wait until something accepts connections on ``path``."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"wev-daemon exited with {process.returncode}")
+        with socket.socket(socket.AF_UNIX) as sock:
+            try:
+                sock.connect(path)
+                return
+            except OSError:
+                pass
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {path} after {timeout} s")
+
+
+def kill_daemons_of(user: User) -> None:
+    """Stop any daemon that a test's client auto-started for this user."""
+    lock = Path(user.socket + ".lock")
+    if not lock.exists():
+        return
+    try:
+        pid = int(lock.read_text().strip() or 0)
+    except ValueError:
+        return
+    if pid and Path(f"/proc/{pid}/cmdline").exists():
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"wev_daemon" in cmdline or b"wev-daemon" in cmdline:
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeCodeArtifact]:
+    with FakeCodeArtifact(CREDENTIALS) as server:
+        yield server
+
+
+@pytest.fixture
+def user(fake: FakeCodeArtifact) -> Iterator[User]:
+    # A short root: Unix socket paths are limited to ~104 bytes on macOS.
+    root = Path(tempfile.mkdtemp(prefix="wev-"))
+    person = User(root, fake.url)
+    try:
+        yield person
+    finally:
+        kill_daemons_of(person)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(user: User) -> Iterator[Daemon]:
+    process = Daemon(user)
+    try:
+        yield process
+    finally:
+        process.stop()
