@@ -139,7 +139,9 @@ class Daemon:
         return self.process.returncode
 
 
-def wait_for_socket(path: str, process: subprocess.Popen[str] | None, timeout: float = 10.0) -> None:
+def wait_for_socket(
+    path: str, process: subprocess.Popen[bytes] | None, timeout: float = 10.0
+) -> None:
     """Wait until something accepts connections on ``path``."""
     import socket
 

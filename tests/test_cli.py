@@ -107,9 +107,7 @@ def test_bad_config_is_one_clear_line_and_nothing_runs(
     path = user.write("work/project/wev.yml", text)
     marker = user.root / "ran"
 
-    result = user.wev(
-        "touch", str(marker), env={"WEV_NO_DAEMON": "1"} if no_daemon else {}
-    )
+    result = user.wev("touch", str(marker), env={"WEV_NO_DAEMON": "1"} if no_daemon else {})
 
     assert result.returncode == 78, result.stderr
     assert not marker.exists()
@@ -136,9 +134,7 @@ def test_exit_status_is_the_commands(user: User, daemon: Daemon) -> None:
     assert user.wev("sh", "-c", "exit 42").returncode == 42
 
 
-def test_exec_replaces_the_client_and_signals_reach_the_command(
-    user: User, daemon: Daemon
-) -> None:
+def test_exec_replaces_the_client_and_signals_reach_the_command(user: User, daemon: Daemon) -> None:
     user.write("work/project/wev.yml", echo("A", "x"))
     process = user.popen_wev("sh", "-c", 'echo "$$"; exec sleep 30')
     assert process.stdout is not None
@@ -157,8 +153,11 @@ def test_no_config_runs_the_command_without_a_daemon(user: User) -> None:
 
 
 def test_export_is_safe_to_eval(user: User, daemon: Daemon) -> None:
-    tricky = "it's $HOME `date` \"q\" \\ end"
-    user.write("work/project/wev.yml", f"A:\n  plugin:\n    id: wev-echo\n    value: {json.dumps(tricky)}\n")
+    tricky = 'it\'s $HOME `date` "q" \\ end'
+    user.write(
+        "work/project/wev.yml",
+        f"A:\n  plugin:\n    id: wev-echo\n    value: {json.dumps(tricky)}\n",
+    )
 
     exported = user.wev("--export")
     evaluated = subprocess.run(
@@ -196,7 +195,9 @@ def test_explain_shows_plugin_files_and_cache_never_the_value(
 def test_status_json_and_text_never_show_values(
     user: User, daemon: Daemon, fake: FakeCodeArtifact
 ) -> None:
-    user.write("work/project/wev.yml", "TOKEN:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n")
+    user.write(
+        "work/project/wev.yml", "TOKEN:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"
+    )
     token = user.wev("sh", "-c", 'printf %s "$TOKEN"').stdout
 
     text = user.wev("--status")

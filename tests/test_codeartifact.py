@@ -153,7 +153,11 @@ def test_token_near_expiry_is_never_handed_out(
 
 @pytest.mark.parametrize(
     ("status", "code"),
-    [(500, "InternalServerException"), (429, "ThrottlingException"), (403, "AccessDeniedException")],
+    [
+        (500, "InternalServerException"),
+        (429, "ThrottlingException"),
+        (403, "AccessDeniedException"),
+    ],
 )
 def test_cached_token_survives_upstream_failure(
     user: User, daemon: Daemon, fake: FakeCodeArtifact, status: int, code: str
@@ -265,3 +269,49 @@ def test_no_token_ever_reaches_disk_or_logs(
         if path.is_file():
             content = path.read_bytes()
             assert not any(token.encode() in content for token in tokens), path
+
+
+def test_many_clients_with_no_daemon_start_one_and_call_aws_once(
+    user: User, fake: FakeCodeArtifact
+) -> None:
+    user.write("work/project/wev.yml", SHARED)
+
+    clients = [user.popen_wev(*PRINT_TOKEN) for _ in range(30)]
+    outputs = [client.communicate(timeout=60) for client in clients]
+
+    assert all(client.returncode == 0 for client in clients), outputs[0][1]
+    assert len({stdout for stdout, _ in outputs}) == 1
+    assert fake.call_count == 1
+    assert user.log_file.read_text().count("listening on") == 1
+
+
+def test_unreachable_endpoint_fails_fast_with_a_clear_line(user: User, daemon: Daemon) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    user.write("work/project/wev.yml", SHARED)
+
+    started = time.monotonic()
+    result = user.wev(
+        "true", env={"AWS_ENDPOINT_URL_CODEARTIFACT": f"http://127.0.0.1:{closed_port}"}
+    )
+
+    assert result.returncode == 69
+    assert "cannot reach AWS" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert time.monotonic() - started < 15
+
+
+def test_daemon_that_cannot_start_falls_back_to_in_process(
+    user: User, fake: FakeCodeArtifact
+) -> None:
+    (user.runtime / "wev").mkdir(mode=0o755)  # others can enter: the daemon refuses it
+    (user.runtime / "wev").chmod(0o755)
+    user.write("work/project/wev.yml", SHARED)
+
+    result = user.wev(*PRINT_TOKEN)
+
+    assert result.returncode == 0, result.stderr
+    assert fake.is_valid_token(result.stdout)
+    assert "chmod 0700" in result.stderr

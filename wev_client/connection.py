@@ -93,8 +93,40 @@ def _in_process(route: str, request: ResolveRequest) -> ResolveResponse:
 
 
 def start_daemon(path: str, environ: Mapping[str, str], debug: Callable[[str], None]) -> bool:
-    """Start ``wev-daemon`` detached and wait until it listens; False if it cannot."""
-    import subprocess  # only when no daemon runs
+    """Start ``wev-daemon`` detached and wait until it listens; False if it cannot.
+
+    Of many clients starting at once, the one holding ``<socket>.spawn`` starts
+    the daemon; the others wait for it to listen.
+    """
+    import fcntl  # only when no daemon runs
+
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        spawn_lock = os.open(path + ".spawn", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        debug(f"cannot prepare {folder}: {error.strerror}")
+        return False
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(spawn_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another client is starting it
+                if _listening(path):
+                    return True
+                time.sleep(0.02)
+                continue
+            return _listening(path) or _spawn(path, environ, debug, deadline)
+        return _listening(path)
+    finally:
+        os.close(spawn_lock)
+
+
+def _spawn(
+    path: str, environ: Mapping[str, str], debug: Callable[[str], None], deadline: float
+) -> bool:
+    import subprocess
 
     log_path = os.path.join(paths.log_dir(), "daemon.log")
     try:
@@ -122,17 +154,30 @@ def start_daemon(path: str, environ: Mapping[str, str], debug: Callable[[str], N
     finally:
         os.close(log)
     debug(f"started wev-daemon (pid {child.pid}, log {log_path})")
-    deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if _listening(path):
             return True
         exit_status = child.poll()
         if exit_status is not None and exit_status != ALREADY_RUNNING:
-            debug(f"wev-daemon exited with status {exit_status}; see {log_path}")
-            return _listening(path)
+            print(
+                f"wev: warning: wev-daemon could not start ({_last_line(log_path)}); "
+                "resolving in this process",
+                file=sys.stderr,
+            )
+            return False
         time.sleep(0.02)
     debug(f"wev-daemon did not listen within {START_TIMEOUT:.0f} s; see {log_path}")
     return False
+
+
+def _last_line(log_path: str) -> str:
+    try:
+        with open(log_path, "rb") as file:
+            file.seek(max(0, os.fstat(file.fileno()).st_size - 4096))
+            lines = file.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return f"see {log_path}"
+    return lines[-1] if lines else f"see {log_path}"
 
 
 def _listening(path: str) -> bool:
