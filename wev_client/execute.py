@@ -2,11 +2,13 @@
 
 ``exec``, not a child process: the command gets wev's pid, its signals and its
 exit status are its own, and no Python stays around. Like a shell, a missing
-command is 127 and one that cannot be run is 126.
+command is 127 and one that cannot be run is 126. The PATH search is done here
+(``os.execvpe`` imports ``warnings`` on every call, a cost on the hot path).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -22,15 +24,23 @@ def exec_command(command: Sequence[str], env: Mapping[str, str]) -> int:
     """Exec ``command`` with ``env``; return an exit status only if it cannot run."""
     sys.stdout.flush()
     sys.stderr.flush()
-    try:
-        os.execvpe(command[0], list(command), dict(env))  # noqa: S606 - exec is the point
-    except FileNotFoundError:
-        print(f"wev: {command[0]}: command not found", file=sys.stderr)
+    name, args, environ = command[0], list(command), dict(env)
+    if "/" in name:
+        candidates = [name]
+    else:
+        folders = environ.get("PATH", os.defpath).split(os.pathsep)
+        candidates = [os.path.join(folder or ".", name) for folder in folders]
+    denied: OSError | None = None
+    for path in candidates:
+        try:
+            os.execve(path, args, environ)  # noqa: S606 - exec is the point
+        except OSError as error:
+            if error.errno in (errno.ENOENT, errno.ENOTDIR):
+                continue
+            denied = denied or error  # keep looking, as shells do, but remember why
+    if denied is None:
+        print(f"wev: {name}: command not found", file=sys.stderr)
         return COMMAND_NOT_FOUND
-    except PermissionError:
-        print(f"wev: {command[0]}: permission denied", file=sys.stderr)
-        return COMMAND_NOT_EXECUTABLE
-    except OSError as error:
-        print(f"wev: {command[0]}: cannot run: {error.strerror}", file=sys.stderr)
-        return COMMAND_NOT_EXECUTABLE
-    raise AssertionError("unreachable: execvpe returned")
+    reason = "permission denied" if denied.errno == errno.EACCES else denied.strerror
+    print(f"wev: {name}: {reason}", file=sys.stderr)
+    return COMMAND_NOT_EXECUTABLE
