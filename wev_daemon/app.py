@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from wev_client import __version__, protocol
-from wev_client.protocol import ProtocolError, ResolveRequest, WevError
+from wev_client.protocol import ProtocolError, ResolveRequest, VersionMismatch, WevError
 from wev_daemon.resolver import Resolver
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,20 @@ log = logging.getLogger(__name__)
 RESOLVER = web.AppKey("resolver", Resolver)
 STARTED = web.AppKey("started", float)
 SOCKET_PATH = web.AppKey("socket_path", str)
+#: Set to make ``server.serve`` shut the daemon down (signals set it too).
+STOP = web.AppKey("stop", asyncio.Event)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Deepest nesting a request may have; real ones have five levels. Deeper
+#: documents fail before recursion does, anywhere a handler walks them.
+MAX_REQUEST_DEPTH = 64
+
+
+class UnsupportedVersion(VersionMismatch):
+    """A route of another protocol version than this daemon's."""
+
+    http_status = 501
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
@@ -72,18 +84,59 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        message = error.reason if error.status != 413 else "the request is too large"
+        messages = {
+            404: f"{request.path} is not a wev-daemon route",
+            405: f"{request.method} is not allowed on {request.path}",
+            413: f"the request is larger than {protocol.MAX_REQUEST_BYTES} bytes",
+        }
+        message = messages.get(error.status, error.reason)
         return json_response({"error": {"code": "protocol", "message": message}}, error.status)
     except Exception:
         log.exception("%s %s failed unexpectedly", request.method, request.path)
         return error_response(WevError("the daemon hit an internal error; see its log"))
 
 
+def release(version: str) -> tuple[int, ...]:
+    """The leading numbers of a version: "2.1.0.dev3" -> (2, 1, 0)."""
+    numbers = []
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    return tuple(numbers)
+
+
 async def _read_request(request: web.Request) -> ResolveRequest:
     client_version = request.headers.get(protocol.CLIENT_VERSION_HEADER)
     if client_version and client_version != __version__:
+        if release(client_version) > release(__version__):
+            # An upgrade installed a newer wev: make way for a daemon of that
+            # version, which the client starts (or the service manager does).
+            log.info("client %s is newer than this daemon: stopping", client_version)
+            request.app[STOP].set()
+            raise VersionMismatch(
+                f"wev-daemon {__version__} is older than this wev {client_version}",
+                hint="restarting it",
+            )
         log.debug("client %s talks to daemon %s", client_version, __version__)
-    return ResolveRequest.from_json(protocol.loads(await request.read()))
+    body = protocol.loads(await request.read())
+    _check_depth(body)
+    return ResolveRequest.from_json(body)
+
+
+def _check_depth(document: object) -> None:
+    """ProtocolError if ``document`` nests deeper than MAX_REQUEST_DEPTH."""
+    level: list[object] = [document]
+    for _ in range(MAX_REQUEST_DEPTH):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return
+    raise ProtocolError(f"the request nests deeper than {MAX_REQUEST_DEPTH} levels")
 
 
 async def resolve(request: web.Request) -> web.Response:
@@ -118,9 +171,9 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def other_version(request: web.Request) -> web.Response:
-    raise ProtocolError(
-        f"this wev-daemon ({__version__}) speaks protocol v{protocol.API_VERSION}; "
-        f"{request.path} is not part of it",
+    raise UnsupportedVersion(
+        f"this wev-daemon ({__version__}) speaks protocol v{protocol.API_VERSION}, "
+        f"not v{request.match_info['version']} ({request.path})",
         hint="restart wev-daemon so it matches the client",
     )
 
@@ -134,10 +187,13 @@ def make_app(*, resolver: Resolver, socket_path: str = "") -> web.Application:
     app[RESOLVER] = resolver
     app[STARTED] = time.monotonic()
     app[SOCKET_PATH] = socket_path
+    app[STOP] = asyncio.Event()
     app.router.add_post(protocol.RESOLVE_ROUTE, resolve)
     app.router.add_post(protocol.EXPLAIN_ROUTE, explain)
     app.router.add_get(protocol.STATUS_ROUTE, status)
-    app.router.add_route("*", r"/v{version:\d+}/{rest:.*}", other_version)
+    # Only other versions: an unknown route or method of ours gets 404 or 405.
+    other = rf"/v{{version:(?!{protocol.API_VERSION}/)\d+}}/{{rest:.*}}"
+    app.router.add_route("*", other, other_version)
     app.cleanup_ctx.append(_background_refresh)
     return app
 

@@ -9,7 +9,8 @@ depend on). Rules, with ``lifetime`` = expiry minus fetch time:
 * Once 75% of the lifetime has passed, ``run`` refetches in the background,
   for entries used within ``idle_after``; idle entries are dropped.
 * A failed fetch is retried with capped exponential backoff and jitter; a value
-  that is still valid keeps being served meanwhile.
+  that is still valid keeps being served meanwhile, and while the backoff runs
+  clients get the cached value or the last error without a new upstream call.
 
 Nothing here is ever written to disk or logged with its values. Time comes from
 an injectable Clock (monotonic for scheduling, aware UTC for expiries).
@@ -24,6 +25,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from wev_client.protocol import UpstreamError, WevError
 from wev_daemon.plugins import Resolution
@@ -31,6 +33,21 @@ from wev_daemon.plugins import Resolution
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[], Awaitable[Resolution]]
+
+#: Exponents beyond this only overflow: the delay is capped long before.
+_MAX_BACKOFF_EXPONENT = 32
+
+
+class FetchTimeout(UpstreamError):
+    """A fetch ran past ``Policy.fetch_limit``; worth retrying soon."""
+
+    transient = True
+
+
+def _raise(error: WevError) -> NoReturn:
+    # The same error object is raised to every client until the next fetch;
+    # each raise would otherwise prepend frames to its traceback for good.
+    raise error.with_traceback(None)
 
 
 class Clock:
@@ -52,6 +69,9 @@ class Policy:
     expiry_margin: float = 5.0
     idle_after: float = 12 * 3600
     fetch_timeout: float = 25.0
+    #: A fetch still running after this long is abandoned as a transient failure,
+    #: so that one hung upstream call cannot stop refreshes for good.
+    fetch_limit: float = 120.0
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
     #: After a non-transient failure (bad credentials), clients may retry this soon.
@@ -85,10 +105,11 @@ class Entry:
         return None if self.expires_at is None else self.expires_at - now
 
     def valid(self, now: float, policy: Policy) -> bool:
-        remaining = self.remaining(now)
-        return self.resolution is not None and (
-            remaining is None or remaining > policy.expiry_margin
-        )
+        """Not expired yet, with a margin for the trip to the client and to AWS."""
+        remaining, lifetime = self.remaining(now), self.lifetime
+        if self.resolution is None or remaining is None or lifetime is None:
+            return self.resolution is not None
+        return remaining > min(policy.expiry_margin, 0.05 * lifetime)
 
     def fresh(self, now: float, policy: Policy) -> bool:
         """Valid with enough lifetime left to hand to a client."""
@@ -96,7 +117,7 @@ class Entry:
         if self.resolution is None or remaining is None or lifetime is None:
             return self.resolution is not None
         floor = min(policy.min_remaining_fraction * lifetime, policy.min_remaining_cap)
-        return remaining > max(floor, policy.expiry_margin)
+        return remaining > floor
 
     def refresh_at(self, policy: Policy) -> float | None:
         """When the background refresh is due (monotonic), or None."""
@@ -134,14 +155,17 @@ class TokenCache:
             assert entry.resolution is not None
             return entry.resolution, True
         if entry.inflight is None and self._holding_off(entry, now):
+            if entry.valid(now, self.policy):
+                assert entry.resolution is not None
+                return entry.resolution, True
             assert entry.last_error is not None
-            raise entry.last_error
+            _raise(entry.last_error)
         task = self._start_fetch(entry)
         try:
             error = await asyncio.wait_for(asyncio.shield(task), self.policy.fetch_timeout)
         except TimeoutError:
             error = UpstreamError(
-                f"{', '.join(names)}: no answer from upstream within "
+                f"{plugin_id}: no answer from upstream within "
                 f"{self.policy.fetch_timeout:.0f} s; still trying in the background"
             )
         now = self.clock.monotonic()
@@ -151,14 +175,19 @@ class TokenCache:
             assert entry.resolution is not None
             log.warning("serving a cached value for %s: %s", ", ".join(names), error)
             return entry.resolution, True
-        raise error or UpstreamError(f"{', '.join(names)}: no value")
+        _raise(error or UpstreamError(f"{plugin_id}: no value"))
 
     def _holding_off(self, entry: Entry, now: float) -> bool:
-        """True while a recent failure should be reported instead of retried."""
+        """True while a recent failure should be reported instead of retried.
+
+        A client holding a still-valid value is not blocked, so upstream is left
+        alone for the whole backoff; without one, a non-transient failure (bad
+        credentials, perhaps fixed since) may be retried after a short pause.
+        """
         error = entry.last_error
-        if error is None or entry.valid(now, self.policy):
+        if error is None or entry.retry_at is None:
             return False
-        if getattr(error, "transient", False) and entry.retry_at is not None:
+        if entry.valid(now, self.policy) or getattr(error, "transient", False):
             return now < entry.retry_at
         return now < entry.failed_at + self.policy.client_retry_after
 
@@ -170,17 +199,37 @@ class TokenCache:
     async def _fetch(self, entry: Entry) -> WevError | None:
         """Run one fetch; record the outcome on the entry; never raises."""
         self.upstream_calls += 1
+        deadline = asyncio.timeout(self.policy.fetch_limit)
         try:
-            resolution = await entry.fetch()
+            async with deadline:
+                resolution = await entry.fetch()
         except WevError as error:
             return self._failed(entry, error)
         except Exception as error:  # a plugin bug must not kill the daemon
+            if isinstance(error, TimeoutError) and deadline.expired():
+                return self._failed(
+                    entry,
+                    FetchTimeout(
+                        f"{entry.plugin_id}: no answer from upstream within "
+                        f"{self.policy.fetch_limit:.0f} s"
+                    ),
+                )
             log.exception("plugin %s failed unexpectedly", entry.plugin_id)
             return self._failed(entry, UpstreamError(f"{entry.plugin_id}: {error!r}"))
         finally:
             entry.inflight = None
             self._wake.set()
         now, wall = self.clock.monotonic(), self.clock.now()
+        if resolution.expires_at is not None and resolution.expires_at <= wall:
+            # Kept, it would be due for refresh at once, again and again.
+            return self._failed(
+                entry,
+                UpstreamError(
+                    f"{entry.plugin_id}: upstream sent a value that expired at "
+                    f"{resolution.expires_at.isoformat(timespec='seconds')}",
+                    hint="check this machine's clock",
+                ),
+            )
         entry.resolution, entry.fetched_at = resolution, now
         entry.expires_at = (
             None
@@ -198,10 +247,13 @@ class TokenCache:
 
     def _failed(self, entry: Entry, error: WevError) -> WevError:
         now = self.clock.monotonic()
+        # Kept until the next fetch: hold no frames (nor any secrets in their locals).
+        error.__traceback__ = error.__cause__ = error.__context__ = None
         entry.failures += 1
         entry.failed_at = now
         entry.last_error = error
-        delay = min(self.policy.backoff_cap, self.policy.backoff_base * 2 ** (entry.failures - 1))
+        exponent = min(entry.failures - 1, _MAX_BACKOFF_EXPONENT)
+        delay = min(self.policy.backoff_cap, self.policy.backoff_base * 2.0**exponent)
         entry.retry_at = now + delay * self._random.uniform(0.5, 1.0)
         self.last_error = (self.clock.now(), str(error))
         log.warning("fetch failed (%d in a row): %s", entry.failures, error)
@@ -215,7 +267,8 @@ class TokenCache:
         for entry in self.entries.values():
             times.append(entry.last_used + self.policy.idle_after)
             due = entry.refresh_at(self.policy)
-            if due is not None:
+            # A running fetch wakes ``run`` when it ends; its past due time would spin it.
+            if due is not None and entry.inflight is None:
                 times.append(due)
         return min(times, default=None)
 
@@ -227,6 +280,8 @@ class TokenCache:
             if now - entry.last_used >= self.policy.idle_after:
                 log.info("dropping idle entry for %s", ", ".join(entry.names))
                 del self.entries[key]
+                if entry.inflight is not None:  # else close() would never see it
+                    entry.inflight.cancel()
                 continue
             due = entry.refresh_at(self.policy)
             if entry.inflight is None and due is not None and now >= due:

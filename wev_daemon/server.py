@@ -3,7 +3,8 @@
 The socket folder is created 0700 by ``mkdir`` itself (no chmod race), and a
 folder that others can enter makes the daemon refuse to start. A lock file
 beside the socket makes a second daemon on the same path exit with a clear
-message; a socket file left by a dead daemon is replaced. SIGTERM or SIGINT
+message, and so does a daemon still answering on the socket when the lock file
+is gone; a socket file left by a dead daemon is replaced. SIGTERM or SIGINT
 stop accepting, drain requests, cancel the refresher and remove the socket.
 """
 
@@ -21,10 +22,13 @@ import stat
 from aiohttp import web
 
 from wev_client.protocol import WevError
+from wev_daemon.app import STOP
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 5.0
+#: How long a daemon still bound to the socket has to accept our probe.
+PROBE_TIMEOUT = 1.0
 
 
 class AlreadyRunning(WevError):
@@ -82,6 +86,10 @@ def bind_socket(path: str) -> socket.socket:
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
             raise WevError(f"{path} exists and is not a socket; remove it or set WEV_SOCKET")
+        # Binding would delete the file silently, so a live daemon whose lock file
+        # was removed (a cleaner in /tmp) would lose its socket to us.
+        if _accepts(path):
+            raise AlreadyRunning(f"another wev-daemon is already running on {path}")
         log.info("replacing the stale socket %s", path)
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -96,10 +104,23 @@ def bind_socket(path: str) -> socket.socket:
     return sock
 
 
+def _accepts(path: str) -> bool:
+    """Whether something listens on ``path``; a dead daemon's file refuses."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(PROBE_TIMEOUT)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except TimeoutError:  # alive, with a full backlog
+            pass
+        return True
+
+
 async def serve(app: web.Application, sock: socket.socket, path: str) -> None:
     """Serve until SIGTERM/SIGINT, then shut down in order and remove the socket."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop = app[STOP]
 
     def on_signal(signum: int) -> None:
         if stop.is_set():  # a second Ctrl-C: stop waiting for the drain
