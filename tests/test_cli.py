@@ -275,3 +275,38 @@ def test_python_m_wev_client_works(user: User, daemon: Daemon) -> None:
     )
 
     assert result.stdout == "module||", result.stderr
+
+
+def test_an_outdated_daemon_is_replaced_after_an_upgrade(user: User) -> None:
+    """A daemon left running by an older install makes way for the current one."""
+    import sys
+
+    user.write("work/project/wev.yml", echo("A", "upgraded"))
+    old = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, wev_client; wev_client.__version__ = '0.0.1';"
+            "from wev_daemon.__main__ import main; sys.exit(main(sys.argv[1:]))",
+            "--socket",
+            user.socket,
+        ],
+        env=user.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        from conftest import wait_for_socket
+
+        wait_for_socket(user.socket, old)
+        result = user.wev(*SHOW)
+        status = json.loads(user.wev("--status", "--json").stdout)
+        assert old.wait(10) == 0
+    finally:
+        old.kill()
+        old.wait(5)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "upgraded||"
+    assert status["version"] != "0.0.1" and status["pid"] != old.pid

@@ -81,8 +81,33 @@ def _ask(
             return _in_process(route, request)
         code, answer = transport.request(path, "POST", route, body, version=__version__)
     if code != 200:
-        raise protocol.error_from_json(answer)
+        error = protocol.error_from_json(answer)
+        if not isinstance(error, protocol.VersionMismatch) or not start:
+            raise error
+        debug(f"{error.message}: restarting it")
+        _await_current_daemon(path, environ, debug)
+        code, answer = transport.request(path, "POST", route, body, version=__version__)
+        if code != 200:
+            raise protocol.error_from_json(answer)
     return ResolveResponse.from_json(answer)
+
+
+def _await_current_daemon(
+    path: str, environ: Mapping[str, str], debug: Callable[[str], None]
+) -> None:
+    """Wait for the outdated daemon to go, and a daemon of this version to answer."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            code, body = transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
+        except transport.NotListening:
+            start_daemon(path, environ, debug)
+            continue
+        except WevError:
+            code, body = 0, None  # going away mid-answer
+        if code == 200 and isinstance(body, dict) and body.get("version") == __version__:
+            return
+        time.sleep(0.05)
 
 
 def _in_process(route: str, request: ResolveRequest) -> ResolveResponse:
@@ -139,33 +164,39 @@ def _spawn(
     # gets no AWS_* variables, so none of this shell's secrets sit in its environ.
     env = {name: value for name, value in environ.items() if not name.startswith("AWS_")}
     try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "wev_daemon", "--socket", path],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError as error:
-        debug(f"cannot start wev-daemon: {error.strerror}")
-        return False
+        while time.monotonic() < deadline:
+            try:
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "wev_daemon", "--socket", path],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    env=env,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as error:
+                debug(f"cannot start wev-daemon: {error.strerror}")
+                return False
+            debug(f"started wev-daemon (pid {child.pid}, log {log_path})")
+            while (exit_status := child.poll()) is None and time.monotonic() < deadline:
+                if _listening(path):
+                    return True
+                time.sleep(0.02)
+            if exit_status is None or _listening(path):
+                break
+            if exit_status != ALREADY_RUNNING:
+                print(
+                    f"wev: warning: wev-daemon could not start ({_last_line(log_path)}); "
+                    "resolving in this process",
+                    file=sys.stderr,
+                )
+                return False
+            time.sleep(0.1)  # another daemon holds the socket: it is starting or stopping
     finally:
         os.close(log)
-    debug(f"started wev-daemon (pid {child.pid}, log {log_path})")
-    while time.monotonic() < deadline:
-        if _listening(path):
-            return True
-        exit_status = child.poll()
-        if exit_status is not None and exit_status != ALREADY_RUNNING:
-            print(
-                f"wev: warning: wev-daemon could not start ({_last_line(log_path)}); "
-                "resolving in this process",
-                file=sys.stderr,
-            )
-            return False
-        time.sleep(0.02)
+    if _listening(path):
+        return True
     debug(f"wev-daemon did not listen within {START_TIMEOUT:.0f} s; see {log_path}")
     return False
 

@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in [name for name in os.environ if name.startswith("AWS_")]:
         del os.environ[name]
     try:
-        path = args.socket or paths.socket_path(os.environ)
+        path = os.path.abspath(args.socket or paths.socket_path(os.environ))
         return asyncio.run(_run(path))
     except WevError as error:
         print(f"wev-daemon: {error}", file=sys.stderr)

@@ -18,6 +18,7 @@ from wev_client.protocol import (
     EntryInfo,
     ResolveRequest,
     ResolveResponse,
+    UpstreamError,
     VariableSpec,
     WevError,
 )
@@ -97,11 +98,13 @@ class Resolver:
         values: dict[str, str] = {}
         entries = []
         for item, (resolution, cached) in zip(prepared, results, strict=True):
+            if len(resolution.values) != len(item.spec.names):
+                raise UpstreamError(
+                    f"{item.spec.label}: {item.plugin.id} returned {len(resolution.values)} "
+                    f"values for {len(item.spec.names)} names (a plugin bug)"
+                )
             values.update(zip(item.spec.names, resolution.values, strict=True))
-            entry = self.cache.entries.get(item.key)
-            entries.append(
-                self._info(item, cached=cached) if entry is None else self._entry_info(item)
-            )
+            entries.append(self._entry_info(item, cached=cached))
         return ResolveResponse(values, tuple(entries), tuple(warnings))
 
     def explain(self, request: ResolveRequest) -> ResolveResponse:
@@ -126,23 +129,21 @@ class Resolver:
         except WevError as error:  # say which variable could not be resolved
             raise type(error)(f"{item.spec.label}: {error.message}", hint=error.hint) from None
 
-    def _entry_info(self, item: Prepared) -> EntryInfo:
+    def _entry_info(self, item: Prepared, *, cached: bool | None = None) -> EntryInfo:
+        """Facts for ``--explain``; ``cached`` says whether this answer came from the cache."""
         entry = self.cache.entries.get(item.key)
         if entry is None:
-            return self._info(item, cached=False)
+            return EntryInfo(item.spec.names, item.plugin.id, item.description, False, None, None)
         facts = self.cache.describe(entry)
+        expires_at, refresh_at = facts["expires_at"], facts["refresh_at"]
         return EntryInfo(
             item.spec.names,
             item.plugin.id,
             item.description,
-            bool(facts["cached"]),
-            facts["expires_at"],  # type: ignore[arg-type]
-            facts["refresh_at"],  # type: ignore[arg-type]
+            bool(facts["cached"]) if cached is None else cached,
+            expires_at if isinstance(expires_at, str) else None,
+            refresh_at if isinstance(refresh_at, str) else None,
         )
-
-    @staticmethod
-    def _info(item: Prepared, *, cached: bool) -> EntryInfo:
-        return EntryInfo(item.spec.names, item.plugin.id, item.description, cached, None, None)
 
 
 def cache_key(plugin_id: str, properties: Mapping[str, object], context: Context) -> str:
