@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import Daemon, User
 
-PLUGIN = '''
+PLUGIN = """
 from wev_daemon.plugins import Plugin, PropertyError, Resolution
 
 
@@ -26,7 +26,7 @@ class PairPlugin(Plugin[tuple[str, str]]):
 
     async def resolve(self, settings, context):
         return Resolution(settings)
-'''
+"""
 
 
 def install_plugin(site: Path) -> None:

@@ -8,15 +8,22 @@ value whole.
 Parsing YAML costs more than the rest of a ``wev`` call, so the merged result
 is cached (``marshal``, in the private runtime folder) under the files' stat
 signatures; an unchanged configuration is never parsed twice. ``yaml`` is
-imported only on a cache miss.
+imported only on a cache miss. A file modified in the last few seconds may be
+modified again without its stat signature changing (timestamps are coarse), so
+no result is cached while any file is that fresh ("racy", as git calls it).
+
+Imported by ``wev_client.cli`` on every call: standard library C modules only.
 """
 
 from __future__ import annotations
 
+import errno
 import marshal
 import os
+import stat
+import time
 
-from wev_client.protocol import ConfigError, VariableSpec
+from wev_client.protocol import ConfigError, VariableSpec, is_variable_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,87 +32,169 @@ if TYPE_CHECKING:
 FILE_NAMES = (".wev.yml", "wev.yml", ".wev.user.yml", "wev.user.yml")
 
 #: Bumped whenever the cached form changes, so stale caches are ignored.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 3
 #: Working folders remembered in the cache file.
 _CACHE_ENTRIES = 64
+#: A cache file larger than this is not ours (64 entries of small configs).
+_MAX_CACHE_BYTES = 16 * 1024 * 1024
+#: A file whose mtime is this close to "now" may change again within the same
+#: timestamp tick (FAT has 2 s ticks, ext4 and APFS a few ms): it is not cached yet.
+_RACY_NS = 2_000_000_000
 #: A configuration file larger than this is refused rather than parsed.
 MAX_FILE_BYTES = 1024 * 1024
 
-Signature = tuple[tuple[str, int, int, int], ...]
+#: Each file that exists: (path, mtime_ns, ctime_ns, size, device, inode).
+Signature = tuple[tuple[str, int, int, int, int, int], ...]
 #: The cached form of a spec: (names, plugin block, sources).
 CachedSpec = tuple[tuple[str, ...], dict[str, object], tuple[str, ...]]
 Cache = dict[tuple[str, str], tuple[Signature, list[CachedSpec]]]
 
 
 def candidate_folders(cwd: str, home: str | None) -> list[str]:
-    """Folders to read, lowest precedence first; home is read once, first."""
-    cwd = os.path.abspath(cwd)
+    """Folders to read, lowest precedence first; home is read once, first.
+
+    Paths are resolved (symlinks followed) so that a home reached through a
+    symlink is still recognised among the working folder's ancestors.
+    """
+    cwd = os.path.realpath(cwd)
     walk = [cwd]
     while (parent := os.path.dirname(walk[-1])) != walk[-1]:
         walk.append(parent)
     walk.reverse()
     if not home:
         return walk
-    home = os.path.abspath(home)
+    home = os.path.realpath(home)
     return [home, *(folder for folder in walk if folder != home)]
 
 
 def signature(folders: list[str]) -> Signature:
-    """Which config files exist, and their identity (mtime, size, inode)."""
+    """Which config files exist, and their identity (mtime, ctime, size, device, inode)."""
     found = []
     for folder in folders:
         for name in FILE_NAMES:
             path = os.path.join(folder, name)
             try:
                 st = os.stat(path)
-            except OSError:
-                continue
-            found.append((path, st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError as error:
+                if error.errno == errno.ELOOP:
+                    raise ConfigError(f"{path}: cannot read: a loop of symbolic links") from None
+                continue  # absent (or a dangling symlink): nothing configured here
+            found.append((path, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_dev, st.st_ino))
     return tuple(found)
 
 
 def load(cwd: str, home: str | None, cache_path: str | None) -> tuple[VariableSpec, ...]:
-    """The merged configuration for ``cwd``, from the cache when files are unchanged."""
+    """The merged configuration for ``cwd``, from the cache when files are unchanged.
+
+    Raises ConfigError, naming the file, for any file that cannot be used.
+    """
     folders = candidate_folders(cwd, home)
+    # The folder list decides the result, and these two ends decide the list.
+    key = (folders[-1], folders[0] if home else "")
     sig = signature(folders)
-    key = (cwd, home or "")
     cache = _read_cache(cache_path) if cache_path else {}
     cached = cache.get(key)
-    if cached is not None and cached[0] == sig:
-        return tuple(VariableSpec(*item) for item in cached[1])
+    if _is_entry(cached) and cached[0] == sig:  # type: ignore[index]
+        return tuple(VariableSpec(*item) for item in cached[1])  # type: ignore[index]
     specs = merge(parse_file(path) for path, *_ in sig)
-    if cache_path:
+    racy = time.time_ns() - _RACY_NS
+    if cache_path and all(max(mtime, ctime) < racy for _, mtime, ctime, *_ in sig):
         cache.pop(key, None)
         cache[key] = (sig, [(s.names, dict(s.plugin), s.sources) for s in specs])
         _write_cache(cache_path, cache)
     return specs
 
 
-def _read_cache(path: str) -> Cache:
+def _private_folder(folder: str) -> bool:
+    """Whether ``folder`` is a folder of this user's that no one else may enter."""
     try:
-        with open(path, "rb") as file:
-            version, entries = marshal.load(file)  # noqa: S302 - our own file, 0700 folder
-    except (OSError, EOFError, ValueError, TypeError):
+        st = os.stat(folder)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def _read_cache(path: str) -> Cache:
+    """The cache, or an empty one if it is missing, corrupt or could have been planted.
+
+    A cache in a folder others can write to could be replaced by theirs, which
+    would choose the plugins (and so the environment) of this user's commands.
+    """
+    if not _private_folder(os.path.dirname(path) or "."):
         return {}
-    return entries if version == _CACHE_FORMAT and isinstance(entries, dict) else {}
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as file:
+            if os.fstat(fd).st_uid != os.getuid():
+                return {}
+            data = file.read(_MAX_CACHE_BYTES + 1)
+    except OSError:
+        return {}
+    if len(data) > _MAX_CACHE_BYTES:
+        return {}
+    try:
+        version, entries = marshal.loads(data)  # noqa: S302 - our own file, private folder
+    except (EOFError, ValueError, TypeError):
+        return {}
+    if version != _CACHE_FORMAT or not isinstance(entries, dict):
+        return {}
+    return entries  # each entry is checked when used: see _is_entry
+
+
+def _is_entry(entry: object) -> bool:
+    """Whether a cache entry has the shape ``load`` relies on (a corrupt one is ignored)."""
+    if not (isinstance(entry, tuple) and len(entry) == 2):
+        return False
+    sig, specs = entry
+    return (
+        isinstance(sig, tuple)
+        and all(
+            isinstance(item, tuple)
+            and len(item) == 6
+            and isinstance(item[0], str)
+            and all(isinstance(number, int) for number in item[1:])
+            for item in sig
+        )
+        and isinstance(specs, list)
+        and all(
+            isinstance(spec, tuple)
+            and len(spec) == 3
+            and isinstance(spec[0], tuple)
+            and bool(spec[0])
+            and all(isinstance(name, str) for name in spec[0])
+            and isinstance(spec[1], dict)
+            and isinstance(spec[2], tuple)
+            and all(isinstance(source, str) for source in spec[2])
+            for spec in specs
+        )
+    )
 
 
 def _write_cache(path: str, cache: Cache) -> None:
     """Write atomically, and only into a folder that is the user's alone."""
-    folder = os.path.dirname(path)
+    folder = os.path.dirname(path) or "."
+    # Born 0700 by mkdir itself (no chmod race); a folder that exists is checked below.
+    # (No contextlib.suppress: this module is on the hot path, contextlib is not.)
+    try:  # noqa: SIM105
+        os.mkdir(folder, 0o700)
+    except OSError:
+        pass
+    if not _private_folder(folder):
+        return
+    while len(cache) > _CACHE_ENTRIES:
+        del cache[next(iter(cache))]
+    temp = f"{path}.{os.getpid()}.tmp"
     try:
-        st = os.stat(folder)
-        if st.st_uid != os.getuid() or st.st_mode & 0o077:
-            return
-        while len(cache) > _CACHE_ENTRIES:
-            del cache[next(iter(cache))]
-        temp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as file:
             marshal.dump((_CACHE_FORMAT, cache), file)
         os.replace(temp, path)
     except (OSError, ValueError):
-        pass  # the cache only saves time; a folder we cannot write is no error
+        # The cache only saves time; a folder we cannot write is no error.
+        try:  # noqa: SIM105
+            os.unlink(temp)
+        except OSError:
+            pass
 
 
 # -- parsing -------------------------------------------------------------------
@@ -113,13 +202,34 @@ def _write_cache(path: str, cache: Cache) -> None:
 
 def parse_file(path: str) -> tuple[str, dict[object, object]]:
     """Read one file into ``(path, mapping)``; raise ConfigError naming the file."""
+    return _parse(path, _read(path))
+
+
+def _read(path: str) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES; ConfigError otherwise."""
     try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
+        # O_NONBLOCK: opening a FIFO named wev.yml must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
-    if len(data) > MAX_FILE_BYTES:
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"{path}: not a regular file")
+        chunks = []
+        size = 0
+        while size <= MAX_FILE_BYTES and (chunk := os.read(fd, MAX_FILE_BYTES + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_FILE_BYTES:
         raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB; not a wev config?")
+    return b"".join(chunks)
+
+
+def _parse(path: str, data: bytes) -> tuple[str, dict[object, object]]:
     from wev_client import yaml_loader  # only on a cache miss: PyYAML costs ~20 ms
 
     try:
@@ -132,7 +242,7 @@ def parse_file(path: str) -> tuple[str, dict[object, object]]:
         return path, {}
     if not isinstance(document, dict):
         raise ConfigError(
-            f"{path}: the top level must be a mapping of variable names, not a {_kind(document)}"
+            f"{path}: the top level must be a mapping of variable names, not {_kind(document)}"
         )
     for key, value in document.items():
         _check_entry(path, key, value)
@@ -144,14 +254,16 @@ def _check_entry(path: str, key: object, value: object) -> None:
         return
     label = _label(key)
     if isinstance(key, tuple):
-        if not key or not all(isinstance(name, str) and _is_name(name) for name in key):
+        if not key or not all(is_variable_name(name) for name in key):
             raise ConfigError(f"{path}: {label}: a list key must hold variable names")
-    elif not (isinstance(key, str) and _is_name(key)):
+        if len(set(key)) != len(key):
+            raise ConfigError(f"{path}: {label}: a list key must not repeat a name")
+    elif not is_variable_name(key):
         raise ConfigError(f"{path}: {label}: a key must be a variable name or a list of names")
     if not isinstance(value, dict):
         raise ConfigError(
             f"{path}: {label}: the value must be a mapping with a 'plugin' block, "
-            f"not a {_kind(value)}"
+            f"not {_kind(value)}"
         )
     if "plugin" in value and not isinstance(value["plugin"], dict):
         raise ConfigError(f"{path}: {label}: 'plugin' must be a mapping with an 'id'")
@@ -162,13 +274,18 @@ def _is_meta(key: object) -> bool:
     return isinstance(key, str) and len(key) > 4 and key.startswith("__") and key.endswith("__")
 
 
-def _is_name(name: str) -> bool:
-    return bool(name) and "=" not in name and "\0" not in name
-
-
 def _kind(value: object) -> str:
-    kinds: dict[type, str] = {dict: "mapping", list: "list", tuple: "list", str: "string"}
-    return kinds.get(type(value), type(value).__name__)
+    kinds: dict[type, str] = {
+        dict: "a mapping",
+        list: "a list",
+        tuple: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "an empty value",
+    }
+    return kinds.get(type(value), f"a {type(value).__name__}")
 
 
 def _label(key: object) -> str:

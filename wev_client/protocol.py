@@ -159,6 +159,10 @@ def error_from_json(body: object) -> WevError:
 # types the protocol uses; NaN and Infinity are refused.
 
 
+class NotJSON(ProtocolError, ValueError):
+    """A value JSON cannot carry (NaN, Infinity); a ValueError too, as ``json`` raises."""
+
+
 class _ScannerContext:
     strict = True
     object_hook = None
@@ -175,17 +179,18 @@ class _ScannerContext:
         raise ValueError(f"{name} is not allowed")
 
 
-def loads(data: bytes | str) -> object:
+def loads(data: bytes | bytearray | memoryview | str) -> object:
     """Decode one JSON document; raise ProtocolError if it is not valid JSON."""
     try:
-        text = data.decode() if isinstance(data, bytes) else data
+        text = data if isinstance(data, str) else bytes(data).decode()
         context = _ScannerContext()
         scan = _json.make_scanner(context)  # type: ignore[arg-type]  # duck-typed context
         start = len(text) - len(text.lstrip(" \t\n\r"))
         value, end = scan(text, start)
         if text[end:].strip(" \t\n\r"):
             raise ValueError("extra data after the document")
-    except (ValueError, StopIteration, UnicodeDecodeError, RecursionError):
+    except (ValueError, TypeError, StopIteration, RecursionError):
+        # ValueError covers UnicodeDecodeError and json's JSONDecodeError.
         raise ProtocolError("the message is not valid JSON") from None
     return value
 
@@ -213,14 +218,14 @@ def _encode(value: object, out: list[str]) -> None:
         out.append(int.__repr__(value))
     elif isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("NaN and Infinity cannot be sent")
+            raise NotJSON("NaN and Infinity cannot be sent")
         out.append(float.__repr__(value))
     elif isinstance(value, dict):
         out.append("{")
         for index, (key, item) in enumerate(value.items()):
             if index:
                 out.append(",")
-            out.append(_quote(str(key)))
+            out.append(_quote(_key(key)))
             out.append(":")
             _encode(item, out)
         out.append("}")
@@ -235,21 +240,58 @@ def _encode(value: object, out: list[str]) -> None:
         raise TypeError(f"{type(value).__name__} cannot be sent")
 
 
+def _key(key: object) -> str:
+    # As json does: true, false and null for those keys; other keys as text.
+    if key is True:
+        return "true"
+    if key is False:
+        return "false"
+    if key is None:
+        return "null"
+    return key if isinstance(key, str) else str(key)
+
+
 # -- messages ------------------------------------------------------------------
+#
+# ``from_json`` validates the shape of what arrives and raises ProtocolError,
+# never another exception; fields it does not know are ignored.
 
 
-def _expect(value: object, kind: type, what: str) -> object:
+def is_variable_name(name: object) -> bool:
+    """Whether ``name`` can be set in an environment (``execve`` refuses ``=`` and NUL)."""
+    return isinstance(name, str) and bool(name) and "=" not in name and "\0" not in name
+
+
+def _expect(value: object, kind: type | tuple[type, ...], what: str) -> object:
     if not isinstance(value, kind):
-        raise ProtocolError(f"{what} must be a {kind.__name__}")
+        names = kind.__name__ if isinstance(kind, type) else kind[0].__name__
+        raise ProtocolError(f"{what} must be a {names}")
     return value
 
 
-def _str_list(value: object, what: str) -> tuple[str, ...]:
-    items = _expect(value, list, what)
-    assert isinstance(items, list)
-    if not items or not all(isinstance(item, str) for item in items):
-        raise ProtocolError(f"{what} must be a non-empty list of strings")
+def _str_list(value: object, what: str, *, empty: bool = False) -> tuple[str, ...]:
+    items = _expect(value, (list, tuple), what)
+    assert isinstance(items, list | tuple)
+    if (not items and not empty) or not all(isinstance(item, str) for item in items):
+        qualifier = "" if empty else "non-empty "
+        raise ProtocolError(f"{what} must be a {qualifier}list of strings")
     return tuple(items)
+
+
+def _names(value: object, what: str) -> tuple[str, ...]:
+    names = _str_list(value, what)
+    if not all(is_variable_name(name) for name in names):
+        raise ProtocolError(f"{what} must be variable names (no '=' or NUL)")
+    return names
+
+
+def _optional(item: Mapping[str, object], field: str, kind: type, default: object) -> object:
+    value = item.get(field)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise ProtocolError(f"{field!r} must be a {kind.__name__}")
+    return value
 
 
 class VariableSpec:
@@ -272,6 +314,18 @@ class VariableSpec:
     def __repr__(self) -> str:
         return f"VariableSpec(names={self.names!r}, plugin_id={self.plugin.get('id')!r})"
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VariableSpec):
+            return NotImplemented
+        return (self.names, dict(self.plugin), self.sources) == (
+            other.names,
+            dict(other.plugin),
+            other.sources,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.names, self.sources))
+
     @property
     def label(self) -> str:
         """The key as the user wrote it: ``NAME`` or ``[A, B]``."""
@@ -290,11 +344,11 @@ class VariableSpec:
         assert isinstance(item, dict)
         plugin = _expect(item.get("plugin"), dict, "a variable's plugin")
         assert isinstance(plugin, dict)
-        sources = item.get("sources", [])
+        sources = item.get("sources")
         return cls(
-            _str_list(item.get("names"), "a variable's names"),
+            _names(item.get("names"), "a variable's names"),
             plugin,
-            _str_list(sources, "a variable's sources") if sources else (),
+            () if sources is None else _str_list(sources, "a variable's sources", empty=True),
         )
 
 
@@ -311,6 +365,13 @@ class ResolveRequest:
         # The environment can hold AWS secret keys: never print it.
         return f"ResolveRequest(variables={self.variables!r}, env_keys={sorted(self.env)!r})"
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResolveRequest):
+            return NotImplemented
+        return (self.variables, dict(self.env)) == (other.variables, dict(other.env))
+
+    __hash__ = None  # type: ignore[assignment]  # holds mappings
+
     def to_json(self) -> dict[str, object]:
         return {"variables": [v.to_json() for v in self.variables], "env": dict(self.env)}
 
@@ -319,7 +380,7 @@ class ResolveRequest:
         body = _expect(data, dict, "the request")
         assert isinstance(body, dict)
         variables = _expect(body.get("variables"), list, "variables")
-        env = _expect(body.get("env", {}), dict, "env")
+        env = _optional(body, "env", dict, {})
         assert isinstance(variables, list) and isinstance(env, dict)
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise ProtocolError("env must map names to strings")
@@ -352,6 +413,20 @@ class EntryInfo:
         self.expires_at = expires_at
         self.refresh_at = refresh_at
 
+    def __repr__(self) -> str:
+        return (
+            f"EntryInfo(names={self.names!r}, plugin_id={self.plugin_id!r}, "
+            f"cached={self.cached!r}, expires_at={self.expires_at!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EntryInfo):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:
+        return hash((self.names, self.plugin_id))
+
     def to_json(self) -> dict[str, object]:
         return {
             "names": list(self.names),
@@ -366,18 +441,23 @@ class EntryInfo:
     def from_json(cls, data: object) -> EntryInfo:
         item = _expect(data, dict, "an entry")
         assert isinstance(item, dict)
+        plugin_id = _optional(item, "plugin", str, "")
+        description = _optional(item, "description", str, "")
+        cached = _optional(item, "cached", bool, False)
+        expires_at = _optional(item, "expires_at", str, None)
+        refresh_at = _optional(item, "refresh_at", str, None)
+        assert isinstance(plugin_id, str) and isinstance(description, str)
+        assert isinstance(cached, bool)
+        assert expires_at is None or isinstance(expires_at, str)
+        assert refresh_at is None or isinstance(refresh_at, str)
         return cls(
-            _str_list(item.get("names"), "an entry's names"),
-            str(item.get("plugin", "")),
-            str(item.get("description", "")),
-            bool(item.get("cached")),
-            _optional_str(item.get("expires_at")),
-            _optional_str(item.get("refresh_at")),
+            _names(item.get("names"), "an entry's names"),
+            plugin_id,
+            description,
+            cached,
+            expires_at,
+            refresh_at,
         )
-
-
-def _optional_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 class ResolveResponse:
@@ -398,6 +478,17 @@ class ResolveResponse:
     def __repr__(self) -> str:
         return f"ResolveResponse(names={sorted(self.values)!r}, warnings={self.warnings!r})"
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResolveResponse):
+            return NotImplemented
+        return (dict(self.values), self.entries, self.warnings) == (
+            dict(other.values),
+            other.entries,
+            other.warnings,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # holds mappings
+
     def to_json(self) -> dict[str, object]:
         return {
             "values": dict(self.values),
@@ -409,15 +500,15 @@ class ResolveResponse:
     def from_json(cls, data: object) -> ResolveResponse:
         body = _expect(data, dict, "the response")
         assert isinstance(body, dict)
-        values = _expect(body.get("values", {}), dict, "values")
+        values = _optional(body, "values", dict, {})
         assert isinstance(values, dict)
-        if not all(isinstance(v, str) for v in values.values()):
-            raise ProtocolError("values must be strings")
-        entries = _expect(body.get("entries", []), list, "entries")
-        warnings = _expect(body.get("warnings", []), list, "warnings")
-        assert isinstance(entries, list) and isinstance(warnings, list)
-        return cls(
-            values,
-            tuple(EntryInfo.from_json(e) for e in entries),
-            tuple(str(w) for w in warnings),
-        )
+        # The client puts these in the environment of an exec: execve refuses
+        # a name with '=' or a NUL in either, which must not surface as a crash.
+        if not all(
+            is_variable_name(k) and isinstance(v, str) and "\0" not in v for k, v in values.items()
+        ):
+            raise ProtocolError("values must map variable names to strings without NUL")
+        entries = _optional(body, "entries", list, [])
+        assert isinstance(entries, list)
+        warnings = _str_list(body.get("warnings", []), "warnings", empty=True)
+        return cls(values, tuple(EntryInfo.from_json(e) for e in entries), warnings)

@@ -11,13 +11,20 @@ from __future__ import annotations
 import datetime
 
 import yaml
+from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.parser import ParserError
+from yaml.reader import ReaderError
+from yaml.scanner import ScannerError
 
 YAMLError = yaml.YAMLError
+_SYNTAX_ERRORS = (ScannerError, ParserError, ComposerError)
 
 #: Most values a file may expand to once aliases are followed.
 MAX_VALUES = 100_000
+
+_INF = float("inf")
 
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -50,6 +57,10 @@ class TooLarge(YAMLError):
     """The document expands to more than MAX_VALUES values."""
 
 
+class Unsupported(YAMLError):
+    """A value that cannot travel to the daemon as JSON (NaN, infinity)."""
+
+
 def load(data: bytes) -> object:
     """Parse one document into plain data (dict, tuple keys, list, str, int, ...)."""
     document = yaml.load(data, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
@@ -66,6 +77,8 @@ def _plain(value: object, budget: list[int]) -> object:
         return tuple(_plain(item, budget) for item in value)
     if isinstance(value, list | set):
         return [_plain(item, budget) for item in value]
+    if isinstance(value, float) and (value != value or value in (_INF, -_INF)):
+        raise Unsupported(f"{value} is not a supported value (NaN and infinity cannot be sent)")
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, datetime.date):
@@ -77,8 +90,15 @@ def _plain(value: object, budget: list[int]) -> object:
 
 def describe(error: YAMLError) -> str:
     """One line: what is wrong and where (1-based line and column)."""
+    first_line = (str(error).splitlines() or [type(error).__name__])[0]
+    if isinstance(error, ReaderError):
+        return f"not a UTF-8 text file: {first_line}"
     mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    problem = getattr(error, "problem", None) or first_line
+    context = getattr(error, "context", None)
+    if context:
+        problem = f"{context}, {problem}"
     if mark is not None:
-        return f"line {mark.line + 1}, column {mark.column + 1}: YAML syntax error: {problem}"
+        kind = "YAML syntax error" if isinstance(error, _SYNTAX_ERRORS) else "YAML error"
+        return f"line {mark.line + 1}, column {mark.column + 1}: {kind}: {problem}"
     return f"YAML error: {problem}"

@@ -1,0 +1,145 @@
+"""The client's hot path stays cheap: what ``wev CMD`` imports (see PERF.md).
+
+Each check runs a fresh ``python -c`` and compares its ``sys.modules`` with
+that of ``python -c pass`` in the same venv and environment, so only the
+modules wev adds are judged (site may import things such as ``_distutils_hack``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+#: Modules whose import costs more than a whole cached ``wev`` call, or that
+#: belong to the daemon. A submodule counts as its package.
+FORBIDDEN = (
+    "json",
+    "re",
+    "socket",
+    "argparse",
+    "pathlib",
+    "subprocess",
+    "yaml",
+    "typing",
+    "dataclasses",
+    "asyncio",
+    "aiohttp",
+    "botocore",
+    "aiobotocore",
+    "wev_daemon",
+)
+
+PRINT_MODULES = "import sys; print('\\n'.join(sorted(sys.modules)))"
+
+
+def modules_after(code: str, env: dict[str, str], cwd: Path) -> set[str]:
+    """``sys.modules`` after running ``code`` in a fresh interpreter."""
+    result = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{PRINT_MODULES}"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def forbidden_in(modules: set[str]) -> list[str]:
+    return sorted(
+        name
+        for name in modules
+        if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN)
+    )
+
+
+class Setup:
+    """A project with one wev.yml, a private runtime folder and a clean environment."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.home = root / "home"
+        self.project = root / "project"
+        self.runtime = root / "run"
+        self.home.mkdir()
+        self.project.mkdir()
+        self.runtime.mkdir(mode=0o700)
+        (self.project / "wev.yml").write_text("[A, B]: {plugin: {id: wev-echo, values: [a, b]}}\n")
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "XDG_RUNTIME_DIR": str(self.runtime),
+            "LANG": "C.UTF-8",
+        }
+        self.baseline = modules_after("pass", self.env, self.project)
+
+    def added_by(self, code: str) -> set[str]:
+        return modules_after(code, self.env, self.project) - self.baseline
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    return Setup(tmp_path)
+
+
+LOAD = textwrap.dedent(
+    """\
+    import os
+    from wev_client import cli, config, paths
+    config._RACY_NS = 0  # the file was written a moment ago: let it be cached
+    specs = config.load(os.getcwd(), os.environ["HOME"], paths.config_cache_path(os.environ))
+    assert [spec.names for spec in specs] == [("A", "B")], specs
+    """
+)
+
+
+def test_importing_the_cli_adds_no_costly_module(setup: Setup) -> None:
+    added = setup.added_by("import wev_client.cli")
+
+    assert "wev_client.cli" in added
+    assert forbidden_in(added) == []
+
+
+def test_the_console_entry_point_adds_no_costly_module(setup: Setup) -> None:
+    added = setup.added_by("import wev_client.__main__")
+
+    assert forbidden_in(added) == []
+
+
+def test_a_cached_config_load_adds_no_costly_module(setup: Setup) -> None:
+    first = setup.added_by(LOAD)
+    assert "yaml" in first, "the first load parses (else this test proves nothing)"
+    assert (setup.runtime / "wev" / "config-cache").is_file()
+
+    added = setup.added_by(LOAD)
+
+    assert forbidden_in(added) == []
+    assert "wev_client.yaml_loader" not in added
+    assert "platformdirs" not in added, "a private XDG_RUNTIME_DIR needs no platformdirs"
+
+
+def test_the_version_command_adds_no_costly_module(setup: Setup) -> None:
+    code = textwrap.dedent(
+        """\
+        import contextlib, io
+        from wev_client import cli
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(["--version"], {}) == 0
+        """
+    )
+
+    assert forbidden_in(setup.added_by(code)) == []
+
+
+def test_the_check_can_fail(setup: Setup) -> None:
+    # The helper really sees what a child imports.
+    found = forbidden_in(setup.added_by("import json, wev_daemon"))
+
+    assert {"json", "json.decoder", "re", "wev_daemon"} <= set(found)
