@@ -310,3 +310,26 @@ def test_an_outdated_daemon_is_replaced_after_an_upgrade(user: User) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == "upgraded||"
     assert status["version"] != "0.0.1" and status["pid"] != old.pid
+
+
+def test_substitution_is_one_pass_and_only_for_resolved_names(user: User, daemon: Daemon) -> None:
+    user.write("work/project/wev.yml", echo("A", "'${B}'") + echo("B", "secret"))
+
+    result = user.wev("printf", "%s|%s|%s", "${A}", "x${B}y", "${HOME}")
+
+    assert result.stdout == "${B}|xsecrety|${HOME}"
+
+
+def test_a_deleted_working_folder_is_a_clear_error(user: User) -> None:
+    gone = user.root / "gone"
+    gone.mkdir()
+    process = subprocess.Popen(
+        ["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "{WEV}" true'],
+        env=user.env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 64
+    assert "working folder is gone" in stderr and "Traceback" not in stderr

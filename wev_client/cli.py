@@ -157,7 +157,11 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
     if options.action == "status":
         return show_status(options, environ)
 
-    specs = config.load(os.getcwd(), environ.get("HOME"), _cache_path(environ, log))
+    try:
+        cwd = os.getcwd()
+    except OSError as error:
+        raise UsageError(f"the working folder is gone: {error.strerror}") from None
+    specs = config.load(cwd, environ.get("HOME"), _cache_path(environ, log))
     log.debug(f"{len(specs)} configured entries")
     request = ResolveRequest(specs, context_env(environ))
     if options.action == "explain":
@@ -191,10 +195,20 @@ def substitute(command: Sequence[str], values: Mapping[str, str]) -> list[str]:
         return list(command)
     expanded = []
     for arg in command:
-        if "${" in arg:
-            for name, value in values.items():
-                arg = arg.replace("${" + name + "}", value)
-        expanded.append(arg)
+        parts = []
+        start = 0
+        while (opening := arg.find("${", start)) >= 0:
+            closing = arg.find("}", opening + 2)
+            name = arg[opening + 2 : closing] if closing >= 0 else ""
+            if name not in values:  # not ours: leave it, and look after the "${"
+                parts.append(arg[start : opening + 2])
+                start = opening + 2
+                continue
+            parts.append(arg[start:opening])
+            parts.append(values[name])  # never rescanned: a value may hold "${"
+            start = closing + 1
+        parts.append(arg[start:])
+        expanded.append("".join(parts))
     return expanded
 
 

@@ -43,9 +43,18 @@ def explain(
     return _ask(protocol.EXPLAIN_ROUTE, request, environ, debug, start=False)
 
 
+def _socket_path(environ: Mapping[str, str]) -> str:
+    try:
+        return paths.socket_path(environ)
+    except OSError as error:  # platformdirs found no private runtime folder
+        raise DaemonUnavailable(
+            f"no place for the daemon's socket: {error}", hint="set XDG_RUNTIME_DIR or WEV_SOCKET"
+        ) from None
+
+
 def status(environ: Mapping[str, str]) -> dict[str, object]:
     """The running daemon's status document; DaemonUnavailable when none runs."""
-    path = paths.socket_path(environ)
+    path = _socket_path(environ)
     try:
         code, body = transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
     except transport.NotListening:
@@ -67,7 +76,11 @@ def _ask(
     if no_daemon(environ):
         debug("WEV_NO_DAEMON is set: resolving in this process")
         return _in_process(route, request)
-    path = paths.socket_path(environ)
+    try:
+        path = _socket_path(environ)
+    except DaemonUnavailable as unavailable:
+        debug(f"{unavailable}: answering from this process")
+        return _in_process(route, request)
     body = request.to_json()
     try:
         code, answer = transport.request(path, "POST", route, body, version=__version__)

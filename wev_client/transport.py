@@ -89,7 +89,9 @@ def _parse_response(raw: bytes) -> tuple[int, object]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
         if name == b"content-length":
-            body = body[: int(value.strip() or 0)]
+            if not value.strip().isdigit():
+                raise ProtocolError("the daemon's answer has a bad Content-Length")
+            body = body[: int(value.strip())]
         elif name == b"transfer-encoding" and value.strip().lower() != b"identity":
             raise ProtocolError("the daemon's answer uses an unsupported transfer encoding")
     return status, protocol.loads(body) if body else None
