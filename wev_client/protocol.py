@@ -27,6 +27,8 @@ CLIENT_VERSION_HEADER = "Wev-Client-Version"
 
 #: Largest request body the daemon reads; a real request is a few kilobytes.
 MAX_REQUEST_BYTES = 1024 * 1024
+#: Most configured entries one request may carry (a real project has a handful).
+MAX_VARIABLES = 1000
 
 #: The client's environment variables that decide which AWS identity, region and
 #: endpoint a plugin uses. The client sends these; the daemon never uses its own.
@@ -382,6 +384,8 @@ class ResolveRequest:
         variables = _expect(body.get("variables"), list, "variables")
         env = _optional(body, "env", dict, {})
         assert isinstance(variables, list) and isinstance(env, dict)
+        if len(variables) > MAX_VARIABLES:
+            raise ProtocolError(f"a request may hold at most {MAX_VARIABLES} variables")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise ProtocolError("env must map names to strings")
         return cls(tuple(VariableSpec.from_json(v) for v in variables), env)

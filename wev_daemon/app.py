@@ -36,6 +36,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Deepest nesting a request may have; real ones have five levels. Deeper
 #: documents fail before recursion does, anywhere a handler walks them.
 MAX_REQUEST_DEPTH = 64
+#: Longest a client may take to send its body; headers are bounded by the
+#: server's keep-alive timeout (see ``server``).
+BODY_TIMEOUT = 10.0
+
+
+class SlowRequest(ProtocolError):
+    """The client sent its request too slowly."""
+
+    code = "timeout"
+    http_status = 408
 
 
 class UnsupportedVersion(VersionMismatch):
@@ -119,7 +129,12 @@ async def _read_request(request: web.Request) -> ResolveRequest:
                 hint="restarting it",
             )
         log.debug("client %s talks to daemon %s", client_version, __version__)
-    body = protocol.loads(await request.read())
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time
+            raw = await request.read()
+    except TimeoutError:
+        raise SlowRequest(f"the request body did not arrive within {BODY_TIMEOUT:.0f} s") from None
+    body = protocol.loads(raw)
     _check_depth(body)
     return ResolveRequest.from_json(body)
 

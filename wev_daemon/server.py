@@ -27,6 +27,8 @@ from wev_daemon.app import STOP
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 5.0
+#: A connection that has not sent a whole request for this long is closed.
+CONNECTION_IDLE_TIMEOUT = 10.0
 #: How long a daemon still bound to the socket has to accept our probe.
 PROBE_TIMEOUT = 1.0
 
@@ -130,7 +132,14 @@ async def serve(app: web.Application, sock: socket.socket, path: str) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    # keepalive_timeout also closes a connection whose request never completes
+    # (slowloris); the body has its own timeout in ``app``.
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        keepalive_timeout=CONNECTION_IDLE_TIMEOUT,
+    )
     await runner.setup()
     inode = os.stat(path).st_ino
     try:
