@@ -30,6 +30,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log verbosity on stderr (default INFO); values are never logged",
     )
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="longest a client waits for AWS before it gets an error (default 20); "
+        "the fetch goes on in the background",
+    )
     parser.add_argument("--version", action="version", version=f"wev-daemon {__version__}")
     return parser.parse_args(argv)
 
@@ -50,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         del os.environ[name]
     try:
         path = os.path.abspath(args.socket or paths.socket_path(os.environ))
-        return asyncio.run(_run(path))
+        return asyncio.run(_run(path, wait_timeout=args.wait_timeout))
     except WevError as error:
         print(f"wev-daemon: {error}", file=sys.stderr)
         return error.exit_status
@@ -61,18 +69,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-async def _run(path: str) -> int:
+async def _run(path: str, *, wait_timeout: float) -> int:
     # Imported here so that `wev-daemon --help` stays quick.
     from wev_daemon import server
     from wev_daemon.app import make_app
-    from wev_daemon.cache import TokenCache
+    from wev_daemon.cache import Policy, TokenCache
     from wev_daemon.resolver import Resolver
 
     server.ensure_private_folder(os.path.dirname(path) or ".")
     lock = server.take_lock(path)
     try:
         sock = server.bind_socket(path)
-        app = make_app(resolver=Resolver(cache=TokenCache()), socket_path=path)
+        app = make_app(resolver=Resolver(cache=TokenCache(policy=Policy(fetch_timeout=wait_timeout))), socket_path=path)
         await server.serve(app, sock, path)
     finally:
         os.close(lock)
