@@ -111,12 +111,14 @@ class User:
 class Daemon:
     """A real ``wev-daemon`` process on the user's socket."""
 
-    def __init__(self, user: User, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, user: User, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.user = user
         self.stderr_path = user.root / f"daemon-{time.monotonic_ns()}.log"
         with self.stderr_path.open("w") as log:
             self.process = subprocess.Popen(
-                [WEV_DAEMON, "--socket", user.socket, "--log-level", "DEBUG"],
+                [WEV_DAEMON, "--socket", user.socket, "--log-level", "DEBUG", *args],
                 env={**user.env, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -187,9 +189,27 @@ def user(fake: FakeCodeArtifact) -> Iterator[User]:
     person = User(root, fake.url)
     try:
         yield person
+        kill_daemons_of(person)
+        assert_no_token_on_disk(root, fake)
     finally:
         kill_daemons_of(person)
-        shutil.rmtree(root, ignore_errors=True)
+        if not os.environ.get("WEV_TEST_KEEP"):  # set it to look at a failed test's files
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def assert_no_token_on_disk(root: Path, fake: FakeCodeArtifact) -> None:
+    """After every test: no issued token in any file of its HOME, runtime, state or logs."""
+    tokens = [token.encode() for token in fake.issued]
+    if not tokens:
+        return
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            try:
+                content = path.read_bytes()
+            except OSError:
+                continue
+            leaked = [token for token in tokens if token in content]
+            assert not leaked, f"a token was written to {path}"
 
 
 @pytest.fixture

@@ -84,15 +84,20 @@ def _ask(
     body = request.to_json()
     try:
         code, answer = transport.request(path, "POST", route, body, version=__version__)
-    except transport.NotListening:
+    except (transport.NotListening, transport.DaemonGone) as absent:
+        # No daemon, or it died while answering (killed, crashed): start one, ask once more.
         if not start:
-            debug(f"no daemon at {path}: answering from this process")
+            debug(f"{absent}: answering from this process")
             return _in_process(route, request)
-        debug(f"no daemon at {path}: starting one")
+        debug(f"{absent}: starting a daemon")
         if not start_daemon(path, environ, debug):
             debug("the daemon could not start: resolving in this process")
             return _in_process(route, request)
-        code, answer = transport.request(path, "POST", route, body, version=__version__)
+        try:
+            code, answer = transport.request(path, "POST", route, body, version=__version__)
+        except (transport.NotListening, transport.DaemonGone) as again:
+            debug(f"{again}, once more: resolving in this process")
+            return _in_process(route, request)
     if code != 200:
         error = protocol.error_from_json(answer)
         if not isinstance(error, protocol.VersionMismatch) or not start:
@@ -227,7 +232,7 @@ def _last_line(log_path: str) -> str:
 def _listening(path: str) -> bool:
     try:
         transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
-    except transport.NotListening:
+    except (transport.NotListening, transport.DaemonGone):
         return False
     except WevError:
         return True  # something answers; the real request will tell what

@@ -29,6 +29,13 @@ class NotListening(WevError):
     exit_status = 69
 
 
+class DaemonGone(WevError):
+    """The daemon closed the connection without answering (it died or was killed)."""
+
+    code = "daemon_gone"
+    exit_status = 69
+
+
 def request(
     path: str, method: str, route: str, body: object = None, *, version: str = ""
 ) -> tuple[int, object]:
@@ -58,7 +65,7 @@ def request(
                 hint="see `wev --status`",
             ) from None
         except OSError as error:
-            raise WevError(f"the daemon closed the connection: {error.strerror}") from None
+            raise DaemonGone(f"the daemon closed the connection: {error.strerror}") from None
     finally:
         sock.close()
     return _parse_response(raw)
@@ -76,6 +83,8 @@ def _read_all(sock: _socket.socket) -> bytes:
 
 
 def _parse_response(raw: bytes) -> tuple[int, object]:
+    if not raw:
+        raise DaemonGone("the daemon closed the connection without answering")
     head, separator, body = raw.partition(b"\r\n\r\n")
     status_line, *header_lines = head.split(b"\r\n")
     parts = status_line.split(b" ", 2)
