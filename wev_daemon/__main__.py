@@ -1,4 +1,8 @@
-"""`wev-daemon` command line: arguments, logging, and the run."""
+"""`wev-daemon` command line: arguments, logging, and the run.
+
+The daemon serves on a socket handed over by systemd or launchd when started
+as a service (``activation``), else on one it binds itself.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,24 @@ from collections.abc import Sequence
 
 from wev_client import __version__, paths
 from wev_client.protocol import WevError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from wev_daemon.activation import Inherited, Notifier
+
+log = logging.getLogger("wev_daemon")
+
+#: ``--idle-exit`` when a service manager holds the socket and starts the daemon again.
+ACTIVATED_IDLE_EXIT = 4 * 3600.0
+#: syslog priorities for journald's "<N>" line prefix (sd-daemon(3)).
+JOURNAL_PRIORITY = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -38,6 +60,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="longest a client waits for AWS before it gets an error (default 20); "
         "the fetch goes on in the background",
     )
+    parser.add_argument(
+        "--idle-exit",
+        type=_seconds,
+        metavar="SECONDS",
+        help="exit after this long without a request, 0 for never (default: "
+        f"{ACTIVATED_IDLE_EXIT / 3600:.0f} h on a socket from systemd or launchd, else never)",
+    )
+    parser.add_argument(
+        "--idle-exit-with-entries",
+        action="store_true",
+        help="exit when idle even while holding tokens that it keeps fresh",
+    )
     parser.add_argument("--version", action="version", version=f"wev-daemon {__version__}")
     return parser.parse_args(argv)
 
@@ -45,11 +79,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s wev-daemon[%(process)d] %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _log_to_stderr(args.log_level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     # The daemon resolves in each client's AWS context, never its own: drop
@@ -57,8 +87,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in [name for name in os.environ if name.startswith("AWS_")]:
         del os.environ[name]
     try:
-        path = os.path.abspath(args.socket or paths.socket_path(os.environ))
-        return asyncio.run(_run(path, wait_timeout=args.wait_timeout))
+        from wev_daemon import activation
+
+        # Taken out of the environment first: nothing the daemon starts may see them.
+        notifier = activation.Notifier.from_environ(os.environ)
+        inherited = activation.inherited_sockets(os.environ)
+        if inherited:
+            path = inherited[0].path
+            if args.socket and os.path.abspath(args.socket) != path:
+                log.warning("serving the socket from %s, not --socket", inherited[0].manager)
+        else:
+            path = os.path.abspath(args.socket or paths.socket_path(os.environ))
+        idle_exit = args.idle_exit
+        if idle_exit is None:
+            idle_exit = ACTIVATED_IDLE_EXIT if inherited else 0.0
+        return asyncio.run(
+            _run(
+                path,
+                inherited,
+                notifier,
+                wait_timeout=args.wait_timeout,
+                idle_exit=idle_exit,
+                idle_exit_with_entries=args.idle_exit_with_entries,
+            )
+        )
     except WevError as error:
         print(f"wev-daemon: {error}", file=sys.stderr)
         return error.exit_status
@@ -69,22 +121,83 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-async def _run(path: str, *, wait_timeout: float) -> int:
+async def _run(
+    path: str,
+    inherited: list[Inherited],
+    notifier: Notifier,
+    *,
+    wait_timeout: float,
+    idle_exit: float,
+    idle_exit_with_entries: bool,
+) -> int:
     # Imported here so that `wev-daemon --help` stays quick.
     from wev_daemon import server
     from wev_daemon.app import make_app
     from wev_daemon.cache import Policy, TokenCache
     from wev_daemon.resolver import Resolver
 
-    server.ensure_private_folder(os.path.dirname(path) or ".")
-    lock = server.take_lock(path)
+    lock = None
+    if inherited:
+        socks = [item.sock for item in inherited]
+        if path.startswith("/"):
+            server.ensure_private_folder(os.path.dirname(path))
+            try:
+                lock = server.take_lock(path)
+            except server.AlreadyRunning as error:
+                # The service manager bound the path, so that daemon lost it and
+                # no client reaches it any more; serving is right, failing would
+                # only make the service manager restart us in a loop.
+                log.warning("%s; serving the socket from %s anyway", error, inherited[0].manager)
+    else:
+        server.ensure_private_folder(os.path.dirname(path) or ".")
+        lock = server.take_lock(path)
     try:
-        sock = server.bind_socket(path)
-        app = make_app(resolver=Resolver(cache=TokenCache(policy=Policy(fetch_timeout=wait_timeout))), socket_path=path)
-        await server.serve(app, sock, path)
+        if not inherited:
+            socks = [server.bind_socket(path)]
+        policy = Policy(fetch_timeout=wait_timeout)
+        app = make_app(resolver=Resolver(cache=TokenCache(policy=policy)), socket_path=path)
+        await server.serve(
+            app,
+            socks,
+            path,
+            owned=not inherited,
+            notifier=notifier,
+            idle=server.IdleExit(idle_exit, with_entries=idle_exit_with_entries),
+        )
     finally:
-        os.close(lock)
+        if lock is not None:
+            os.close(lock)
     return 0
+
+
+class _JournalFormatter(logging.Formatter):
+    """journald timestamps and tags each line itself; "<N>" sets its priority."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = JOURNAL_PRIORITY.get(record.levelname, 6)
+        return "\n".join(f"<{priority}>{line}" for line in super().format(record).splitlines())
+
+
+def _log_to_stderr(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if _stderr_is_journal():
+        handler.setFormatter(_JournalFormatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s wev-daemon[%(process)d] %(levelname)s %(name)s: %(message)s"
+            )
+        )
+    logging.basicConfig(level=level, handlers=[handler])
+
+
+def _stderr_is_journal() -> bool:
+    """Whether systemd connected stderr to the journal (``$JOURNAL_STREAM``, systemd.exec(5))."""
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return os.environ.get("JOURNAL_STREAM") == f"{st.st_dev}:{st.st_ino}"
 
 
 if __name__ == "__main__":

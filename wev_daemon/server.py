@@ -6,6 +6,12 @@ beside the socket makes a second daemon on the same path exit with a clear
 message, and so does a daemon still answering on the socket when the lock file
 is gone; a socket file left by a dead daemon is replaced. SIGTERM or SIGINT
 stop accepting, drain requests, cancel the refresher and remove the socket.
+
+A socket handed over by systemd or launchd (``activation``) is served the same
+way but never removed: the service manager owns it and keeps listening, so the
+next client starts the daemon again. That is what makes ``IdleExit`` safe.
+
+Imported by ``wev_daemon.__main__`` only.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ import os
 import signal
 import socket
 import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from wev_client.protocol import WevError
-from wev_daemon.app import STOP
+from wev_daemon.activation import Notifier
+from wev_daemon.app import RESOLVER, STOP, Handler
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,10 @@ SHUTDOWN_TIMEOUT = 5.0
 CONNECTION_IDLE_TIMEOUT = 10.0
 #: How long a daemon still bound to the socket has to accept our probe.
 PROBE_TIMEOUT = 1.0
+BACKLOG = 256
+#: How often an idle daemon kept up by its entries looks again (the cache drops
+#: entries unused for ``Policy.idle_after``).
+IDLE_RECHECK = 60.0
 
 
 class AlreadyRunning(WevError):
@@ -101,7 +114,7 @@ def bind_socket(path: str) -> socket.socket:
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
-    sock.listen(256)
+    sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -119,10 +132,58 @@ def _accepts(path: str) -> bool:
         return True
 
 
-async def serve(app: web.Application, sock: socket.socket, path: str) -> None:
-    """Serve until SIGTERM/SIGINT, then shut down in order and remove the socket."""
+@dataclass(frozen=True)
+class IdleExit:
+    """Exit after ``after`` seconds without a request (0: never).
+
+    Unless ``with_entries``, not while the cache holds entries it keeps fresh:
+    their tokens would be lost and fetched again by the next client.
+    """
+
+    after: float = 0.0
+    with_entries: bool = False
+
+
+class Activity:
+    """Requests in flight and when the last one ended, for ``IdleExit``."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._active = 0
+        self._last = clock()
+
+    def idle_for(self) -> float:
+        return 0.0 if self._active else self._clock() - self._last
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self._active += 1
+        try:
+            return await handler(request)
+        finally:
+            self._active -= 1
+            self._last = self._clock()
+
+
+async def serve(
+    app: web.Application,
+    socks: Sequence[socket.socket],
+    path: str,
+    *,
+    owned: bool = True,
+    notifier: Notifier | None = None,
+    idle: IdleExit = IdleExit(),
+) -> None:
+    """Serve until SIGTERM/SIGINT (or idle), then shut down in order.
+
+    ``path`` names the socket in the log; it is removed at exit only when the
+    daemon bound it itself (``owned``).
+    """
     loop = asyncio.get_running_loop()
     stop = app[STOP]
+    notifier = notifier or Notifier()
+    activity = Activity(loop.time)
+    app.middlewares.append(activity.middleware)  # innermost: refused peers are no activity
 
     def on_signal(signum: int) -> None:
         if stop.is_set():  # a second Ctrl-C: stop waiting for the drain
@@ -141,14 +202,53 @@ async def serve(app: web.Application, sock: socket.socket, path: str) -> None:
         keepalive_timeout=CONNECTION_IDLE_TIMEOUT,
     )
     await runner.setup()
-    inode = os.stat(path).st_ino
+    inode = os.stat(path).st_ino if owned else None
+    watcher = None
     try:
-        await web.SockSite(runner, sock).start()
-        log.info("listening on %s (pid %d)", path, os.getpid())
+        for sock in socks:
+            await web.SockSite(runner, sock, backlog=BACKLOG).start()
+        log.info(
+            "listening on %s (pid %d%s)",
+            path,
+            os.getpid(),
+            "" if owned else ", socket from the service manager",
+        )
+        notifier.notify("READY=1", f"STATUS=listening on {path}")
+        if idle.after > 0:
+            watcher = asyncio.create_task(_exit_when_idle(app, activity, idle), name="idle-exit")
         await stop.wait()
     finally:
+        notifier.notify("STOPPING=1")
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await runner.cleanup()
         with contextlib.suppress(FileNotFoundError):
-            if os.stat(path).st_ino == inode:  # never remove a newer daemon's socket
+            if inode is not None and os.stat(path).st_ino == inode:  # never a newer daemon's
                 os.unlink(path)
         log.info("stopped")
+
+
+async def _exit_when_idle(app: web.Application, activity: Activity, idle: IdleExit) -> None:
+    cache = app[RESOLVER].cache
+    while True:
+        remaining = idle.after - activity.idle_for()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+            continue
+        refreshing = [
+            entry
+            for entry in cache.entries.values()
+            if entry.inflight is not None or entry.refresh_at(cache.policy) is not None
+        ]
+        if idle.with_entries or not refreshing:
+            log.info(
+                "no request for %.0f s%s: exiting until the next connection",
+                idle.after,
+                f", dropping {len(refreshing)} entries" if refreshing else "",
+            )
+            app[STOP].set()
+            return
+        log.debug("idle, but keeping %d entries fresh", len(refreshing))
+        await asyncio.sleep(min(idle.after, IDLE_RECHECK))
