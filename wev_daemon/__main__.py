@@ -1,13 +1,15 @@
 """`wev-daemon` command line: arguments, logging, and the run.
 
 The daemon serves on a socket handed over by systemd or launchd when started
-as a service (``activation``), else on one it binds itself.
+as a service (``activation``), else on one it binds itself; ``--install-service``
+and ``--uninstall-service`` write or remove the service files (``service``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -72,13 +74,27 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="exit when idle even while holding tokens that it keeps fresh",
     )
+    service = parser.add_mutually_exclusive_group()
+    service.add_argument(
+        "--install-service",
+        action="store_true",
+        help="write systemd user units (Linux) or a LaunchAgent (macOS) that start this "
+        "wev-daemon on demand, and print the command that enables them",
+    )
+    service.add_argument(
+        "--uninstall-service",
+        action="store_true",
+        help="remove what --install-service wrote",
+    )
     parser.add_argument("--version", action="version", version=f"wev-daemon {__version__}")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the daemon in the foreground until SIGTERM or SIGINT."""
+    """Run the daemon until SIGTERM, SIGINT or idle; or write/remove the service files."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.install_service or args.uninstall_service:
+        return _service(install=args.install_service)
     _log_to_stderr(args.log_level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)
@@ -167,6 +183,27 @@ async def _run(
     finally:
         if lock is not None:
             os.close(lock)
+    return 0
+
+
+def _service(*, install: bool) -> int:
+    """``--install-service`` / ``--uninstall-service``: write or remove, then say what to run."""
+    from wev_daemon import service
+
+    try:
+        layout = service.Layout.for_user(sys.platform, os.environ)  # refuses unknown ones
+        if install:
+            executable = service.find_executable(sys.argv[0])
+            lines = service.install(dataclasses.replace(layout, executable=executable), os.environ)
+        else:
+            lines = service.uninstall(layout)
+    except WevError as error:
+        print(f"wev-daemon: {error}", file=sys.stderr)
+        return error.exit_status
+    except OSError as error:
+        print(f"wev-daemon: {error}", file=sys.stderr)
+        return 73  # EX_CANTCREAT
+    print("\n".join(lines))
     return 0
 
 
