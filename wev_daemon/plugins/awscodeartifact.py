@@ -1,14 +1,30 @@
-"""``wev-awscodeartifact``: an AWS CodeArtifact authorization token.
+"""``wev-awscodeartifact``: an AWS CodeArtifact token, and ready-to-use repository URLs.
 
 Calls ``GetAuthorizationToken`` in the requesting client's AWS context; the
 token's expiry is the ``expiration`` AWS returns, not an assumed duration.
+
+With ``repository`` and ``format`` it also asks ``GetRepositoryEndpoint``, so
+one block can hand each package tool the variables it reads: the token, the
+user name ``aws``, the endpoint, or (PyPI) an index URL carrying the token.
+``values`` names what each configured name receives, in order.
+
+Caching: the daemon caches each configured block's values until the token
+expires (one entry per block). Endpoints never expire, so this plugin keeps
+them for the daemon's life, asking AWS once per (domain, account, repository,
+format, region, identity); and blocks that need a token for the same identity
+at the same moment share one ``GetAuthorizationToken`` call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 from wev_client.protocol import CONTEXT_ENV_VARS
 from wev_daemon import aws
@@ -25,6 +41,21 @@ from wev_daemon.plugins import (
 DEFAULT_DURATION = 43200  # 12 hours, the longest AWS allows
 MIN_DURATION = 900
 
+#: The user name CodeArtifact expects beside the token (HTTP Basic auth).
+USERNAME = "aws"
+
+TOKEN = "token"  # noqa: S105 - the name of a value kind, not a secret
+ENDPOINT = "endpoint"
+INDEX_URL = "index_url"
+VALUE_KINDS = (TOKEN, "username", ENDPOINT, INDEX_URL)
+#: Kinds that need ``repository`` and ``format``.
+REPOSITORY_KINDS = frozenset({ENDPOINT, INDEX_URL})
+
+#: Endpoints kept at most (one per repository and identity; a user has a handful).
+MAX_ENDPOINTS = 256
+
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -33,15 +64,66 @@ class Settings:
     region: str | None
     profile: str | None
     duration: int
+    repository: str | None = None
+    format: str | None = None
+    values: tuple[str, ...] = (TOKEN,)
+
+
+def _parse_values(properties: Mapping[str, object], fmt: str | None) -> tuple[str, ...]:
+    raw = properties.get("values")
+    if raw is None:  # one name: the token; two with a repository: token and its URL
+        if fmt is None:
+            return (TOKEN,)
+        return (TOKEN, INDEX_URL if fmt == "pypi" else ENDPOINT)
+    items = [raw] if isinstance(raw, str) else raw
+    known = ", ".join(VALUE_KINDS)
+    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+        raise PropertyError(f"'values' must be a list of: {known}")
+    for item in items:
+        if item not in VALUE_KINDS:
+            raise PropertyError(f"'values': unknown value {item!r} (known: {known})")
+        if item in REPOSITORY_KINDS and fmt is None:
+            raise PropertyError(f"'values': {item} needs 'repository' and 'format'")
+        if item == INDEX_URL and fmt != "pypi":
+            raise PropertyError(f"'values': index_url is for format pypi, not {fmt}")
+    return tuple(items)
+
+
+def index_url(endpoint: str, token: str) -> str:
+    """``https://aws:TOKEN@host/pypi/repo/simple/`` from a PyPI repository endpoint."""
+    scheme, separator, rest = endpoint.partition("://")
+    if not separator or not rest:
+        raise aws.FetchError(f"AWS sent an unexpected repository endpoint: {endpoint!r}")
+    if not rest.endswith("/"):
+        rest += "/"
+    return f"{scheme}://{USERNAME}:{quote(token, safe='')}@{rest}simple/"
 
 
 class CodeArtifactPlugin(Plugin[Settings]):
-    """Properties: ``domain`` (required), ``account``, ``region``, ``profile``, ``duration``."""
+    """Properties: ``domain`` (required), ``account``, ``region``, ``profile``, ``duration``,
+    ``repository`` and ``format`` (together), ``values``."""
 
     id = "wev-awscodeartifact"
     # cache_duration: read by the earlier wev's plugin; the real expiry is used instead.
-    properties = frozenset({"domain", "account", "region", "profile", "duration", "cache_duration"})
+    properties = frozenset(
+        {
+            "domain",
+            "account",
+            "region",
+            "profile",
+            "duration",
+            "cache_duration",
+            "repository",
+            "format",
+            "values",
+        }
+    )
     context_vars = CONTEXT_ENV_VARS
+
+    def __init__(self) -> None:
+        # Both live in the daemon's memory only, like the cache; keys are digests.
+        self._endpoints: dict[str, asyncio.Task[str]] = {}
+        self._token_fetches: dict[str, asyncio.Task[tuple[str, datetime.datetime]]] = {}
 
     def parse(self, properties: Mapping[str, object]) -> Settings:
         duration = optional_int(properties, "duration")
@@ -52,18 +134,32 @@ class CodeArtifactPlugin(Plugin[Settings]):
                 f"'duration' must be 0 or {MIN_DURATION} to {DEFAULT_DURATION} seconds, "
                 f"not {duration}"
             )
+        repository = optional_str(properties, "repository") or None
+        fmt = optional_str(properties, "format") or None
+        if (repository is None) != (fmt is None):
+            raise PropertyError("'repository' and 'format' go together (e.g. format: pypi)")
+        if fmt is not None:
+            fmt = fmt.lower()
         return Settings(
             domain=required_str(properties, "domain"),
             account=optional_str(properties, "account"),
             region=optional_str(properties, "region"),
             profile=optional_str(properties, "profile"),
             duration=duration,
+            repository=repository,
+            format=fmt,
+            values=_parse_values(properties, fmt),
         )
+
+    def value_count(self, settings: Settings) -> int:
+        return len(settings.values)
 
     def describe(self, settings: Settings, context: Context) -> str:
         parts = [f"domain {settings.domain}"]
         if settings.account:
             parts.append(f"account {settings.account}")
+        if settings.repository:
+            parts.append(f"repository {settings.repository} ({settings.format})")
         if region := aws.region_for(context.env, settings.region):
             parts.append(f"region {region}")
         if profile := aws.profile_name(context.env, settings.profile):
@@ -73,30 +169,147 @@ class CodeArtifactPlugin(Plugin[Settings]):
         return ", ".join(parts)
 
     async def resolve(self, settings: Settings, context: Context) -> Resolution:
-        env = context.env
-        what = f"CodeArtifact token for domain {settings.domain}"
-        profile = aws.profile_name(env, settings.profile)
-        if profile:
-            what += f" (profile {profile})"
-        params: dict[str, object] = {"domain": settings.domain}
-        if settings.account:
-            params["domainOwner"] = settings.account
-        params["durationSeconds"] = settings.duration
-        try:
-            session = aws.session_for(env, profile=settings.profile)
-            async with session.create_client(
-                "codeartifact",
-                region_name=aws.region_for(env, settings.region),
-                endpoint_url=aws.endpoint_for(env, "CODEARTIFACT"),
-                config=aws.CLIENT_CONFIG,
-            ) as client:
-                reply = await client.get_authorization_token(**params)
-            token = reply["authorizationToken"]
-            expiration = reply["expiration"]
-        except Exception as error:  # every SDK failure becomes one clear line
-            raise aws.fetch_error(error, what, profile) from None
-        if not isinstance(token, str) or not isinstance(expiration, datetime.datetime):
-            raise aws.FetchError(f"{what}: AWS sent an unexpected reply", transient=True)
-        if expiration.tzinfo is None:
-            expiration = expiration.replace(tzinfo=datetime.UTC)
-        return Resolution((token,), expiration)
+        needs_endpoint = any(kind in REPOSITORY_KINDS for kind in settings.values)
+        if needs_endpoint:
+            (token, expiration), endpoint = await asyncio.gather(
+                self._token(settings, context), self._endpoint(settings, context)
+            )
+        else:
+            token, expiration = await self._token(settings, context)
+            endpoint = ""
+        by_kind = {TOKEN: token, "username": USERNAME, ENDPOINT: endpoint}
+        if INDEX_URL in settings.values:
+            by_kind[INDEX_URL] = index_url(endpoint, token)
+        return Resolution(tuple(by_kind[kind] for kind in settings.values), expiration)
+
+    # -- the two AWS calls -----------------------------------------------------------------
+
+    async def _token(self, settings: Settings, context: Context) -> tuple[str, datetime.datetime]:
+        key = _digest(
+            "token",
+            settings.domain,
+            settings.account,
+            settings.duration,
+            settings.region,
+            settings.profile,
+            context.env,
+        )
+        return await _shared(
+            self._token_fetches, key, lambda: _fetch_token(settings, context), keep=False
+        )
+
+    async def _endpoint(self, settings: Settings, context: Context) -> str:
+        key = _digest(
+            "endpoint",
+            settings.domain,
+            settings.account,
+            settings.repository,
+            settings.format,
+            settings.region,
+            settings.profile,
+            context.env,
+        )
+        if key not in self._endpoints:
+            while len(self._endpoints) >= MAX_ENDPOINTS:  # oldest first: dicts keep order
+                del self._endpoints[next(iter(self._endpoints))]
+        return await _shared(
+            self._endpoints, key, lambda: _fetch_endpoint(settings, context), keep=True
+        )
+
+
+def _digest(*parts: object) -> str:
+    # The context holds the client's secret key: keep only a digest of it.
+    canonical = json.dumps(parts, sort_keys=True, default=dict)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _shared(
+    tasks: dict[str, asyncio.Task[T]],
+    key: str,
+    start: Callable[[], Coroutine[Any, Any, T]],
+    *,
+    keep: bool,
+) -> T:
+    """One call per key at a time; ``keep`` keeps a success for good (failures never).
+
+    Waiters are shielded: the cache may give up on one (a timeout) while
+    another block still waits for the same call.
+    """
+    task = tasks.get(key)
+    if task is None:
+        task = asyncio.create_task(start())
+        tasks[key] = task
+
+        def forget(done: asyncio.Task[T]) -> None:
+            # Retrieving the exception here also keeps asyncio from logging it
+            # when every waiter has gone.
+            failed = done.cancelled() or done.exception() is not None
+            if (failed or not keep) and tasks.get(key) is done:
+                del tasks[key]
+
+        task.add_done_callback(forget)
+    try:
+        return await asyncio.shield(task)
+    except aws.FetchError as error:  # each waiter gets its own error object
+        raise aws.FetchError(error.message, hint=error.hint, transient=error.transient) from None
+
+
+def _what(settings: Settings, context: Context, thing: str) -> tuple[str, str | None]:
+    profile = aws.profile_name(context.env, settings.profile)
+    what = f"{thing} for domain {settings.domain}"
+    return (what + f" (profile {profile})" if profile else what), profile
+
+
+def _client(settings: Settings, context: Context) -> Any:  # aiobotocore is untyped
+    env = context.env
+    session = aws.session_for(env, profile=settings.profile)
+    return session.create_client(
+        "codeartifact",
+        region_name=aws.region_for(env, settings.region),
+        endpoint_url=aws.endpoint_for(env, "CODEARTIFACT"),
+        config=aws.CLIENT_CONFIG,
+    )
+
+
+async def _fetch_token(settings: Settings, context: Context) -> tuple[str, datetime.datetime]:
+    what, profile = _what(settings, context, "CodeArtifact token")
+    params: dict[str, object] = {"domain": settings.domain}
+    if settings.account:
+        params["domainOwner"] = settings.account
+    params["durationSeconds"] = settings.duration
+    try:
+        async with _client(settings, context) as client:
+            reply = await client.get_authorization_token(**params)
+        token = reply["authorizationToken"]
+        expiration = reply["expiration"]
+    except Exception as error:  # every SDK failure becomes one clear line
+        raise aws.fetch_error(error, what, profile) from None
+    if not isinstance(token, str) or not isinstance(expiration, datetime.datetime):
+        raise aws.FetchError(f"{what}: AWS sent an unexpected reply", transient=True)
+    if expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=datetime.UTC)
+    return token, expiration
+
+
+async def _fetch_endpoint(settings: Settings, context: Context) -> str:
+    what, profile = _what(
+        settings,
+        context,
+        f"CodeArtifact endpoint of repository {settings.repository} ({settings.format})",
+    )
+    params: dict[str, object] = {
+        "domain": settings.domain,
+        "repository": settings.repository,
+        "format": settings.format,
+    }
+    if settings.account:
+        params["domainOwner"] = settings.account
+    try:
+        async with _client(settings, context) as client:
+            reply = await client.get_repository_endpoint(**params)
+        endpoint = reply["repositoryEndpoint"]
+    except Exception as error:  # every SDK failure becomes one clear line
+        raise aws.fetch_error(error, what, profile) from None
+    if not isinstance(endpoint, str) or "://" not in endpoint:
+        raise aws.FetchError(f"{what}: AWS sent an unexpected reply", transient=True)
+    return endpoint
