@@ -3,7 +3,9 @@
 ``FakeCodeArtifact``). Serves the wheels found in a folder and records every auth attempt.
 
 Routes exist both at the root (``/simple/``) and under ``/pypi/<repository>/``, the path shape of
-CodeArtifact repository endpoints; links are relative so they work under either prefix.
+CodeArtifact repository endpoints; links are relative so they work under either prefix. A ``POST``
+to the root or to ``/pypi/<repository>/`` is the legacy upload API that twine speaks (multipart
+form, ``:action=file_upload``); an uploaded wheel is stored in the folder and served from then on.
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ class TokenAuthority(Protocol):
 
 
 @dataclass(frozen=True)
+class Upload:
+    """One accepted upload: the stored file's name and the form's project name and version."""
+
+    filename: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
 class AuthAttempt:
     """One request's credentials (None when absent or unparsable) and the verdict."""
 
@@ -60,9 +71,11 @@ class FakePyPIIndex:
         self.authority = authority
         self._lock = threading.Lock()
         self._attempts: list[AuthAttempt] = []
+        self._uploads: list[Upload] = []
         app = web.Application(middlewares=[_require_token])
         app[INDEX] = self
         for prefix in ("", "/pypi/{repository}"):
+            app.router.add_post(prefix + "/", _upload)
             app.router.add_get(prefix + "/simple/", _project_list)
             app.router.add_get(prefix + "/simple/{project}/", _project_page)
             app.router.add_get(prefix + "/packages/{filename}", _package)
@@ -81,6 +94,11 @@ class FakePyPIIndex:
     def attempts(self) -> list[AuthAttempt]:
         with self._lock:
             return list(self._attempts)
+
+    @property
+    def uploads(self) -> list[Upload]:
+        with self._lock:
+            return list(self._uploads)
 
     def __enter__(self) -> FakePyPIIndex:
         self._server.start()
@@ -154,3 +172,33 @@ async def _package(request: web.Request) -> web.FileResponse:
     if "/" in filename or not filename.endswith(".whl") or not path.is_file():
         raise web.HTTPNotFound()
     return web.FileResponse(path)
+
+
+async def _upload(request: web.Request) -> web.Response:
+    """The legacy upload API (``twine upload``): store one wheel, refuse what would clash."""
+    index = request.app[INDEX]
+    form = await request.post()
+    if form.get(":action") != "file_upload":
+        raise web.HTTPBadRequest(text="unsupported :action")
+    content = form.get("content")
+    if not isinstance(content, web.FileField):
+        raise web.HTTPBadRequest(text="no content file")
+    filename = content.filename
+    if "/" in filename or "\\" in filename or not filename.endswith(".whl"):
+        raise web.HTTPBadRequest(text=f"not a wheel file name: {filename!r}")
+    data = content.file.read()
+    digest = form.get("sha256_digest")
+    if isinstance(digest, str) and digest != hashlib.sha256(data).hexdigest():
+        raise web.HTTPBadRequest(text="sha256_digest does not match the content")
+    name, version = form.get("name"), form.get("version")
+    if not isinstance(name, str) or not isinstance(version, str):
+        raise web.HTTPBadRequest(text="name and version are required")
+    if normalize(filename.split("-")[0]) != normalize(name):
+        raise web.HTTPBadRequest(text=f"{filename} is not a file of {name}")
+    target = index.wheel_dir / filename
+    if target.exists():
+        raise web.HTTPConflict(text=f"{filename} exists already")
+    target.write_bytes(data)
+    with index._lock:
+        index._uploads.append(Upload(filename, name, version))
+    return web.Response(text="OK")
