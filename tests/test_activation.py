@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WEV, WEV_DAEMON, User
+from conftest import WEV, WEV_DAEMON, User, wait_for_socket
 from fakes.codeartifact import FakeCodeArtifact
 
 from wev_daemon import activation
@@ -64,7 +64,9 @@ class ServiceManager:
     def __init__(self, user: User) -> None:
         self.user = user
         folder = Path(user.socket).parent
-        folder.mkdir(mode=0o700)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(user.socket)  # as systemd does to a socket file in its way
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(user.socket)
         os.chmod(user.socket, 0o600)
@@ -236,6 +238,58 @@ def test_a_manually_started_daemon_leaves_the_activated_one_alone(user: User) ->
         assert f"pid {activated.pid}" in manual.stderr
         assert activated.poll() is None
         assert user.wev("--status").returncode == 0
+
+
+@linux_only
+def test_a_daemon_whose_path_the_service_manager_takes_gives_way(user: User) -> None:
+    user.write("work/project/wev.yml", "A:\n  plugin:\n    id: wev-echo\n    value: a\n")
+    log = user.root / "auto-started.log"
+    with log.open("wb") as out:
+        auto_started = subprocess.Popen(
+            [WEV_DAEMON, "--socket", user.socket],
+            env=user.env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
+    with stopped_at_exit(auto_started):
+        wait_for_socket(user.socket, auto_started)
+        # `systemctl --user enable --now wev.socket` while that daemon runs.
+        with service_manager(user) as manager, stopped_at_exit(manager.start()) as activated:
+            manager.expect("READY=1")
+            assert user.wev("sh", "-c", 'test "$A" = a').returncode == 0
+            try:
+                auto_started.wait(WAIT + 5)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(log.read_text()) from None
+            assert "replaced by another socket" in log.read_text()
+            assert f"pid {auto_started.pid}" in manager.log()  # it held the lock
+
+            status = user.wev("--status", "--json")
+            assert json.loads(status.stdout)["pid"] == activated.pid
+            assert activated.poll() is None
+
+
+def test_a_daemon_whose_socket_file_was_removed_makes_way_for_a_new_one(user: User) -> None:
+    user.write("work/project/wev.yml", "A:\n  plugin:\n    id: wev-echo\n    value: a\n")
+    log = user.root / "orphan.log"
+    with log.open("wb") as out:
+        orphan = subprocess.Popen(
+            [WEV_DAEMON, "--socket", user.socket],
+            env=user.env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
+    with stopped_at_exit(orphan):
+        wait_for_socket(user.socket, orphan)
+        os.unlink(user.socket)  # a cleaner of old files in /tmp
+        # The client starts a daemon, which waits for the orphan's lock.
+        assert user.wev("sh", "-c", 'test "$A" = a').returncode == 0
+        assert orphan.wait(WAIT) == 0
+        assert "was removed" in log.read_text()
+        status = json.loads(user.wev("--status", "--json").stdout)
+        assert status["pid"] != orphan.pid
 
 
 def test_a_tcp_socket_is_refused(user: User) -> None:
@@ -431,3 +485,23 @@ def test_launchd_errors(code: int, outcome: list[object] | None) -> None:
             activation.launchd_sockets("Listeners", activate=activate, free=lambda _: None)
     else:
         assert activation.launchd_sockets("Listeners", activate=activate, free=lambda _: None) == []
+
+
+def test_under_journald_lines_carry_priorities_and_no_timestamp(user: User) -> None:
+    # systemd sets JOURNAL_STREAM to the device:inode of the stderr it connected.
+    log = user.root / "journal.log"
+    with log.open("wb") as out:
+        st = os.fstat(out.fileno())
+        daemon = subprocess.Popen(
+            [WEV_DAEMON, "--socket", user.socket, "--idle-exit", "0.5"],
+            env={**user.env, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
+    with stopped_at_exit(daemon):
+        assert daemon.wait(WAIT) == 0
+    lines = log.read_text().splitlines()
+    assert lines and all(line.startswith("<6>INFO wev_daemon.") for line in lines), lines
+    # Idle on a socket of its own: it exits and removes it; a client would start another.
+    assert not os.path.exists(user.socket)

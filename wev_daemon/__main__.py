@@ -152,7 +152,7 @@ async def _run(
     from wev_daemon.cache import Policy, TokenCache
     from wev_daemon.resolver import Resolver
 
-    lock = None
+    lock, inode = None, None
     if inherited:
         socks = [item.sock for item in inherited]
         if path.startswith("/"):
@@ -160,23 +160,24 @@ async def _run(
             try:
                 lock = server.take_lock(path)
             except server.AlreadyRunning as error:
-                # The service manager bound the path, so that daemon lost it and
-                # no client reaches it any more; serving is right, failing would
-                # only make the service manager restart us in a loop.
-                log.warning("%s; serving the socket from %s anyway", error, inherited[0].manager)
+                # The service manager bound the path over that daemon's socket:
+                # no client reaches it, and it exits once it notices. Failing
+                # here would only make the service manager restart us in a loop.
+                log.warning("%s; serving the socket from %s", error, inherited[0].manager)
     else:
         server.ensure_private_folder(os.path.dirname(path) or ".")
         lock = server.take_lock(path)
     try:
         if not inherited:
-            socks = [server.bind_socket(path)]
+            sock, inode = server.bind_socket(path)
+            socks = [sock]
         policy = Policy(fetch_timeout=wait_timeout)
         app = make_app(resolver=Resolver(cache=TokenCache(policy=policy)), socket_path=path)
         await server.serve(
             app,
             socks,
             path,
-            owned=not inherited,
+            inode=inode,
             notifier=notifier,
             idle=server.IdleExit(idle_exit, with_entries=idle_exit_with_entries),
         )

@@ -10,6 +10,8 @@ stop accepting, drain requests, cancel the refresher and remove the socket.
 A socket handed over by systemd or launchd (``activation``) is served the same
 way but never removed: the service manager owns it and keeps listening, so the
 next client starts the daemon again. That is what makes ``IdleExit`` safe.
+A daemon whose own socket file was removed or replaced (a service manager took
+the path over, a cleaner of /tmp) can be reached by no client: it exits.
 
 Imported by ``wev_daemon.__main__`` only.
 """
@@ -41,6 +43,8 @@ CONNECTION_IDLE_TIMEOUT = 10.0
 #: How long a daemon still bound to the socket has to accept our probe.
 PROBE_TIMEOUT = 1.0
 BACKLOG = 256
+#: How often a daemon checks that its own socket file is still the one it bound.
+SOCKET_CHECK_INTERVAL = 5.0
 #: How often an idle daemon kept up by its entries looks again (the cache drops
 #: entries unused for ``Policy.idle_after``).
 IDLE_RECHECK = 60.0
@@ -96,8 +100,12 @@ def take_lock(socket_path: str) -> int:
     return fd
 
 
-def bind_socket(path: str) -> socket.socket:
-    """A listening socket at ``path``, mode 0600, replacing a dead daemon's file."""
+def bind_socket(path: str) -> tuple[socket.socket, int]:
+    """A listening socket at ``path``, mode 0600, replacing a dead daemon's file.
+
+    Also the inode of the socket file, read at once: whatever is at ``path``
+    later may be another daemon's (see ``serve``).
+    """
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
             raise WevError(f"{path} exists and is not a socket; remove it or set WEV_SOCKET")
@@ -111,12 +119,13 @@ def bind_socket(path: str) -> socket.socket:
     old_umask = os.umask(0o177)  # born 0600: no window in which others may connect
     try:
         sock.bind(path)
+        inode = os.stat(path).st_ino
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
     sock.listen(BACKLOG)
     sock.setblocking(False)
-    return sock
+    return sock, inode
 
 
 def _accepts(path: str) -> bool:
@@ -170,14 +179,15 @@ async def serve(
     socks: Sequence[socket.socket],
     path: str,
     *,
-    owned: bool = True,
+    inode: int | None,
     notifier: Notifier | None = None,
     idle: IdleExit = IdleExit(),
 ) -> None:
     """Serve until SIGTERM/SIGINT (or idle), then shut down in order.
 
-    ``path`` names the socket in the log; it is removed at exit only when the
-    daemon bound it itself (``owned``).
+    ``inode`` is that of the socket file this daemon bound at ``path``, or None
+    for a socket the service manager owns. Only a file with that inode is
+    removed at exit, and the daemon exits when the file is gone or replaced.
     """
     loop = asyncio.get_running_loop()
     stop = app[STOP]
@@ -202,8 +212,7 @@ async def serve(
         keepalive_timeout=CONNECTION_IDLE_TIMEOUT,
     )
     await runner.setup()
-    inode = os.stat(path).st_ino if owned else None
-    watcher = None
+    watchers: list[asyncio.Task[None]] = []
     try:
         for sock in socks:
             await web.SockSite(runner, sock, backlog=BACKLOG).start()
@@ -211,15 +220,17 @@ async def serve(
             "listening on %s (pid %d%s)",
             path,
             os.getpid(),
-            "" if owned else ", socket from the service manager",
+            "" if inode is not None else ", socket from the service manager",
         )
         notifier.notify("READY=1", f"STATUS=listening on {path}")
         if idle.after > 0:
-            watcher = asyncio.create_task(_exit_when_idle(app, activity, idle), name="idle-exit")
+            watchers.append(asyncio.create_task(_exit_when_idle(app, activity, idle)))
+        if inode is not None:
+            watchers.append(asyncio.create_task(_exit_when_unreachable(app, path, inode)))
         await stop.wait()
     finally:
         notifier.notify("STOPPING=1")
-        if watcher is not None:
+        for watcher in watchers:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -252,3 +263,22 @@ async def _exit_when_idle(app: web.Application, activity: Activity, idle: IdleEx
             return
         log.debug("idle, but keeping %d entries fresh", len(refreshing))
         await asyncio.sleep(min(idle.after, IDLE_RECHECK))
+
+
+async def _exit_when_unreachable(app: web.Application, path: str, inode: int) -> None:
+    # Held on to, such a daemon would also keep the lock from the one that
+    # clients start next, and refresh tokens nobody can ask for.
+    while True:
+        await asyncio.sleep(SOCKET_CHECK_INTERVAL)
+        try:
+            current: int | None = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != inode:
+            log.warning(
+                "%s was %s: no client can reach this daemon any more; exiting",
+                path,
+                "removed" if current is None else "replaced by another socket",
+            )
+            app[STOP].set()
+            return
