@@ -164,9 +164,11 @@ class TokenCache:
         try:
             error = await asyncio.wait_for(asyncio.shield(task), self.policy.fetch_timeout)
         except TimeoutError:
+            source = f"{plugin_id} ({description})" if description else plugin_id
             error = UpstreamError(
-                f"{plugin_id}: no answer from upstream within "
-                f"{self.policy.fetch_timeout:.0f} s; still trying in the background"
+                f"{source}: no answer within {self.policy.fetch_timeout:g} s; "
+                "still trying in the background",
+                hint="check the network or `wev --status` in a moment",
             )
         now = self.clock.monotonic()
         if error is None and entry.resolution is not None:

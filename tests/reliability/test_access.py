@@ -1,0 +1,157 @@
+"""Only the daemon's own user gets anything from it.
+
+A throwaway user, created with ``useradd`` when the tests run as root, runs
+the real client (its hot path needs only the standard library and PyYAML, so
+the system Python runs it from a copy of ``wev_client``) against our daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Daemon, User
+from fakes.codeartifact import FakeCodeArtifact
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+CONFIG = "CODEARTIFACT_AUTH_TOKEN:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"
+
+
+def _why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "creating a throwaway user needs root"
+    for tool in ("useradd", "userdel", "setpriv"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    probe = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import yaml"], capture_output=True, timeout=30, check=False
+    )
+    if probe.returncode != 0:
+        return f"{SYSTEM_PYTHON} with PyYAML is needed to run the client as another user"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
+
+
+@pytest.fixture
+def stranger(user: User) -> Iterator[pwd.struct_passwd]:
+    name = f"wevt{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        timeout=30,
+    )
+    try:
+        yield pwd.getpwnam(name)
+    finally:
+        subprocess.run(["userdel", name], check=False, timeout=30)
+
+
+def run_as(account: pwd.struct_passwd, user: User, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real client, as ``account``, from a copy of wev_client it can read."""
+    client = user.root / "client"
+    if not client.exists():
+        shutil.copytree(Path(__file__).parents[2] / "wev_client", client / "wev_client")
+        for folder in (user.root, client, *client.rglob("*")):
+            folder.chmod(folder.stat().st_mode | 0o005 | (0o001 if folder.is_dir() else 0))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(user.project),
+        "PYTHONPATH": str(client),
+        "WEV_SOCKET": user.socket,
+        "XDG_RUNTIME_DIR": str(user.root / "client"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    return subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={account.pw_uid}",
+            f"--regid={account.pw_gid}",
+            "--clear-groups",
+            "--",
+            SYSTEM_PYTHON,
+            "-m",
+            "wev_client",
+            *args,
+        ],
+        cwd=user.project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_another_user_gets_no_token(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact, stranger: pwd.struct_passwd
+) -> None:
+    user.write("work/project/wev.yml", CONFIG)
+    assert user.wev("true").returncode == 0  # a token is cached for the owner
+    for folder in (user.root / "work", user.project):
+        folder.chmod(0o755)  # the stranger may read the project, not the socket
+    (user.project / "wev.yml").chmod(0o644)
+
+    blocked = run_as(stranger, user, "sh", "-c", 'printf %s "$CODEARTIFACT_AUTH_TOKEN"')
+
+    # Folder 0700 and socket 0600: the stranger cannot even connect.
+    assert blocked.returncode != 0
+    assert not any(fake.is_valid_token(word) for word in blocked.stdout.split())
+    assert "Traceback" not in blocked.stderr and blocked.stderr.count("\n") == 1
+
+    # Even with the file modes opened, the daemon checks the peer's uid.
+    folders = (user.runtime, Path(user.socket).parent)
+    for folder in folders:
+        folder.chmod(0o755)
+    Path(user.socket).chmod(0o666)
+    refused = run_as(stranger, user, "sh", "-c", 'printf %s "$CODEARTIFACT_AUTH_TOKEN"')
+    for folder in folders:
+        folder.chmod(0o700)
+    Path(user.socket).chmod(0o600)
+
+    assert refused.returncode != 0
+    assert "serves another user" in refused.stderr, refused.stderr
+    assert refused.stdout == "" and "Traceback" not in refused.stderr
+    assert fake.call_count == 1
+    assert "refused a connection from uid" in daemon.log
+
+
+def test_the_client_as_the_owner_works_from_the_system_python(user: User, daemon: Daemon) -> None:
+    """The same copy of the client, run by the owner: proves the stranger's failure is access."""
+    user.write("work/project/wev.yml", "A:\n  plugin:\n    id: wev-echo\n    value: owner\n")
+    owner = pwd.getpwuid(os.getuid())
+
+    result = run_as(owner, user, "sh", "-c", 'printf %s "$A"')
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "owner"
+
+
+def test_a_config_file_the_user_cannot_read_is_a_clear_error(
+    user: User, stranger: pwd.struct_passwd
+) -> None:
+    """Run as the throwaway user, since root reads any file whatever its mode."""
+    user.write("work/project/wev.yml", "A:\n  plugin:\n    id: wev-echo\n    value: x\n")
+    private = user.write("work/project/wev.user.yml", "A: {plugin: {value: mine}}\n")
+    for folder in (user.root / "work", user.project):
+        folder.chmod(0o755)
+    (user.project / "wev.yml").chmod(0o644)
+    private.chmod(0o600)
+    shared = user.root / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # the stranger could write here, if its command ran
+    marker = shared / "ran"
+
+    result = run_as(stranger, user, "sh", "-c", f"touch {marker}")
+
+    assert result.returncode == 78, result.stderr
+    [line] = result.stderr.splitlines()
+    assert str(private) in line and "Permission denied" in line
+    assert not marker.exists()
