@@ -6,8 +6,9 @@ systemd passes listening sockets as fds 3.. with ``LISTEN_FDS``/``LISTEN_PID``
 Both protocols are a few lines, so they are spoken here with the standard
 library only (``sd_listen_fds(3)``, ``sd_notify(3)``, ``launch(3)``).
 
-Imported by ``wev_daemon.__main__`` before anything else reads the
-environment; stdlib only, and cheap to import.
+Imported by ``wev_daemon.__main__``, which takes the sockets and the notify
+address out of the environment before anything else runs, and by ``server``
+(``Notifier``). Standard library only.
 """
 
 from __future__ import annotations
