@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 USAGE = """\
 usage: wev [OPTIONS] COMMAND [ARGS...]
-       wev --export | --explain | --status [--json] | --version
+       wev --export [--format FORMAT] | --explain | --status [--json] | --version
 
 Run COMMAND with the environment variables that the wev.yml files of this
 folder and its parents configure, resolved by wev-daemon. ${NAME} in the
@@ -29,6 +29,7 @@ arguments is replaced for the variables wev sets.
 options:
   --explain          show how each variable would be resolved (never its value)
   --export           print export NAME='value' lines, for eval "$(wev --export)"
+  --format FORMAT    with --export: sh (default), fish, dotenv or json
   --status           show the daemon's pid, uptime and entries
   --json             with --status: print one JSON object
   --log-level LEVEL  DEBUG, INFO, WARNING or ERROR (default WARNING), on stderr
@@ -41,6 +42,7 @@ environment:
 """
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+EXPORT_FORMATS = ("sh", "fish", "dotenv", "json")
 INTERNAL_ERROR = 70  # EX_SOFTWARE
 INTERRUPTED = 130
 
@@ -48,11 +50,12 @@ INTERRUPTED = 130
 class Options:
     """The parsed command line."""
 
-    __slots__ = ("action", "as_json", "command", "log_level")
+    __slots__ = ("action", "as_json", "command", "format", "log_level")
 
     def __init__(self) -> None:
         self.action = "run"
         self.as_json = False
+        self.format: str | None = None
         self.log_level = "WARNING"
         self.command: list[str] = []
 
@@ -80,27 +83,38 @@ def parse_args(argv: Sequence[str]) -> Options:
         elif arg == "--json":
             options.as_json = True
         elif arg == "--log-level" or arg.startswith("--log-level="):
-            if "=" in arg:
-                level = arg.partition("=")[2]
-            else:
-                index += 1
-                if index == len(argv):
-                    raise UsageError("--log-level needs a level: " + ", ".join(LEVELS))
-                level = argv[index]
+            level, index = _option_value(argv, index, "a level: " + ", ".join(LEVELS))
             if level.upper() not in LEVELS:
                 raise UsageError(f"unknown log level {level!r}: use " + ", ".join(LEVELS))
             options.log_level = level.upper()
+        elif arg == "--format" or arg.startswith("--format="):
+            fmt, index = _option_value(argv, index, "a format: " + ", ".join(EXPORT_FORMATS))
+            if fmt not in EXPORT_FORMATS:
+                raise UsageError(f"unknown format {fmt!r}: use " + ", ".join(EXPORT_FORMATS))
+            options.format = fmt
         else:
             raise UsageError(f"unknown option {arg}", hint="see wev --help")
         index += 1
     options.command = list(argv[index:])
     if options.as_json and options.action != "status":
         raise UsageError("--json goes with --status")
+    if options.format is not None and options.action != "export":
+        raise UsageError("--format goes with --export")
     if options.action == "run" and not options.command:
         raise UsageError("no command given", hint="usage: wev [OPTIONS] COMMAND [ARGS...]")
     if options.action not in ("run", "help", "version") and options.command:
         raise UsageError(f"--{options.action} takes no command")
     return options
+
+
+def _option_value(argv: Sequence[str], index: int, wanted: str) -> tuple[str, int]:
+    """The value of ``--name=value`` or ``--name value``, and the index of its last word."""
+    arg = argv[index]
+    if "=" in arg:
+        return arg.partition("=")[2], index
+    if index + 1 == len(argv):
+        raise UsageError(f"{arg} needs {wanted}")
+    return argv[index + 1], index + 1
 
 
 class Log:
@@ -179,7 +193,7 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
     if options.action == "export":
         from wev_client import output
 
-        sys.stdout.write(output.export_lines(values))
+        sys.stdout.write(output.export(values, options.format or "sh"))
         return 0
 
     return exec_command(substitute(options.command, values), {**environ, **values})

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime
 
+from wev_client import protocol
 from wev_client.protocol import ResolveResponse, UsageError, VariableSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 
 def is_shell_name(name: str) -> bool:
@@ -28,13 +29,46 @@ def shell_quote(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
 
-def export_lines(values: Mapping[str, str]) -> str:
-    """``export NAME='value'`` lines for ``eval "$(wev --export)"``."""
+def fish_quote(value: str) -> str:
+    """Single-quote for fish, where only ``\\`` and ``\'`` are escapes inside quotes."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def dotenv_quote(value: str) -> str:
+    """Quote as python-dotenv and docker compose read a ``.env`` file.
+
+    Single quotes are literal in both, except that they disagree on a
+    backslash, and cannot hold a quote or a newline; such values are
+    double-quoted with the escapes both understand: ``\\\\``, ``\\"``, ``\\n``, ``\\r``.
+    """
+    if not any(char in value for char in "'\\\n\r"):
+        return "'" + value + "'"
+    escaped = (
+        value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    )
+    return '"' + escaped + '"'
+
+
+#: ``--export --format``: each format's line for one variable.
+EXPORT_FORMATS: dict[str, Callable[[str, str], str]] = {
+    "sh": lambda name, value: f"export {name}={shell_quote(value)}\n",
+    "fish": lambda name, value: f"set -gx {name} {fish_quote(value)}\n",
+    "dotenv": lambda name, value: f"{name}={dotenv_quote(value)}\n",
+}
+
+
+def export(values: Mapping[str, str], fmt: str = "sh") -> str:
+    """The variables for a shell (``sh``, ``fish``), a ``.env`` file or a program (``json``)."""
+    if fmt == "json":
+        return protocol.dumps(dict(values)) + "\n"
+    line = EXPORT_FORMATS[fmt]
     lines = []
     for name, value in values.items():
         if not is_shell_name(name):
-            raise UsageError(f"cannot export {name!r}: not a shell variable name")
-        lines.append(f"export {name}={shell_quote(value)}\n")
+            raise UsageError(
+                f"cannot export {name!r}: not a shell variable name", hint="use --format json"
+            )
+        lines.append(line(name, value))
     return "".join(lines)
 
 
