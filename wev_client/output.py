@@ -13,7 +13,7 @@ from wev_client.protocol import ResolveResponse, UsageError, VariableSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
 
 def is_shell_name(name: str) -> bool:
@@ -70,6 +70,32 @@ def export(values: Mapping[str, str], fmt: str = "sh") -> str:
             )
         lines.append(line(name, value))
     return "".join(lines)
+
+
+def waiting_for(specs: Sequence[VariableSpec], environ: Mapping[str, str]) -> str:
+    """What a slow answer is waiting for, from the configuration alone (no daemon asked).
+
+    ``CodeArtifact token for corp (profile work)``; other plugins by their key.
+    """
+    parts: list[str] = []
+    for spec in specs:
+        plugin = spec.plugin
+        if plugin.get("id") == "wev-awscodeartifact":
+            text = f"CodeArtifact token for {plugin.get('domain')}"
+            profile = (
+                plugin.get("profile")
+                or environ.get("AWS_PROFILE")
+                or environ.get("AWS_DEFAULT_PROFILE")
+            )
+            if profile:
+                text += f" (profile {profile})"
+        elif plugin.get("id") == "wev-echo":
+            continue  # never slow
+        else:
+            text = f"{spec.label} ({plugin.get('id')})"
+        if text not in parts:
+            parts.append(text)
+    return ", ".join(parts) or "values"
 
 
 def _when(iso: str | None, now: datetime.datetime) -> str:
