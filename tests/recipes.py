@@ -175,11 +175,12 @@ SHELLS = Recipe(
     (),
     'eval "$(wev --export)"                      # sh, bash, zsh\n'
     "wev --export --format fish | source         # fish\n"
-    "wev --export --format dotenv > .env         # python-dotenv, docker compose\n"
+    "wev --export --format dotenv > .env         # a .env file\n"
     "wev --export --format json                  # one JSON object",
-    '`dotenv` values are single-quoted, or double-quoted with `\\\\`, `\\"`, `\\n` and `\\r` '
-    "escapes when they hold a quote, a backslash or a line break; python-dotenv still expands "
-    "`${NAME}` inside them unless read with `interpolate=False`.",
+    '`dotenv` writes `NAME=\'value\'`, or `NAME="value"` with `\\\\`, `\\"`, `\\n` and '
+    "`\\r` escapes when the value holds a quote, a backslash or a line break; the tests read "
+    "it back with python-dotenv, which expands `${NAME}` even inside quotes unless called "
+    "with `interpolate=False` (tokens and URLs hold no `$`).",
 )
 
 SHELL_RECIPES = (DIRENV, SHELLS)
@@ -194,6 +195,9 @@ it). `values` names what each variable of the key receives, in order: `token`,
 the endpoint's `simple/` index with `aws:TOKEN@`). Without `values`, one name
 gets the token, and two names with `repository` and `format` get the token and
 the repository's URL (`index_url` for PyPI, `endpoint` for other formats).
+Blocks for several tools can sit in one `wev.yml`: blocks resolved together
+share one token call, and a name that two blocks set (`CODEARTIFACT_AUTH_TOKEN`
+in the pip and npm recipes) gets a valid token from either.
 """
 
 

@@ -443,4 +443,4 @@ def test_readme_recipes_are_the_tested_ones() -> None:
         pytest.skip("README.md has no '## Recipes' section yet: paste `python tests/recipes.py`")
     end = text.find("\n## ", start + 1)
     section = text[start + 1 : end + 1 if end >= 0 else len(text)]
-    assert section == recipes.readme_section()
+    assert section.strip() == recipes.readme_section().strip()
