@@ -12,6 +12,8 @@ Node.js (npm). pip, pipenv, uv and npm must run; a missing poetry or twine is sk
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -28,7 +30,8 @@ from fakes.pypi_index import FakePyPIIndex
 from fakes.wheels import build_wheel
 from recipes import Recipe
 
-from wev_daemon.plugins import PropertyError
+from wev_daemon import aws
+from wev_daemon.plugins import Context, PropertyError, awscodeartifact
 from wev_daemon.plugins.awscodeartifact import CodeArtifactPlugin, Settings, index_url
 
 #: Bound on one tool run; each takes a few seconds here.
@@ -431,6 +434,78 @@ def test_index_url_quotes_the_token_and_adds_simple() -> None:
         == "https://aws:a%2Fb%3Ac%40d@h.example/pypi/shared/simple/"
     )
     assert index_url("http://127.0.0.1:9/pypi/r", "t") == "http://aws:t@127.0.0.1:9/pypi/r/simple/"
+
+
+class CountingFetches:
+    """Stand-ins for the two AWS calls: count them, wait for a gate, fail on demand."""
+
+    def __init__(self) -> None:
+        self.tokens = 0
+        self.endpoints = 0
+        self.gate = asyncio.Event()
+        self.fail = False
+
+    async def token(self, settings: Settings, context: Context) -> tuple[str, dt.datetime]:
+        self.tokens += 1
+        await self.gate.wait()
+        if self.fail:
+            raise aws.FetchError("CodeArtifact token: down", transient=True)
+        return f"token-{self.tokens}", dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+
+    async def endpoint(self, settings: Settings, context: Context) -> str:
+        self.endpoints += 1
+        await self.gate.wait()
+        if self.fail:
+            raise aws.FetchError("CodeArtifact endpoint: down", transient=True)
+        return "https://host.example/pypi/shared/"
+
+
+@pytest.fixture
+def fetches(monkeypatch: pytest.MonkeyPatch) -> CountingFetches:
+    counting = CountingFetches()
+    monkeypatch.setattr(awscodeartifact, "_fetch_token", counting.token)
+    monkeypatch.setattr(awscodeartifact, "_fetch_endpoint", counting.endpoint)
+    return counting
+
+
+async def test_blocks_asking_at_once_share_a_call_and_survive_a_cancelled_one(
+    fetches: CountingFetches,
+) -> None:
+    plugin = CodeArtifactPlugin()
+    context = Context({"AWS_PROFILE": "work"})
+    pypi = plugin.parse({"domain": "corp", "repository": "shared", "format": "pypi"})
+    npm = plugin.parse({"domain": "corp", "repository": "shared", "format": "npm"})
+
+    first = asyncio.create_task(plugin.resolve(pypi, context))
+    second = asyncio.create_task(plugin.resolve(npm, context))
+    given_up = asyncio.create_task(plugin.resolve(pypi, context))
+    for _ in range(5):  # until every waiter awaits the shared calls
+        await asyncio.sleep(0)
+    given_up.cancel()  # the cache gave up on one waiter: the others still get the answer
+    fetches.gate.set()
+    a, b = await first, await second
+
+    assert a.values[0] == b.values[0] == "token-1"
+    assert a.values[1] == "https://aws:token-1@host.example/pypi/shared/simple/"
+    assert (fetches.tokens, fetches.endpoints) == (1, 2)  # one per format
+    assert given_up.cancelled()
+
+
+async def test_endpoints_are_kept_and_failures_are_not(fetches: CountingFetches) -> None:
+    plugin = CodeArtifactPlugin()
+    context = Context({})
+    pypi = plugin.parse({"domain": "corp", "repository": "shared", "format": "pypi"})
+    fetches.fail = True
+    fetches.gate.set()
+
+    with pytest.raises(aws.FetchError, match="down"):
+        await plugin.resolve(pypi, context)
+    fetches.fail = False
+    first = await plugin.resolve(pypi, context)
+    second = await plugin.resolve(pypi, context)
+
+    assert (first.values[0], second.values[0]) == ("token-2", "token-3")  # tokens: every time
+    assert fetches.endpoints == 2  # the failed one, then one kept for good
 
 
 # -- the README ------------------------------------------------------------------------------
