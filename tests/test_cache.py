@@ -264,6 +264,22 @@ async def test_idle_entries_are_dropped_and_not_refreshed(
     assert tokens.next_wakeup() is None
 
 
+async def test_the_least_recently_used_entries_make_room_beyond_the_cap(
+    clock: FakeClock, upstream: Upstream
+) -> None:
+    tokens = TokenCache(clock=clock, policy=Policy(max_entries=3))
+    for key in ("a", "b", "c"):
+        await get(tokens, upstream, key)
+        clock.advance(1)
+    await get(tokens, upstream, "a")  # "b" is now the least recently used
+    clock.advance(1)
+
+    await get(tokens, upstream, "d")
+
+    assert set(tokens.entries) == {"a", "c", "d"}
+    assert await get(tokens, upstream, "c") == ("token-3", True)
+
+
 async def test_recently_used_entries_are_refreshed(clock: FakeClock, upstream: Upstream) -> None:
     tokens = TokenCache(clock=clock, policy=Policy(idle_after=600))
     upstream.lifetime = 1000.0

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 #: How long a client waits for a daemon it started to listen.
 START_TIMEOUT = 10.0
+#: An auto-started daemon's log past this size is rotated when a new one starts.
+MAX_LOG_BYTES = 1024 * 1024
 #: Exit status with which a daemon says another one already holds the socket.
 ALREADY_RUNNING = 75
 
@@ -174,6 +176,8 @@ def _spawn(
     log_path = os.path.join(paths.log_dir(), "daemon.log")
     try:
         os.makedirs(os.path.dirname(log_path), mode=0o700, exist_ok=True)
+        if os.path.exists(log_path) and os.path.getsize(log_path) > MAX_LOG_BYTES:
+            os.replace(log_path, log_path + ".1")  # one old log is kept, no more
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     except OSError as error:
         debug(f"cannot open the daemon log {log_path}: {error.strerror}")

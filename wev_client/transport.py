@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _socket
 import errno
+import time
 
 from wev_client import protocol
 from wev_client.protocol import ProtocolError, WevError
@@ -46,15 +47,8 @@ def request(
         f"{protocol.CLIENT_VERSION_HEADER}: {version}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
     )
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    sock = _connect(path)
     try:
-        sock.settimeout(CONNECT_TIMEOUT)
-        try:
-            sock.connect(path)
-        except OSError as error:
-            if error.errno in NOT_LISTENING or isinstance(error, TimeoutError):
-                raise NotListening(f"no daemon at {path}") from None
-            raise WevError(f"cannot connect to the daemon at {path}: {error.strerror}") from None
         sock.settimeout(RESPONSE_TIMEOUT)
         try:
             sock.sendall(head.encode() + payload)
@@ -69,6 +63,31 @@ def request(
     finally:
         sock.close()
     return _parse_response(raw)
+
+
+def _connect(path: str) -> _socket.socket:
+    """A connected socket; a full listen backlog is waited out, up to CONNECT_TIMEOUT."""
+    deadline = time.monotonic() + CONNECT_TIMEOUT
+    delay = 0.002
+    while True:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        sock.settimeout(CONNECT_TIMEOUT)
+        try:
+            sock.connect(path)
+            return sock
+        except BlockingIOError:
+            # A Unix socket with a full backlog says EAGAIN at once rather than
+            # "in progress", so the socket's own timeout never applies.
+            sock.close()
+            if time.monotonic() >= deadline:
+                raise WevError(f"the daemon at {path} is too busy to accept a connection") from None
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
+        except OSError as error:
+            sock.close()
+            if error.errno in NOT_LISTENING or isinstance(error, TimeoutError):
+                raise NotListening(f"no daemon at {path}") from None
+            raise WevError(f"cannot connect to the daemon at {path}: {error.strerror}") from None
 
 
 def _read_all(sock: _socket.socket) -> bytes:

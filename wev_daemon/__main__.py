@@ -97,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _service(install=args.install_service)
     _log_to_stderr(args.log_level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiohttp logs each malformed request with a traceback; it already answers
+    # 400, and a client spamming garbage must not fill the log.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     # The daemon resolves in each client's AWS context, never its own: drop
     # AWS_* so that nothing of the starting shell leaks into a resolution.

@@ -101,6 +101,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         }
         message = messages.get(error.status, error.reason)
         return json_response({"error": {"code": "protocol", "message": message}}, error.status)
+    except ConnectionError:
+        raise  # the client went away: aiohttp closes quietly
     except Exception:
         log.exception("%s %s failed unexpectedly", request.method, request.path)
         return error_response(WevError("the daemon hit an internal error; see its log"))
@@ -117,6 +119,10 @@ def release(version: str) -> tuple[int, ...]:
 
 
 async def _read_request(request: web.Request) -> ResolveRequest:
+    if request.content_length is not None and request.content_length > protocol.MAX_REQUEST_BYTES:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=protocol.MAX_REQUEST_BYTES, actual_size=request.content_length
+        )
     client_version = request.headers.get(protocol.CLIENT_VERSION_HEADER)
     if client_version and client_version != __version__:
         if release(client_version) > release(__version__):

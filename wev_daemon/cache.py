@@ -68,6 +68,8 @@ class Policy:
     #: A value this close to expiry is never served, even when upstream fails.
     expiry_margin: float = 5.0
     idle_after: float = 12 * 3600
+    #: Most entries held; a real user has a handful, so this only stops runaway growth.
+    max_entries: int = 1000
     fetch_timeout: float = 25.0
     #: A fetch still running after this long is abandoned as a transient failure,
     #: so that one hung upstream call cannot stop refreshes for good.
@@ -148,6 +150,7 @@ class TokenCache:
         now = self.clock.monotonic()
         entry = self.entries.get(key)
         if entry is None:
+            self._make_room()
             entry = Entry(key, names, plugin_id, description, fetch, last_used=now)
             self.entries[key] = entry
         entry.names, entry.fetch, entry.last_used = names, fetch, now
@@ -178,6 +181,19 @@ class TokenCache:
             log.warning("serving a cached value for %s: %s", ", ".join(names), error)
             return entry.resolution, True
         _raise(error or UpstreamError(f"{plugin_id}: no value"))
+
+    def _make_room(self) -> None:
+        """Keep at most ``policy.max_entries``: drop the least recently used idle ones."""
+        excess = len(self.entries) + 1 - self.policy.max_entries
+        if excess <= 0:
+            return
+        idle = sorted(
+            (entry for entry in self.entries.values() if entry.inflight is None),
+            key=lambda entry: entry.last_used,
+        )
+        for entry in idle[:excess]:
+            log.info("dropping the least recently used entry for %s", ", ".join(entry.names))
+            del self.entries[entry.key]
 
     def _holding_off(self, entry: Entry, now: float) -> bool:
         """True while a recent failure should be reported instead of retried.

@@ -118,6 +118,8 @@ class Resolver:
         async def fetch() -> Resolution:
             return await item.plugin.resolve(item.settings, item.context)
 
+        if not item.plugin.cacheable:
+            return await fetch(), False
         try:
             return await self.cache.get(
                 item.key,

@@ -210,6 +210,9 @@ async def serve(
         handle_signals=False,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         keepalive_timeout=CONNECTION_IDLE_TIMEOUT,
+        # After an error answer, don't keep reading a body nobody wants: on a
+        # Unix socket closing at once loses nothing.
+        lingering_time=0,
     )
     await runner.setup()
     watchers: list[asyncio.Task[None]] = []

@@ -294,11 +294,6 @@ HALF_SENT = [
     pytest.param(
         http_post(protocol.RESOLVE_ROUTE, b'{"vari', length=100),
         id="part of the body",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="request.read() raises ConnectionResetError, which error_middleware "
-            "logs as 'failed unexpectedly' (a 500)",
-        ),
     ),
 ]
 
@@ -434,17 +429,9 @@ def test_unknown_fields_are_ignored(target: Target) -> None:
     assert "colour" in warning
 
 
-LINGERING = pytest.mark.xfail(
-    strict=True,
-    reason="after a 408 or 413 aiohttp lingers up to 10 s (lingering_time) reading the rest "
-    "of the body before it closes the connection",
-)
-
-
 # -- oversized bodies -------------------------------------------------------------------
 
 
-@LINGERING
 def test_a_body_over_the_cap_is_refused_while_it_streams(target: Target) -> None:
     """413 after about MAX_REQUEST_BYTES of an endless body, not after all of it."""
     declared = 10 * 1024**3
@@ -481,11 +468,6 @@ def test_a_body_over_the_cap_is_refused_while_it_streams(target: Target) -> None
     assert not kept_open, f"the daemon kept the connection open {MARGIN} s after its 413"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the daemon waits for the body (408 after BODY_TIMEOUT) instead of checking "
-    "Content-Length against MAX_REQUEST_BYTES first",
-)
 def test_a_declared_size_over_the_cap_is_refused_before_the_body(target: Target) -> None:
     """No need to wait for, or read, a body whose Content-Length is already too large."""
     with connect(target.user.socket) as sock:
@@ -503,7 +485,6 @@ def test_a_declared_size_over_the_cap_is_refused_before_the_body(target: Target)
 # -- slow clients -----------------------------------------------------------------------
 
 
-@LINGERING
 def test_a_body_shorter_than_its_content_length_times_out(target: Target) -> None:
     """408 after BODY_TIMEOUT, whether the body stalls or trickles, and the connection closes."""
     socks = {"stalled": connect(target.user.socket), "trickling": connect(target.user.socket)}
@@ -730,11 +711,6 @@ def test_after_everything_the_daemon_is_alive_and_small(target: Target) -> None:
     assert after - target.rss_start_kib < MODULE_GROWTH_LIMIT_KIB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TokenCache keeps every distinct entry until 12 h idle, with no bound; "
-    "about 1.8 KiB per wev-echo value",
-)
 def test_distinct_configured_values_do_not_grow_memory_without_bound(
     user: User, daemon: Daemon
 ) -> None:

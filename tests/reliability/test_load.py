@@ -213,11 +213,6 @@ def test_200_clients_and_wev_processes_against_a_warm_daemon(
     assert daemon.process.poll() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wev_client.transport takes EAGAIN from connect() (a full listen backlog) for a "
-    "failure: 'cannot connect to the daemon ... Resource temporarily unavailable', exit 70",
-)
 def test_wev_waits_out_a_full_listen_backlog(user: User, daemon: Daemon) -> None:
     """A daemon that stalls for a moment (a GC pause, paging) under a burst of clients:
     its backlog fills up, and a ``wev`` arriving then should wait, not fail."""

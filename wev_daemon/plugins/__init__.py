@@ -64,6 +64,9 @@ class Plugin(ABC, Generic[SettingsT]):
     properties: ClassVar[frozenset[str]] = frozenset()
     #: Client environment variables the result depends on (part of the cache key).
     context_vars: ClassVar[tuple[str, ...]] = ()
+    #: False for plugins that fetch nothing (their values come from the config):
+    #: the daemon then resolves them on each request instead of caching them.
+    cacheable: ClassVar[bool] = True
 
     @abstractmethod
     def parse(self, properties: Mapping[str, object]) -> SettingsT:

@@ -12,23 +12,24 @@ class EchoPlugin(Plugin[str]):
 
     id = "wev-echo"
     properties = frozenset({"value", "separator"})
+    cacheable = False  # nothing to fetch: resolved afresh, never held in memory
 
     def parse(self, properties: Mapping[str, object]) -> str:
         value = properties.get("value")
         separator = optional_str(properties, "separator")
-        if separator is None:
-            separator = " "
         if value is None:
             raise PropertyError("'value' is required")
-        if isinstance(value, list):
-            if not all(isinstance(item, str | int | float) for item in value):
-                raise PropertyError("'value' must be a string or a list of strings")
-            return separator.join(str(item) for item in value)
-        if isinstance(value, dict):
+        if isinstance(value, list) and all(isinstance(item, str | int | float) for item in value):
+            text = (" " if separator is None else separator).join(str(item) for item in value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            text = str(value)
+        else:
             raise PropertyError("'value' must be a string or a list of strings")
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
+        if "\0" in text:
+            raise PropertyError("'value' must not contain a NUL character")
+        return text
 
     def describe(self, settings: str, context: Context) -> str:
         return "a fixed value from the configuration"
