@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,10 +35,16 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from startup import WEV, fake_codeartifact, make_user, running_daemon
+from startup import ROOT, WEV, fake_codeartifact, make_user, running_daemon
 
-from wev_client import __version__, config, protocol
-from wev_client.protocol import ResolveRequest, context_env
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from wire import (  # type: ignore[import-not-found,unused-ignore]
+    exchange,
+    resolve_message,
+    rss_kib,
+)
+
+from wev_client import protocol
 
 LEVELS = (1, 10, 100)
 #: The daemon's RSS is read again once this many requests have been made in all.
@@ -83,39 +87,6 @@ class Run:
 
 
 # -- one request, as wev sends it --------------------------------------------------------
-
-
-def resolve_message(project: str, home: str, env: dict[str, str]) -> bytes:
-    """The bytes ``wev`` sends from ``project``: head and body."""
-    specs = config.load(project, home, None)
-    body = protocol.dumps(ResolveRequest(specs, context_env(env)).to_json()).encode()
-    head = (
-        f"POST {protocol.RESOLVE_ROUTE} HTTP/1.1\r\nHost: wev\r\nConnection: close\r\n"
-        f"{protocol.CLIENT_VERSION_HEADER}: {__version__}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-async def exchange(path: str, message: bytes) -> bytes:
-    """Send one message on a new connection; read until the daemon closes it."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        # As wev_client.transport: a Unix connect completes or fails at once
-        # (EAGAIN when the listen backlog is full, which counts as an error).
-        sock.connect(path)
-    except OSError:
-        sock.close()
-        raise
-    reader, writer = await asyncio.open_unix_connection(sock=sock)
-    try:
-        writer.write(message)
-        return await reader.read()
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
 
 
 def check(raw: bytes, expected: dict[str, str]) -> str:
@@ -178,18 +149,6 @@ def level(clients: int, run: Run) -> Level:
         round(percentile(0.99), 3),
         round(ordered[-1] * 1000, 3),
     )
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process (VmRSS), in KiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-# -- main ------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,9 +29,10 @@ from conftest import CREDENTIALS, Daemon, User, assert_no_token_on_disk, kill_da
 from fakes.codeartifact import FakeCodeArtifact
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wire import resolve_message, rss_kib
 
-from wev_client import __version__, config, protocol
-from wev_client.protocol import MAX_REQUEST_BYTES, MAX_VARIABLES, ResolveRequest, context_env
+from wev_client import protocol
+from wev_client.protocol import MAX_REQUEST_BYTES, MAX_VARIABLES
 from wev_daemon.app import BODY_TIMEOUT, MAX_REQUEST_DEPTH
 from wev_daemon.server import CONNECTION_IDLE_TIMEOUT
 
@@ -93,14 +94,6 @@ class Target:
     log_start: int = 0
 
 
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
 def http_post(
     route: str, body: bytes, *, length: int | None = None, headers: str = "", close: bool = True
 ) -> bytes:
@@ -117,12 +110,9 @@ def http_get(route: str) -> bytes:
     return f"GET {route} HTTP/1.1\r\nHost: wev\r\nConnection: close\r\n\r\n".encode()
 
 
-def resolve_message(user: User) -> bytes:
-    specs = config.load(str(user.project), str(user.home), None)
-    body = protocol.dumps(ResolveRequest(specs, context_env(user.env)).to_json()).encode()
-    return http_post(
-        protocol.RESOLVE_ROUTE, body, headers=f"{protocol.CLIENT_VERSION_HEADER}: {__version__}\r\n"
-    )
+def message_for(user: User) -> bytes:
+    """The bytes ``wev`` sends from the user's project folder."""
+    return resolve_message(str(user.project), str(user.home), user.env)
 
 
 def connect(path: str) -> socket.socket:
@@ -228,7 +218,7 @@ def target() -> Iterator[Target]:
                 assert warm.returncode == 0, warm.stderr
                 [token] = fake.issued
                 expected = {"CODEARTIFACT_AUTH_TOKEN": token, "GREETING": "hello"}
-                target = Target(user, daemon, resolve_message(user), expected)
+                target = Target(user, daemon, message_for(user), expected)
                 for _ in range(200):  # let the daemon's allocator settle
                     assert_serves(target)
                 target.rss_start_kib = rss_kib(daemon.process.pid)

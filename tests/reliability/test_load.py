@@ -12,7 +12,6 @@ daemon RSS between a 2,000-request warm-up and 20,000 requests later.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import socket
@@ -26,9 +25,9 @@ from dataclasses import dataclass, field
 import pytest
 from conftest import Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
+from wire import exchange, resolve_message, rss_kib
 
-from wev_client import __version__, config, protocol
-from wev_client.protocol import ResolveRequest, context_env
+from wev_client import protocol
 from wev_daemon.server import BACKLOG
 
 WEV_YML = """\
@@ -59,47 +58,9 @@ WEV_TIMEOUT = 30.0
 PHASE_TIMEOUT = 50.0
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process (VmRSS), in KiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def resolve_message(user: User) -> bytes:
-    """The bytes ``wev`` sends from the project folder: head and body."""
-    specs = config.load(str(user.project), str(user.home), None)
-    body = protocol.dumps(ResolveRequest(specs, context_env(user.env)).to_json()).encode()
-    head = (
-        f"POST {protocol.RESOLVE_ROUTE} HTTP/1.1\r\nHost: wev\r\nConnection: close\r\n"
-        f"{protocol.CLIENT_VERSION_HEADER}: {__version__}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-async def exchange(path: str, message: bytes) -> bytes:
-    """Send one message on a new connection and read until the daemon closes it."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        # A Unix connect completes or fails at once (EAGAIN: the listen backlog
-        # is full), as it does for wev_client.transport. asyncio's own connect
-        # would take EAGAIN for "in progress" and fail later with ENOTCONN.
-        sock.connect(path)
-    except OSError:
-        sock.close()
-        raise
-    reader, writer = await asyncio.open_unix_connection(sock=sock)
-    try:
-        writer.write(message)
-        return await reader.read()
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+def message_for(user: User) -> bytes:
+    """The bytes ``wev`` sends from the user's project folder."""
+    return resolve_message(str(user.project), str(user.home), user.env)
 
 
 def parse_response(raw: bytes) -> tuple[int, object]:
@@ -172,7 +133,7 @@ def test_200_clients_and_wev_processes_against_a_warm_daemon(
     assert warm.returncode == 0, warm.stderr
     [token] = fake.issued
     expected = {"CODEARTIFACT_AUTH_TOKEN": token, "GREETING": "hello"}
-    message = resolve_message(user)
+    message = message_for(user)
     pid = daemon.process.pid
 
     warm_up = asyncio.run(hammer(user.socket, message, expected, WARMUP_REQUESTS, CONCURRENCY))

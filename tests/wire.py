@@ -1,0 +1,58 @@
+"""The daemon's protocol spoken raw, for load and hostile-input tests and bench/load.py.
+
+One request per connection, exactly as ``wev`` sends it, so what is measured
+or attacked is the daemon, not a client library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Mapping
+
+from wev_client import __version__, config, protocol
+from wev_client.protocol import ResolveRequest, context_env
+
+
+def resolve_message(project: str, home: str, env: Mapping[str, str]) -> bytes:
+    """The bytes ``wev`` sends from ``project``: head and body."""
+    specs = config.load(project, home, None)
+    body = protocol.dumps(ResolveRequest(specs, context_env(env)).to_json()).encode()
+    head = (
+        f"POST {protocol.RESOLVE_ROUTE} HTTP/1.1\r\nHost: wev\r\nConnection: close\r\n"
+        f"{protocol.CLIENT_VERSION_HEADER}: {__version__}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def exchange(path: str, message: bytes) -> bytes:
+    """Send one message on a new connection and read until the daemon closes it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        # A Unix connect completes or fails at once (EAGAIN: the listen backlog
+        # is full), as it does for wev_client.transport. asyncio's own connect
+        # would take EAGAIN for "in progress" and fail later with ENOTCONN.
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    try:
+        writer.write(message)
+        return await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process (VmRSS), in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
