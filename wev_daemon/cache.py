@@ -314,8 +314,11 @@ class TokenCache:
             self.refresh_due()
             wakeup = self.next_wakeup()
             timeout = None if wakeup is None else max(0.0, wakeup - self.clock.monotonic())
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the wait ends, and shutdown would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def close(self) -> None:
         """Cancel fetches still running."""
