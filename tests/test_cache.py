@@ -19,7 +19,7 @@ import pytest
 from wev_client.protocol import UpstreamError, WevError
 from wev_daemon import cache
 from wev_daemon.aws import FetchError
-from wev_daemon.cache import Policy, TokenCache
+from wev_daemon.cache import Outcome, Policy, TokenCache
 from wev_daemon.plugins import Resolution
 
 START_WALL = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.UTC)
@@ -636,7 +636,7 @@ class CountingCache(TokenCache):
 
     passes = 0
 
-    def refresh_due(self) -> list[asyncio.Task[WevError | None]]:
+    def refresh_due(self) -> list[asyncio.Task[Outcome]]:
         self.passes += 1
         return super().refresh_due()
 

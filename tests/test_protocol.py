@@ -444,6 +444,7 @@ def test_error_codes_and_exit_statuses() -> None:
         "version_mismatch": 76,
         "upstream": 69,
         "daemon_unavailable": 69,
+        "input_required": 69,
     }
     assert issubclass(VersionMismatch, ProtocolError)
     for cls in (UsageError, ConfigError, ProtocolError, UpstreamError, DaemonUnavailable):

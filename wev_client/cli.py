@@ -193,8 +193,8 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
     if not specs:
         values: Mapping[str, str] = {}
     else:
-        with Progress(specs, environ, enabled=log.level > 0):
-            response = connection.resolve(request, environ, log.debug)
+        with Progress(specs, environ, enabled=log.level > 0) as progress:
+            response = connection.resolve(request, environ, log.debug, progress.pause)
         for warning in response.warnings:
             log.warning(warning)
         values = response.values
@@ -248,6 +248,15 @@ class Progress:
         _signal.signal(_signal.SIGALRM, previous)
         if self.shown:
             self._write("\r\033[K")
+
+    def pause(self) -> None:
+        """Stop the timer and clear the line: the terminal is about to ask the user."""
+        if self.fd < 0:
+            return
+        _signal.setitimer(_signal.ITIMER_REAL, 0)
+        if self.shown:
+            self._write("\r\033[K")
+            self.shown = False
 
     def _show(self, signum: int, frame: object) -> None:
         try:

@@ -4,6 +4,10 @@ The order mirrors what a user expects: a running daemon answers; when no
 daemon listens, one is started detached and asked once more; when none can be
 started, or ``WEV_NO_DAEMON=1`` is set (CI), the same resolution runs inside
 this process.
+
+A plugin may need the user's input (an MFA code): the daemon answers with
+prompts instead of values, the client asks on its terminal (``prompt``,
+imported only then) and sends the same request again with the answers.
 """
 
 from __future__ import annotations
@@ -13,7 +17,13 @@ import sys
 import time
 
 from wev_client import __version__, paths, protocol, transport
-from wev_client.protocol import DaemonUnavailable, ResolveRequest, ResolveResponse, WevError
+from wev_client.protocol import (
+    DaemonUnavailable,
+    Prompt,
+    ResolveRequest,
+    ResolveResponse,
+    WevError,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,6 +35,8 @@ START_TIMEOUT = 10.0
 MAX_LOG_BYTES = 1024 * 1024
 #: Exit status with which a daemon says another one already holds the socket.
 ALREADY_RUNNING = 75
+#: Most rounds of questions one call answers (a plugin asks one or two).
+MAX_PROMPT_ROUNDS = 3
 
 
 def no_daemon(environ: Mapping[str, str]) -> bool:
@@ -32,10 +44,44 @@ def no_daemon(environ: Mapping[str, str]) -> bool:
 
 
 def resolve(
-    request: ResolveRequest, environ: Mapping[str, str], debug: Callable[[str], None]
+    request: ResolveRequest,
+    environ: Mapping[str, str],
+    debug: Callable[[str], None],
+    before_prompt: Callable[[], None] | None = None,
 ) -> ResolveResponse:
-    """Resolve every variable of ``request``."""
-    return _ask(protocol.RESOLVE_ROUTE, request, environ, debug, start=True)
+    """Resolve every variable of ``request``, asking the user what plugins need.
+
+    ``before_prompt`` runs before the terminal is used (it clears the status line).
+    """
+
+    def ask(prompts: tuple[Prompt, ...]) -> dict[str, str]:
+        from wev_client import prompt  # termios: only when a question arrives
+
+        debug(f"{len(prompts)} question(s) for the user")
+        return prompt.ask(prompts, before_prompt)
+
+    route = protocol.RESOLVE_ROUTE
+    response = _ask(route, request, environ, debug, start=True, ask=ask)
+    for _ in range(MAX_PROMPT_ROUNDS):
+        if not response.prompts:
+            return response
+        try:
+            answers = ask(response.prompts)
+        except KeyboardInterrupt:
+            # Free the question at once, so another terminal is asked without waiting.
+            cancel = request.with_answers({}, tuple(p.id for p in response.prompts))
+            try:
+                _ask(route, cancel, environ, debug, start=False, ask=None)
+            except WevError as error:
+                debug(f"could not cancel the question: {error}")
+            raise
+        request = request.with_answers(answers)
+        response = _ask(route, request, environ, debug, start=True, ask=ask)
+    if response.prompts:
+        raise WevError(
+            f"{response.prompts[0].label}: still asking after {MAX_PROMPT_ROUNDS} answers"
+        )
+    return response
 
 
 def explain(
@@ -74,15 +120,16 @@ def _ask(
     debug: Callable[[str], None],
     *,
     start: bool,
+    ask: Callable[[tuple[Prompt, ...]], dict[str, str]] | None = None,
 ) -> ResolveResponse:
     if no_daemon(environ):
         debug("WEV_NO_DAEMON is set: resolving in this process")
-        return _in_process(route, request)
+        return _in_process(route, request, ask)
     try:
         path = _socket_path(environ)
     except DaemonUnavailable as unavailable:
         debug(f"{unavailable}: answering from this process")
-        return _in_process(route, request)
+        return _in_process(route, request, ask)
     body = request.to_json()
     try:
         code, answer = transport.request(path, "POST", route, body, version=__version__)
@@ -90,16 +137,16 @@ def _ask(
         # No daemon, or it died while answering (killed, crashed): start one, ask once more.
         if not start:
             debug(f"{absent}: answering from this process")
-            return _in_process(route, request)
+            return _in_process(route, request, ask)
         debug(f"{absent}: starting a daemon")
         if not start_daemon(path, environ, debug):
             debug("the daemon could not start: resolving in this process")
-            return _in_process(route, request)
+            return _in_process(route, request, ask)
         try:
             code, answer = transport.request(path, "POST", route, body, version=__version__)
         except (transport.NotListening, transport.DaemonGone) as again:
             debug(f"{again}, once more: resolving in this process")
-            return _in_process(route, request)
+            return _in_process(route, request, ask)
     if code != 200:
         error = protocol.error_from_json(answer)
         if not isinstance(error, protocol.VersionMismatch) or not start:
@@ -130,11 +177,15 @@ def _await_current_daemon(
         time.sleep(0.05)
 
 
-def _in_process(route: str, request: ResolveRequest) -> ResolveResponse:
+def _in_process(
+    route: str,
+    request: ResolveRequest,
+    ask: Callable[[tuple[Prompt, ...]], dict[str, str]] | None = None,
+) -> ResolveResponse:
     # Imported here, never on the hot path: it brings asyncio, aiohttp and botocore.
     from wev_daemon.inprocess import answer
 
-    return answer(route, request)
+    return answer(route, request, ask)
 
 
 def start_daemon(path: str, environ: Mapping[str, str], debug: Callable[[str], None]) -> bool:

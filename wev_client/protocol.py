@@ -45,6 +45,7 @@ CONTEXT_ENV_VARS = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_CODEARTIFACT",
     "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_IAM",
     "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
     "HOME",
 )
@@ -129,6 +130,14 @@ class DaemonUnavailable(WevError):
     http_status = 503
 
 
+class InputRequired(WevError):
+    """A plugin needs the user's input (an MFA code) and there is no terminal to ask on."""
+
+    code = "input_required"
+    exit_status = 69  # EX_UNAVAILABLE
+    http_status = 409
+
+
 ERRORS_BY_CODE: dict[str, type[WevError]] = {
     cls.code: cls
     for cls in (
@@ -139,6 +148,7 @@ ERRORS_BY_CODE: dict[str, type[WevError]] = {
         VersionMismatch,
         UpstreamError,
         DaemonUnavailable,
+        InputRequired,
     )
 }
 
@@ -355,27 +365,62 @@ class VariableSpec:
 
 
 class ResolveRequest:
-    """What the client asks for: its variables and its AWS context (env vars)."""
+    """What the client asks for: its variables and its AWS context (env vars).
 
-    __slots__ = ("env", "variables")
+    ``answers`` maps the ids of prompts the daemon sent to what the user typed
+    (an MFA code: a secret, never printed); ``cancel`` names prompts the user
+    abandoned (Ctrl-C), so that the next client is asked instead.
+    """
 
-    def __init__(self, variables: tuple[VariableSpec, ...], env: Mapping[str, str]) -> None:
+    __slots__ = ("answers", "cancel", "env", "variables")
+
+    def __init__(
+        self,
+        variables: tuple[VariableSpec, ...],
+        env: Mapping[str, str],
+        answers: Mapping[str, str] | None = None,
+        cancel: tuple[str, ...] = (),
+    ) -> None:
         self.variables = variables
         self.env = env
+        self.answers: Mapping[str, str] = answers or {}
+        self.cancel = cancel
 
     def __repr__(self) -> str:
-        # The environment can hold AWS secret keys: never print it.
-        return f"ResolveRequest(variables={self.variables!r}, env_keys={sorted(self.env)!r})"
+        # The environment can hold AWS secret keys, the answers MFA codes: never print them.
+        return (
+            f"ResolveRequest(variables={self.variables!r}, env_keys={sorted(self.env)!r}, "
+            f"answered={sorted(self.answers)!r}, cancel={self.cancel!r})"
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ResolveRequest):
             return NotImplemented
-        return (self.variables, dict(self.env)) == (other.variables, dict(other.env))
+        return (self.variables, dict(self.env), dict(self.answers), self.cancel) == (
+            other.variables,
+            dict(other.env),
+            dict(other.answers),
+            other.cancel,
+        )
 
     __hash__ = None  # type: ignore[assignment]  # holds mappings
 
+    def with_answers(
+        self, answers: Mapping[str, str], cancel: tuple[str, ...] = ()
+    ) -> ResolveRequest:
+        """The same request carrying the user's answers (added to earlier ones)."""
+        return ResolveRequest(self.variables, self.env, {**self.answers, **answers}, cancel)
+
     def to_json(self) -> dict[str, object]:
-        return {"variables": [v.to_json() for v in self.variables], "env": dict(self.env)}
+        body: dict[str, object] = {
+            "variables": [v.to_json() for v in self.variables],
+            "env": dict(self.env),
+        }
+        if self.answers:
+            body["answers"] = dict(self.answers)
+        if self.cancel:
+            body["cancel"] = list(self.cancel)
+        return body
 
     @classmethod
     def from_json(cls, data: object) -> ResolveRequest:
@@ -383,12 +428,62 @@ class ResolveRequest:
         assert isinstance(body, dict)
         variables = _expect(body.get("variables"), list, "variables")
         env = _optional(body, "env", dict, {})
-        assert isinstance(variables, list) and isinstance(env, dict)
+        answers = _optional(body, "answers", dict, {})
+        assert isinstance(variables, list) and isinstance(env, dict) and isinstance(answers, dict)
         if len(variables) > MAX_VARIABLES:
             raise ProtocolError(f"a request may hold at most {MAX_VARIABLES} variables")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise ProtocolError("env must map names to strings")
-        return cls(tuple(VariableSpec.from_json(v) for v in variables), env)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in answers.items()):
+            raise ProtocolError("answers must map prompt ids to strings")
+        cancel = _str_list(body.get("cancel", []), "cancel", empty=True)
+        return cls(tuple(VariableSpec.from_json(v) for v in variables), env, answers, cancel)
+
+
+class Prompt:
+    """A question a plugin asks the user through the client (an MFA code).
+
+    ``id`` is stable for one entry and question, so the answer sent back finds
+    it; ``label`` is the entry's key (``[A, B]``), for messages. A prompt holds
+    no secret (the answer does, and travels only in ``ResolveRequest.answers``).
+    """
+
+    __slots__ = ("id", "label", "secret", "text")
+
+    def __init__(self, id: str, label: str, text: str, secret: bool) -> None:
+        self.id = id
+        self.label = label
+        self.text = text
+        self.secret = secret
+
+    def __repr__(self) -> str:
+        return (
+            f"Prompt(id={self.id!r}, label={self.label!r}, text={self.text!r}, "
+            f"secret={self.secret!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Prompt):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "label": self.label, "text": self.text, "secret": self.secret}
+
+    @classmethod
+    def from_json(cls, data: object) -> Prompt:
+        item = _expect(data, dict, "a prompt")
+        assert isinstance(item, dict)
+        prompt_id = _expect(item.get("id"), str, "a prompt's id")
+        text = _expect(item.get("text"), str, "a prompt's text")
+        label = _optional(item, "label", str, "")
+        secret = _optional(item, "secret", bool, True)
+        assert isinstance(prompt_id, str) and isinstance(text, str)
+        assert isinstance(label, str) and isinstance(secret, bool)
+        return cls(prompt_id, label, text, secret)
 
 
 def context_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -465,40 +560,53 @@ class EntryInfo:
 
 
 class ResolveResponse:
-    """The daemon's answer: resolved values (empty for explain), entry facts, warnings."""
+    """The daemon's answer: resolved values (empty for explain), entry facts, warnings.
 
-    __slots__ = ("entries", "values", "warnings")
+    With ``prompts`` the values are held back: the client asks the user and
+    sends the same request again with ``answers``.
+    """
+
+    __slots__ = ("entries", "prompts", "values", "warnings")
 
     def __init__(
         self,
         values: Mapping[str, str],
         entries: tuple[EntryInfo, ...] = (),
         warnings: tuple[str, ...] = (),
+        prompts: tuple[Prompt, ...] = (),
     ) -> None:
         self.values = values
         self.entries = entries
         self.warnings = warnings
+        self.prompts = prompts
 
     def __repr__(self) -> str:
-        return f"ResolveResponse(names={sorted(self.values)!r}, warnings={self.warnings!r})"
+        return (
+            f"ResolveResponse(names={sorted(self.values)!r}, warnings={self.warnings!r}, "
+            f"prompts={self.prompts!r})"
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ResolveResponse):
             return NotImplemented
-        return (dict(self.values), self.entries, self.warnings) == (
+        return (dict(self.values), self.entries, self.warnings, self.prompts) == (
             dict(other.values),
             other.entries,
             other.warnings,
+            other.prompts,
         )
 
     __hash__ = None  # type: ignore[assignment]  # holds mappings
 
     def to_json(self) -> dict[str, object]:
-        return {
+        body: dict[str, object] = {
             "values": dict(self.values),
             "entries": [entry.to_json() for entry in self.entries],
             "warnings": list(self.warnings),
         }
+        if self.prompts:
+            body["prompts"] = [prompt.to_json() for prompt in self.prompts]
+        return body
 
     @classmethod
     def from_json(cls, data: object) -> ResolveResponse:
@@ -513,6 +621,12 @@ class ResolveResponse:
         ):
             raise ProtocolError("values must map variable names to strings without NUL")
         entries = _optional(body, "entries", list, [])
-        assert isinstance(entries, list)
+        prompts = _optional(body, "prompts", list, [])
+        assert isinstance(entries, list) and isinstance(prompts, list)
         warnings = _str_list(body.get("warnings", []), "warnings", empty=True)
-        return cls(values, tuple(EntryInfo.from_json(e) for e in entries), warnings)
+        return cls(
+            values,
+            tuple(EntryInfo.from_json(e) for e in entries),
+            warnings,
+            tuple(Prompt.from_json(p) for p in prompts),
+        )

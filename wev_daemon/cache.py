@@ -11,6 +11,14 @@ depend on). Rules, with ``lifetime`` = expiry minus fetch time:
 * A failed fetch is retried with capped exponential backoff and jitter; a value
   that is still valid keeps being served meanwhile, and while the backoff runs
   clients get the cached value or the last error without a new upstream call.
+* A fetch that needs the user's input (InputNeeded: an MFA code) is no
+  failure. The first client to see it is asked (it "owns" the prompt for
+  ``prompt_lease``); other clients for the same key wait for its answer and
+  get the same value, or the same error: one prompt, one upstream call. The
+  owner's next request carries the answer and runs the fetch. An abandoned
+  prompt (lease over, or cancelled) goes to the next client. Such entries are
+  never refreshed in the background (nobody to ask) and their failures are
+  not backed off (the next client is simply asked again).
 
 Nothing here is ever written to disk or logged with its values. Time comes from
 an injectable Clock (monotonic for scheduling, aware UTC for expiries).
@@ -28,11 +36,19 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from wev_client.protocol import UpstreamError, WevError
-from wev_daemon.plugins import Resolution
+from wev_daemon.plugins import InputNeeded, Resolution
 
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[], Awaitable[Resolution]]
+#: Whether the current request carries the answer to this question.
+Answered = Callable[[InputNeeded], bool]
+Outcome = WevError | InputNeeded | None
+
+
+def _never(question: InputNeeded) -> bool:
+    return False
+
 
 #: Exponents beyond this only overflow: the delay is capped long before.
 _MAX_BACKOFF_EXPONENT = 32
@@ -78,6 +94,12 @@ class Policy:
     backoff_cap: float = 60.0
     #: After a non-transient failure (bad credentials), clients may retry this soon.
     client_retry_after: float = 2.0
+    #: How long the client that was asked for input owns the question; after
+    #: that (Ctrl-C, a closed terminal) the next client is asked instead.
+    prompt_lease: float = 120.0
+    #: Longest another client waits for that answer in one request (below the
+    #: client's response timeout); it then fails and may simply run again.
+    prompt_wait: float = 50.0
 
 
 @dataclass(eq=False)
@@ -93,11 +115,18 @@ class Entry:
     resolution: Resolution | None = field(default=None, repr=False)
     fetched_at: float = 0.0
     expires_at: float | None = None  # monotonic
-    inflight: asyncio.Task[WevError | None] | None = field(default=None, repr=False)
+    inflight: asyncio.Task[Outcome] | None = field(default=None, repr=False)
     failures: int = 0
     failed_at: float = 0.0
     retry_at: float | None = None
     last_error: WevError | None = None
+    #: The fetch has needed the user's input: no background refresh, no backoff.
+    interactive: bool = False
+    #: The question a client is being asked now, until ``pending_until``.
+    pending: InputNeeded | None = field(default=None, repr=False)
+    pending_until: float = 0.0
+    #: Settles with the answered fetch's outcome (None: a value, or abandoned).
+    pending_outcome: asyncio.Future[WevError | None] | None = field(default=None, repr=False)
 
     @property
     def lifetime(self) -> float | None:
@@ -123,6 +152,8 @@ class Entry:
 
     def refresh_at(self, policy: Policy) -> float | None:
         """When the background refresh is due (monotonic), or None."""
+        if self.interactive:
+            return None
         if self.last_error is not None and self.retry_at is not None:
             return self.retry_at
         lifetime = self.lifetime
@@ -144,9 +175,19 @@ class TokenCache:
         self._random = random.Random()
 
     async def get(
-        self, key: str, *, names: tuple[str, ...], plugin_id: str, description: str, fetch: Fetch
+        self,
+        key: str,
+        *,
+        names: tuple[str, ...],
+        plugin_id: str,
+        description: str,
+        fetch: Fetch,
+        answered: Answered = _never,
     ) -> tuple[Resolution, bool]:
-        """The value for ``key`` and whether it came from the cache; may wait for a fetch."""
+        """The value for ``key`` and whether it came from the cache; may wait for a fetch.
+
+        Raises InputNeeded when this client is the one to ask the user.
+        """
         now = self.clock.monotonic()
         entry = self.entries.get(key)
         if entry is None:
@@ -154,25 +195,40 @@ class TokenCache:
             entry = Entry(key, names, plugin_id, description, fetch, last_used=now)
             self.entries[key] = entry
         entry.names, entry.fetch, entry.last_used = names, fetch, now
-        if entry.fresh(now, self.policy):
-            assert entry.resolution is not None
-            return entry.resolution, True
-        if entry.inflight is None and self._holding_off(entry, now):
-            if entry.valid(now, self.policy):
+        while True:
+            now = self.clock.monotonic()
+            if entry.fresh(now, self.policy):
                 assert entry.resolution is not None
                 return entry.resolution, True
-            assert entry.last_error is not None
-            _raise(entry.last_error)
-        task = self._start_fetch(entry)
-        try:
-            error = await asyncio.wait_for(asyncio.shield(task), self.policy.fetch_timeout)
-        except TimeoutError:
-            source = f"{plugin_id} ({description})" if description else plugin_id
-            error = UpstreamError(
-                f"{source}: no answer within {self.policy.fetch_timeout:g} s; "
-                "still trying in the background",
-                hint="check the network or `wev --status` in a moment",
-            )
+            pending = entry.pending
+            if pending is not None and now >= entry.pending_until:
+                log.info("nobody answered the question for %s: asking the next client", names[0])
+                self.end_prompt(entry)
+            elif pending is not None and entry.inflight is None and not answered(pending):
+                await self._wait_for_answer(entry, pending)
+                continue
+            if entry.inflight is None and self._holding_off(entry, now):
+                if entry.valid(now, self.policy):
+                    assert entry.resolution is not None
+                    return entry.resolution, True
+                assert entry.last_error is not None
+                _raise(entry.last_error)
+            task = self._start_fetch(entry, fetch)
+            try:
+                error = await asyncio.wait_for(asyncio.shield(task), self.policy.fetch_timeout)
+            except TimeoutError:
+                source = f"{plugin_id} ({description})" if description else plugin_id
+                error = UpstreamError(
+                    f"{source}: no answer within {self.policy.fetch_timeout:g} s; "
+                    "still trying in the background",
+                    hint="check the network or `wev --status` in a moment",
+                )
+            if isinstance(error, InputNeeded):
+                if entry.pending is None or answered(entry.pending):
+                    self._start_prompt(entry, error)
+                    raise InputNeeded(error.text, secret=error.secret)
+                continue  # another client is being asked: wait for its answer
+            break
         now = self.clock.monotonic()
         if error is None and entry.resolution is not None:
             return entry.resolution, False
@@ -181,6 +237,38 @@ class TokenCache:
             log.warning("serving a cached value for %s: %s", ", ".join(names), error)
             return entry.resolution, True
         _raise(error or UpstreamError(f"{plugin_id}: no value"))
+
+    def _start_prompt(self, entry: Entry, question: InputNeeded) -> None:
+        """This client asks the user; the others wait until it answers or the lease ends."""
+        self.end_prompt(entry)
+        entry.pending = question
+        entry.pending_until = self.clock.monotonic() + self.policy.prompt_lease
+        entry.pending_outcome = asyncio.get_running_loop().create_future()
+        log.info("asking a client for input for %s", ", ".join(entry.names))
+
+    def end_prompt(self, entry: Entry, outcome: WevError | None = None) -> None:
+        """The question is answered (``outcome``) or abandoned: wake the waiting clients."""
+        future, entry.pending, entry.pending_outcome = entry.pending_outcome, None, None
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    async def _wait_for_answer(self, entry: Entry, pending: InputNeeded) -> None:
+        """Wait while another client answers; raise its error, or return to look again."""
+        future = entry.pending_outcome
+        assert future is not None
+        now = self.clock.monotonic()
+        timeout = max(0.0, min(entry.pending_until - now, self.policy.prompt_wait))
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            if self.clock.monotonic() < entry.pending_until and entry.pending is pending:
+                raise UpstreamError(
+                    f"another wev is waiting for input ({pending.text.strip()})",
+                    hint="answer it in that terminal, then run this again",
+                ) from None
+            return
+        if outcome is not None:
+            _raise(outcome)
 
     def _make_room(self) -> None:
         """Keep at most ``policy.max_entries``: drop the least recently used idle ones."""
@@ -209,18 +297,26 @@ class TokenCache:
             return now < entry.retry_at
         return now < entry.failed_at + self.policy.client_retry_after
 
-    def _start_fetch(self, entry: Entry) -> asyncio.Task[WevError | None]:
+    def _start_fetch(self, entry: Entry, fetch: Fetch | None = None) -> asyncio.Task[Outcome]:
+        # ``fetch`` is bound now: another client may replace ``entry.fetch``
+        # (and its answers) before the task starts.
         if entry.inflight is None:
-            entry.inflight = asyncio.create_task(self._fetch(entry), name=f"fetch {entry.key[:40]}")
+            entry.inflight = asyncio.create_task(
+                self._fetch(entry, fetch or entry.fetch), name=f"fetch {entry.key[:40]}"
+            )
         return entry.inflight
 
-    async def _fetch(self, entry: Entry) -> WevError | None:
+    async def _fetch(self, entry: Entry, fetch: Fetch) -> Outcome:
         """Run one fetch; record the outcome on the entry; never raises."""
         self.upstream_calls += 1
         deadline = asyncio.timeout(self.policy.fetch_limit)
         try:
             async with deadline:
-                resolution = await entry.fetch()
+                resolution = await fetch()
+        except InputNeeded as question:
+            entry.interactive = True
+            question.__traceback__ = question.__context__ = question.__cause__ = None
+            return question
         except WevError as error:
             return self._failed(entry, error)
         except Exception as error:  # a plugin bug must not kill the daemon
@@ -255,6 +351,7 @@ class TokenCache:
             else now + (resolution.expires_at - wall).total_seconds()
         )
         entry.failures, entry.retry_at, entry.last_error = 0, None, None
+        self.end_prompt(entry)
         log.info(
             "fetched %s (%s), lifetime %s",
             ", ".join(entry.names),
@@ -273,6 +370,9 @@ class TokenCache:
         exponent = min(entry.failures - 1, _MAX_BACKOFF_EXPONENT)
         delay = min(self.policy.backoff_cap, self.policy.backoff_base * 2.0**exponent)
         entry.retry_at = now + delay * self._random.uniform(0.5, 1.0)
+        if entry.interactive:  # a wrong code: the next client is asked again, at once
+            entry.retry_at = None
+        self.end_prompt(entry, error)
         self.last_error = (self.clock.now(), str(error))
         log.warning("fetch failed (%d in a row): %s", entry.failures, error)
         return error
@@ -290,7 +390,7 @@ class TokenCache:
                 times.append(due)
         return min(times, default=None)
 
-    def refresh_due(self) -> list[asyncio.Task[WevError | None]]:
+    def refresh_due(self) -> list[asyncio.Task[Outcome]]:
         """Drop idle entries and start the refreshes that are due."""
         now = self.clock.monotonic()
         started = []
@@ -353,5 +453,6 @@ class TokenCache:
             "last_used_seconds_ago": round(now - entry.last_used, 1),
             "fetching": entry.inflight is not None,
             "failures": entry.failures,
+            "waiting_for_input": entry.pending is not None,
             "last_error": str(entry.last_error) if entry.last_error else None,
         }

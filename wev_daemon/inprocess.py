@@ -2,27 +2,52 @@
 
 The client imports this lazily, only off its hot path. Same resolver, same
 plugins, same errors as the daemon; nothing is kept after the call.
+
+A plugin's question is asked through ``ask`` (the client's terminal) between
+rounds, with the same resolver and cache, so the plugin's own memory (a
+discovered MFA device) and the prompt protocol work as in the daemon.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from wev_client import protocol
-from wev_client.protocol import ResolveRequest, ResolveResponse
+from wev_client.protocol import Prompt, ResolveRequest, ResolveResponse
 from wev_daemon.cache import TokenCache
 from wev_daemon.resolver import Resolver
 
+#: Most rounds of questions one call answers, as in ``connection``.
+MAX_PROMPT_ROUNDS = 3
 
-def answer(route: str, request: ResolveRequest) -> ResolveResponse:
-    """Answer ``route`` (resolve or explain) as the daemon would."""
+
+def answer(
+    route: str,
+    request: ResolveRequest,
+    ask: Callable[[tuple[Prompt, ...]], dict[str, str]] | None = None,
+) -> ResolveResponse:
+    """Answer ``route`` (resolve or explain) as the daemon would.
+
+    Without ``ask``, a response may carry prompts, as the daemon's does.
+    """
 
     async def run() -> ResolveResponse:
         resolver = Resolver(cache=TokenCache())
         try:
             if route == protocol.EXPLAIN_ROUTE:
                 return resolver.explain(request)
-            return await resolver.resolve(request)
+            current = request
+            response = await resolver.resolve(current)
+            for _ in range(MAX_PROMPT_ROUNDS):
+                if not response.prompts or ask is None:
+                    break
+                # Blocks the loop while the user types: nothing else is running
+                # (every entry of the round has finished), and botocore's own
+                # MFA prompter is synchronous anyway.
+                current = current.with_answers(ask(response.prompts))
+                response = await resolver.resolve(current)
+            return response
         finally:
             await resolver.cache.close()
 

@@ -2,6 +2,11 @@
 
 Shared by the daemon's handlers and by the client's in-process fallback
 (``WEV_NO_DAEMON=1``), so both give the same answers and the same errors.
+
+Questions for the user: each entry's Context answers ``ask`` from the
+request's ``answers``, by prompt id (a digest of the cache key and the
+question, so it is the same in the client's next request). An unanswered
+question becomes a ``Prompt`` in the response instead of values.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from wev_client.protocol import (
     ConfigError,
     EntryInfo,
+    Prompt,
     ResolveRequest,
     ResolveResponse,
     UpstreamError,
@@ -23,7 +29,15 @@ from wev_client.protocol import (
     WevError,
 )
 from wev_daemon.cache import TokenCache
-from wev_daemon.plugins import Context, Plugin, PropertyError, Resolution, load_plugins
+from wev_daemon.plugins import (
+    Asker,
+    Context,
+    InputNeeded,
+    Plugin,
+    PropertyError,
+    Resolution,
+    load_plugins,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,25 +90,35 @@ class Resolver:
                 warnings.append(
                     f"{where}: {label}: {plugin.id} ignores unknown property {unknown!r}"
                 )
-            context = Context(
-                {name: request.env[name] for name in plugin.context_vars if name in request.env}
-            )
+            env = {name: request.env[name] for name in plugin.context_vars if name in request.env}
+            key = cache_key(plugin.id, properties, Context(env))
+            context = Context(env, _asker(key, request.answers))
             prepared.append(
-                Prepared(
-                    spec,
-                    plugin,
-                    settings,
-                    context,
-                    cache_key(plugin.id, properties, context),
-                    plugin.describe(settings, context),
-                )
+                Prepared(spec, plugin, settings, context, key, plugin.describe(settings, context))
             )
         return prepared, warnings
 
     async def resolve(self, request: ResolveRequest) -> ResolveResponse:
         """Every variable's value; concurrent entries resolve in parallel."""
+        if request.cancel:
+            self.cancel(request.cancel)
+            return ResolveResponse({})
         prepared, warnings = self.prepare(request)
-        results = await asyncio.gather(*(self._get(item) for item in prepared))
+        outcomes = await asyncio.gather(
+            *(self._get(item, request.answers) for item in prepared), return_exceptions=True
+        )
+        prompts = []
+        results: list[tuple[Resolution, bool]] = []
+        for item, outcome in zip(prepared, outcomes, strict=True):
+            if isinstance(outcome, InputNeeded):
+                prompt_id = _prompt_id(item.key, outcome.text)
+                prompts.append(Prompt(prompt_id, item.spec.label, outcome.text, outcome.secret))
+            elif isinstance(outcome, BaseException):
+                raise outcome  # the first failure, in the order of the configuration
+            else:
+                results.append(outcome)
+        if prompts:  # values only once every entry has its answer
+            return ResolveResponse({}, (), tuple(warnings), tuple(prompts))
         values: dict[str, str] = {}
         entries = []
         for item, (resolution, cached) in zip(prepared, results, strict=True):
@@ -114,9 +138,20 @@ class Resolver:
             {}, tuple(self._entry_info(item) for item in prepared), tuple(warnings)
         )
 
-    async def _get(self, item: Prepared) -> tuple[Resolution, bool]:
+    def cancel(self, prompt_ids: tuple[str, ...]) -> None:
+        """The user abandoned these prompts (Ctrl-C): the next client is asked instead."""
+        for entry in list(self.cache.entries.values()):
+            pending = entry.pending
+            if pending is not None and _prompt_id(entry.key, pending.text) in prompt_ids:
+                log.info("a client abandoned the question for %s", ", ".join(entry.names))
+                self.cache.end_prompt(entry)
+
+    async def _get(self, item: Prepared, answers: Mapping[str, str]) -> tuple[Resolution, bool]:
         async def fetch() -> Resolution:
             return await item.plugin.resolve(item.settings, item.context)
+
+        def answered(question: InputNeeded) -> bool:
+            return _prompt_id(item.key, question.text) in answers
 
         if not item.plugin.cacheable:
             return await fetch(), False
@@ -127,6 +162,7 @@ class Resolver:
                 plugin_id=item.plugin.id,
                 description=item.description,
                 fetch=fetch,
+                answered=answered,
             )
         except WevError as error:  # say which variable could not be resolved
             raise type(error)(f"{item.spec.label}: {error.message}", hint=error.hint) from None
@@ -146,6 +182,21 @@ class Resolver:
             expires_at if isinstance(expires_at, str) else None,
             refresh_at if isinstance(refresh_at, str) else None,
         )
+
+
+def _prompt_id(key: str, text: str) -> str:
+    """The same for the same entry and question, in this request and the client's next."""
+    return hashlib.sha256(f"{key}\0{text}".encode()).hexdigest()[:24]
+
+
+def _asker(key: str, answers: Mapping[str, str]) -> Asker:
+    def ask(text: str, secret: bool) -> str:
+        answer = answers.get(_prompt_id(key, text))
+        if answer is None:
+            raise InputNeeded(text, secret=secret)
+        return answer
+
+    return ask
 
 
 def cache_key(plugin_id: str, properties: Mapping[str, object], context: Context) -> str:

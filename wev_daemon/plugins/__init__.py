@@ -11,14 +11,20 @@ environment variables its result depends on (``context_vars``, part of the
 cache key), and resolves asynchronously to a Resolution: values plus an
 optional expiry. The daemon caches resolutions, refreshes them before they
 expire and shares them between clients; a plugin only fetches.
+
+A plugin that needs the user (an MFA code) calls ``await context.ask(text,
+secret=True)``. The daemon has no terminal: the first time, ``ask`` raises
+InputNeeded, the question travels to the client, and the client sends the
+same request again with the answer, so ``resolve`` runs again and ``ask``
+returns it. Keep the work before ``ask`` cheap, or cache it.
 """
 
 from __future__ import annotations
 
 import datetime
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import ClassVar, Generic, TypeVar
 
@@ -46,14 +52,49 @@ class Resolution:
         return f"Resolution(<{len(self.values)} hidden values>, expires_at={self.expires_at!r})"
 
 
+class InputNeeded(Exception):
+    """Raised by ``Context.ask`` when the request carries no answer to the question yet.
+
+    Not a WevError: the cache does not count it as an upstream failure, and the
+    resolver turns it into a prompt for the client.
+    """
+
+    def __init__(self, text: str, *, secret: bool) -> None:
+        super().__init__(text)
+        self.text = text
+        self.secret = secret
+
+
+#: Answers a question: returns the user's answer, or raises InputNeeded.
+#: Synchronous, so that botocore's own (synchronous) MFA prompter can use it.
+Asker = Callable[[str, bool], str]
+
+
+def _no_answers(text: str, secret: bool) -> str:
+    raise InputNeeded(text, secret=secret)
+
+
 @dataclass(frozen=True)
 class Context:
-    """The requesting client's environment (only ``protocol.CONTEXT_ENV_VARS``)."""
+    """The requesting client's environment (only ``protocol.CONTEXT_ENV_VARS``).
+
+    ``asker`` answers questions from the current request's answers; it is not
+    part of the cache key and never printed.
+    """
 
     env: Mapping[str, str]
+    asker: Asker = field(default=_no_answers, compare=False)
 
     def __repr__(self) -> str:
         return f"Context(env_keys={sorted(self.env)!r})"
+
+    async def ask(self, text: str, *, secret: bool = True) -> str:
+        """The user's answer to ``text``; raises InputNeeded until the client sent it."""
+        return self.asker(text, secret)
+
+    def ask_sync(self, text: str, *, secret: bool = True) -> str:
+        """``ask`` for synchronous callers (botocore's MFA prompter)."""
+        return self.asker(text, secret)
 
 
 class Plugin(ABC, Generic[SettingsT]):

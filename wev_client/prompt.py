@@ -1,0 +1,88 @@
+"""Asking the user, on their terminal, the questions a plugin sends (an MFA code).
+
+The daemon has no terminal: a plugin's question travels to the client that
+asked, which asks on ``/dev/tty`` (so it works while stdin and stdout are
+pipes) and sends the answer back. Secret answers are read with echo off; the
+terminal's settings are restored however the read ends (Ctrl-C included).
+
+Imported lazily by ``connection`` and the in-process fallback, only when a
+question arrives: ``termios`` is not on the client's hot path. Answers are
+secrets: they are never printed nor logged.
+"""
+
+from __future__ import annotations
+
+import os
+import termios
+
+from wev_client.protocol import InputRequired, Prompt
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+HINT = (
+    "run wev in a terminal to answer it (the daemon then keeps the session until it expires), "
+    "or give the command credentials another way"
+)
+#: Longest answer read; an MFA code has six digits.
+MAX_ANSWER = 4096
+
+
+def no_terminal(prompts: Sequence[Prompt]) -> InputRequired:
+    first = prompts[0]
+    question = first.text.strip().rstrip(":").strip()
+    return InputRequired(
+        f"{first.label}: needs input ({question}) but wev has no terminal to ask on", hint=HINT
+    )
+
+
+def ask(prompts: Sequence[Prompt], before: Callable[[], None] | None = None) -> dict[str, str]:
+    """Each prompt's answer, by id, asked on the controlling terminal.
+
+    Raises InputRequired when there is no terminal (CI, cron, a pipe without
+    one). ``before`` runs first (it clears the status line).
+    """
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:  # ENXIO: no controlling terminal
+        raise no_terminal(prompts) from None
+    try:
+        if before is not None:
+            before()
+        return {prompt.id: _ask_one(fd, prompt) for prompt in prompts}
+    finally:
+        os.close(fd)
+
+
+def _ask_one(fd: int, prompt: Prompt) -> str:
+    saved = None
+    if prompt.secret:
+        try:
+            saved = termios.tcgetattr(fd)
+        except termios.error:
+            saved = None
+        if saved is not None:
+            quiet = list(saved)
+            quiet[3] &= ~(termios.ECHO | termios.ECHONL)
+            termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+    line = b""
+    try:
+        # Echo goes off before the question shows: what is typed after it is never echoed.
+        os.write(fd, f"wev: {prompt.text}".encode(errors="replace"))
+        while not line.endswith(b"\n") and len(line) < MAX_ANSWER:
+            chunk = os.read(fd, MAX_ANSWER)
+            if not chunk:  # Ctrl-D
+                break
+            line += chunk
+    except KeyboardInterrupt:
+        os.write(fd, b"\n")
+        raise
+    finally:
+        if saved is not None:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    if prompt.secret or not line.endswith(b"\n"):
+        os.write(fd, b"\n")  # the Enter that was not echoed
+    if not line:
+        raise InputRequired(f"{prompt.label}: no answer was given")
+    return line.decode(errors="replace").rstrip("\r\n")
