@@ -1,0 +1,154 @@
+"""``wev-awsmfa``: an MFA-authenticated AWS session, asking for the one-time code once.
+
+Resolves ``[AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN]`` with
+STS ``GetSessionToken`` in the requesting client's AWS context, for the MFA
+device ``mfa_device`` or, when that is not set, the first device of the
+caller's IAM user (STS ``GetCallerIdentity``, then IAM ``ListMFADevices``).
+The code is asked through the client (``Context.ask``); the daemon keeps the
+session in memory until the ``Expiration`` AWS returns and shares it between
+terminals.
+
+``resolve`` runs once to find the question and once more with the answer, so
+the discovered device is kept per identity (in memory; a digest is the key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from wev_client.protocol import CONTEXT_ENV_VARS
+from wev_daemon import aws
+from wev_daemon.plugins import (
+    Context,
+    Plugin,
+    PropertyError,
+    Resolution,
+    optional_int,
+    optional_str,
+)
+
+DEFAULT_DURATION = 900
+MIN_DURATION = 900
+MAX_DURATION = 129600  # 36 hours, the longest GetSessionToken allows for IAM users
+#: STS and IAM are global services; a region is still needed to sign.
+DEFAULT_REGION = "us-east-1"
+#: Discovered devices kept at most (one per identity; a user has a handful).
+MAX_DEVICES = 256
+
+
+@dataclass(frozen=True)
+class Settings:
+    mfa_device: str | None
+    duration: int
+
+
+class MfaSessionPlugin(Plugin[Settings]):
+    """Properties: ``mfa_device`` (the device ARN, optional), ``duration`` (seconds)."""
+
+    id = "wev-awsmfa"
+    properties = frozenset({"mfa_device", "duration"})
+    context_vars = CONTEXT_ENV_VARS
+
+    def __init__(self) -> None:
+        self._devices: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    def parse(self, properties: Mapping[str, object]) -> Settings:
+        duration = optional_int(properties, "duration")
+        if duration is None:
+            duration = DEFAULT_DURATION
+        if not MIN_DURATION <= duration <= MAX_DURATION:
+            raise PropertyError(
+                f"'duration' must be {MIN_DURATION} to {MAX_DURATION} seconds, not {duration}"
+            )
+        return Settings(optional_str(properties, "mfa_device") or None, duration)
+
+    def value_count(self, settings: Settings) -> int:
+        return 3
+
+    def describe(self, settings: Settings, context: Context) -> str:
+        device = settings.mfa_device or "the IAM user's MFA device"
+        parts = [f"MFA session for {device}"]
+        if profile := aws.profile_name(context.env, None):
+            parts.append(f"profile {profile}")
+        elif context.env.get("AWS_ACCESS_KEY_ID"):
+            parts.append("keys from the environment")
+        return ", ".join(parts)
+
+    async def resolve(self, settings: Settings, context: Context) -> Resolution:
+        profile = aws.profile_name(context.env, None)
+        device = settings.mfa_device or await self._device(context, profile)
+        what = f"MFA session for {device}" + (f" (profile {profile})" if profile else "")
+        code = (await context.ask(f"MFA code for {device}: ", secret=True)).strip()
+        if not code:
+            raise aws.FetchError(f"{what}: no MFA code was given")
+        try:
+            async with _client("sts", context) as sts:
+                reply = await sts.get_session_token(
+                    SerialNumber=device, TokenCode=code, DurationSeconds=settings.duration
+                )
+            credentials = reply["Credentials"]
+            values = (
+                credentials["AccessKeyId"],
+                credentials["SecretAccessKey"],
+                credentials["SessionToken"],
+            )
+            expiration = credentials["Expiration"]
+        except Exception as error:  # every SDK failure becomes one clear line
+            raise aws.fetch_error(error, what, profile) from None
+        if not all(isinstance(v, str) and v for v in values) or not isinstance(
+            expiration, datetime.datetime
+        ):
+            raise aws.FetchError(f"{what}: AWS sent an unexpected reply", transient=True)
+        if expiration.tzinfo is None:
+            expiration = expiration.replace(tzinfo=datetime.UTC)
+        return Resolution(values, expiration)
+
+    async def _device(self, context: Context, profile: str | None) -> str:
+        """The first MFA device of the caller's IAM user, asked once per identity."""
+        # The context holds the client's secret key: keep only a digest of it.
+        key = hashlib.sha256(json.dumps(dict(context.env), sort_keys=True).encode()).hexdigest()
+        async with self._lock:
+            if key not in self._devices:
+                while len(self._devices) >= MAX_DEVICES:  # oldest first: dicts keep order
+                    del self._devices[next(iter(self._devices))]
+                self._devices[key] = await _discover(context, profile)
+            return self._devices[key]
+
+
+async def _discover(context: Context, profile: str | None) -> str:
+    what = "the MFA device of your IAM user" + (f" (profile {profile})" if profile else "")
+    hint = "set mfa_device: arn:aws:iam::ACCOUNT:mfa/NAME in the plugin block"
+    try:
+        async with _client("sts", context) as sts:
+            arn = (await sts.get_caller_identity())["Arn"]
+        _, _, resource = str(arn).partition(":user/")
+        if not resource:
+            raise aws.FetchError(f"{what}: the caller {arn} is not an IAM user", hint=hint)
+        user = resource.rsplit("/", 1)[-1]
+        async with _client("iam", context) as iam:
+            devices = (await iam.list_mfa_devices(UserName=user))["MFADevices"]
+    except aws.FetchError:
+        raise
+    except Exception as error:  # every SDK failure becomes one clear line
+        raise aws.fetch_error(error, what, profile) from None
+    if not devices:
+        raise aws.FetchError(f"{what}: IAM user {user} has no MFA device", hint=hint)
+    return str(devices[0]["SerialNumber"])
+
+
+def _client(service: str, context: Context) -> Any:  # aiobotocore is untyped
+    env = context.env
+    session = aws.session_for(env, profile=None)
+    return session.create_client(
+        service,
+        region_name=aws.region_for(env, None) or DEFAULT_REGION,
+        endpoint_url=aws.endpoint_for(env, service.upper()),
+        config=aws.CLIENT_CONFIG,
+    )
