@@ -10,7 +10,8 @@ also picks up a renewed ``aws sso login`` or an edited credentials file.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
@@ -84,6 +85,31 @@ def session_for(env: Mapping[str, str], *, profile: str | None) -> AioSession:
     elif named := profile_name(env, None):
         session.set_config_variable("profile", named)
     return session
+
+
+def answer_mfa_prompts(
+    session: AioSession, env: Mapping[str, str], ask: Callable[[str], str]
+) -> None:
+    """Let a profile with ``mfa_serial`` (and ``role_arn``) get its code from the client.
+
+    botocore's assume-role provider reads the code with ``getpass`` on the
+    daemon's (absent) terminal; ``ask`` returns the client's answer instead, or
+    raises InputNeeded. Its STS client also honours the client's
+    ``AWS_ENDPOINT_URL_STS``, which the daemon's own environment lacks.
+    """
+    provider: Any = session.get_component("credential_provider").get_provider("assume-role")
+    if provider is None:
+        return
+    provider._prompter = ask  # botocore offers no other way in for an existing session
+    endpoint = endpoint_for(env, "STS")
+    create = provider._client_creator
+
+    def client_creator(service_name: str, **kwargs: Any) -> Any:
+        if service_name == "sts" and endpoint:
+            kwargs.setdefault("endpoint_url", endpoint)
+        return create(service_name, **kwargs)
+
+    provider._client_creator = client_creator
 
 
 def region_for(env: Mapping[str, str], configured: str | None) -> str | None:

@@ -8,6 +8,9 @@ one block can hand each package tool the variables it reads: the token, the
 user name ``aws``, the endpoint, or (PyPI) an index URL carrying the token.
 ``values`` names what each configured name receives, in order.
 
+A profile with ``mfa_serial`` (assume-role with MFA) gets its code through the
+client that asked (``Context.ask``), as ``wev-awsmfa`` does.
+
 Caching: the daemon caches each configured block's values until the token
 expires (one entry per block). Endpoints never expire, so this plugin keeps
 them for the daemon's life, asking AWS once per (domain, account, repository,
@@ -30,6 +33,7 @@ from wev_client.protocol import CONTEXT_ENV_VARS
 from wev_daemon import aws
 from wev_daemon.plugins import (
     Context,
+    InputNeeded,
     Plugin,
     PropertyError,
     Resolution,
@@ -263,6 +267,7 @@ def _what(settings: Settings, context: Context, thing: str) -> tuple[str, str | 
 def _client(settings: Settings, context: Context) -> Any:  # aiobotocore is untyped
     env = context.env
     session = aws.session_for(env, profile=settings.profile)
+    aws.answer_mfa_prompts(session, env, lambda text: context.ask_sync(text, secret=True))
     return session.create_client(
         "codeartifact",
         region_name=aws.region_for(env, settings.region),
@@ -282,6 +287,8 @@ async def _fetch_token(settings: Settings, context: Context) -> tuple[str, datet
             reply = await client.get_authorization_token(**params)
         token = reply["authorizationToken"]
         expiration = reply["expiration"]
+    except InputNeeded:
+        raise  # the profile's MFA code: asked through the client
     except Exception as error:  # every SDK failure becomes one clear line
         raise aws.fetch_error(error, what, profile) from None
     if not isinstance(token, str) or not isinstance(expiration, datetime.datetime):
@@ -308,6 +315,8 @@ async def _fetch_endpoint(settings: Settings, context: Context) -> str:
         async with _client(settings, context) as client:
             reply = await client.get_repository_endpoint(**params)
         endpoint = reply["repositoryEndpoint"]
+    except InputNeeded:
+        raise
     except Exception as error:  # every SDK failure becomes one clear line
         raise aws.fetch_error(error, what, profile) from None
     if not isinstance(endpoint, str) or "://" not in endpoint:
