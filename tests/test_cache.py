@@ -378,20 +378,31 @@ async def test_a_valid_value_is_served_while_upstream_fails(
 
     assert await get(tokens, upstream) == ("token-1", True)
     assert upstream.calls == 2
-    # While the backoff runs, clients get the valid value without new upstream calls.
-    for _ in range(20):
-        assert await get(tokens, upstream) == ("token-1", True)
-    assert upstream.calls == 2
-
-    entry = tokens.entries["key"]
-    assert entry.retry_at is not None
-    clock.mono = entry.retry_at  # the backoff is over: the next request tries again
-    assert await get(tokens, upstream) == ("token-1", True)
+    # A burst of clients during the backoff: they try again together, once, no
+    # sooner than retry_spacing after the failure, and get the valid value.
+    burst = await asyncio.gather(*(get(tokens, upstream) for _ in range(20)))
+    assert burst == [("token-1", True)] * 20
     assert upstream.calls == 3
 
     clock.advance(50)  # expired: nothing valid left to serve
-    with pytest.raises(UpstreamError):
+    with pytest.raises(type(upstream.error)):
         await get(tokens, upstream)
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+async def test_an_ageing_value_is_replaced_as_soon_as_upstream_answers(
+    tokens: TokenCache, upstream: Upstream, clock: FakeClock, failure: Callable[[], WevError]
+) -> None:
+    """Under 10% of its lifetime left, a value is not handed out while AWS can be asked."""
+    upstream.lifetime = 1000.0
+    await get(tokens, upstream)
+    upstream.error = failure()
+    clock.advance(950)
+    assert await get(tokens, upstream) == ("token-1", True)  # AWS failed: still valid
+
+    upstream.error = None  # AWS is back, though the backoff has not run out
+
+    assert await get(tokens, upstream) == ("token-3", False)
 
 
 async def test_a_failed_refresh_ahead_goes_unnoticed_by_clients(

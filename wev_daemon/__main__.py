@@ -101,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 400, and a client spamming garbage must not fill the log.
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    # It logs a traceback for each MFA question round of an assume-role profile;
+    # the client gets the outcome in one line anyway.
+    logging.getLogger("aiobotocore.credentials").setLevel(logging.ERROR)
     # The daemon resolves in each client's AWS context, never its own: drop
     # AWS_* so that nothing of the starting shell leaks into a resolution.
     for name in [name for name in os.environ if name.startswith("AWS_")]:

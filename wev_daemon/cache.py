@@ -94,6 +94,8 @@ class Policy:
     backoff_cap: float = 60.0
     #: After a non-transient failure (bad credentials), clients may retry this soon.
     client_retry_after: float = 2.0
+    #: A client holding only a no-longer-fresh value retries this long after a failure.
+    retry_spacing: float = 0.5
     #: How long the client that was asked for input owns the question; after
     #: that (Ctrl-C, a closed terminal) the next client is asked instead.
     prompt_lease: float = 120.0
@@ -208,11 +210,16 @@ class TokenCache:
                 await self._wait_for_answer(entry, pending)
                 continue
             if entry.inflight is None and self._holding_off(entry, now):
-                if entry.valid(now, self.policy):
-                    assert entry.resolution is not None
-                    return entry.resolution, True
-                assert entry.last_error is not None
-                _raise(entry.last_error)
+                if not entry.valid(now, self.policy):
+                    assert entry.last_error is not None
+                    _raise(entry.last_error)
+                # Valid but no longer fresh: never handed out while AWS may answer,
+                # so try again now, though no sooner than retry_spacing after the
+                # last failure (a burst of clients cannot hammer AWS). If that
+                # fails too, the still-valid value is served below.
+                pause = entry.failed_at + self.policy.retry_spacing - now
+                if pause > 0:
+                    await asyncio.sleep(pause)
             task = self._start_fetch(entry, fetch)
             try:
                 error = await asyncio.wait_for(asyncio.shield(task), self.policy.fetch_timeout)
@@ -259,7 +266,8 @@ class TokenCache:
         now = self.clock.monotonic()
         timeout = max(0.0, min(entry.pending_until - now, self.policy.prompt_wait))
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(future), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see run()
+                outcome = await asyncio.shield(future)
         except TimeoutError:
             if self.clock.monotonic() < entry.pending_until and entry.pending is pending:
                 raise UpstreamError(
