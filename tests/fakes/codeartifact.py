@@ -15,11 +15,10 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 
 from aiohttp import web
 
-from .server import CLOSING, ThreadedAppServer
+from .server import CLOSING, ServedFake, ThreadedAppServer
 from .sigv4 import SignatureMismatch, SigV4Error, SigV4Verifier, parse_authorization
 
 SERVICE = "codeartifact"
@@ -52,7 +51,7 @@ class _Failure:
     remaining: int | None
 
 
-class FakeCodeArtifact:
+class FakeCodeArtifact(ServedFake):
     """``with FakeCodeArtifact(credentials={"AKIA...": "secret"}) as fake: fake.url``.
 
     ``domains``: if given, any other domain gets 404 ResourceNotFoundException.
@@ -84,24 +83,6 @@ class FakeCodeArtifact:
         app.router.add_post("/v1/authorization-token", _get_authorization_token)
         app.router.add_get("/v1/repository/endpoint", _get_repository_endpoint)
         self._server = ThreadedAppServer(app)
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def __enter__(self) -> FakeCodeArtifact:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.stop()
 
     # -- knobs -----------------------------------------------------------------------------
 

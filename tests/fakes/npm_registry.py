@@ -17,13 +17,12 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .pypi_index import TokenAuthority
-from .server import ThreadedAppServer
+from .server import ServedFake, ThreadedAppServer
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class BearerAttempt:
     time: float
 
 
-class FakeNpmRegistry:
+class FakeNpmRegistry(ServedFake):
     """``with FakeNpmRegistry(fake_codeartifact) as registry: registry.add(package)``."""
 
     def __init__(self, authority: TokenAuthority) -> None:
@@ -92,10 +91,6 @@ class FakeNpmRegistry:
         app.router.add_get("/npm/{repository}/{name}/-/{filename}", _tarball)
         self._server = ThreadedAppServer(app)
 
-    @property
-    def url(self) -> str:
-        return self._server.url
-
     def registry_url(self, repository: str) -> str:
         return f"{self.url}/npm/{repository}/"
 
@@ -107,18 +102,6 @@ class FakeNpmRegistry:
     def attempts(self) -> list[BearerAttempt]:
         with self._lock:
             return list(self._attempts)
-
-    def __enter__(self) -> FakeNpmRegistry:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.stop()
 
     def _check(self, path: str, header: str) -> bool:
         scheme, _, token = header.partition(" ")

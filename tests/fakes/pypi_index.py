@@ -19,13 +19,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .server import ThreadedAppServer
+from .server import ServedFake, ThreadedAppServer
 
 USERNAME = "aws"
 REALM = 'Basic realm="codeartifact"'
@@ -60,7 +59,7 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-class FakePyPIIndex:
+class FakePyPIIndex(ServedFake):
     """``with FakePyPIIndex(wheel_dir, fake_codeartifact) as index: index.index_url(token)``.
 
     The folder is read on every request, so wheels may be added while the index runs.
@@ -81,10 +80,6 @@ class FakePyPIIndex:
             app.router.add_get(prefix + "/packages/{filename}", _package)
         self._server = ThreadedAppServer(app)
 
-    @property
-    def url(self) -> str:
-        return self._server.url
-
     def index_url(self, token: str, repository: str | None = None) -> str:
         """The ``--index-url`` for pip, credentials included."""
         prefix = f"/pypi/{repository}" if repository else ""
@@ -99,18 +94,6 @@ class FakePyPIIndex:
     def uploads(self) -> list[Upload]:
         with self._lock:
             return list(self._uploads)
-
-    def __enter__(self) -> FakePyPIIndex:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.stop()
 
     def _check(self, path: str, header: str) -> bool:
         username = token = None

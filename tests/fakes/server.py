@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import threading
 from types import TracebackType
+from typing import Self
 
 from aiohttp import web
 
@@ -93,3 +94,25 @@ class ThreadedAppServer:
             await self._closing.wait()
         finally:
             await runner.cleanup()
+
+
+class ServedFake:
+    """Base of the fakes: serves ``self._server`` while used as a context manager."""
+
+    _server: ThreadedAppServer
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def __enter__(self) -> Self:
+        self._server.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.stop()

@@ -16,13 +16,12 @@ import time
 import uuid
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from types import TracebackType
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from .server import ThreadedAppServer
+from .server import ServedFake, ThreadedAppServer
 from .sigv4 import SigV4Error, SigV4Verifier, parse_authorization
 
 ACCOUNT = "123456789012"
@@ -55,7 +54,7 @@ class Session:
     expiration: float
 
 
-class FakeSts:
+class FakeSts(ServedFake):
     """``with FakeSts(credentials) as sts: sts.url``; ``sts.code`` is the valid MFA code."""
 
     def __init__(
@@ -76,22 +75,6 @@ class FakeSts:
         app[FAKE] = self
         app.router.add_post("/", _handle)
         self._server = ThreadedAppServer(app)
-
-    @property
-    def url(self) -> str:
-        return self._server.url
-
-    def __enter__(self) -> FakeSts:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.stop()
 
     @property
     def calls(self) -> list[StsCall]:
