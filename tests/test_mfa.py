@@ -218,6 +218,7 @@ def test_a_second_terminal_waits_for_the_first_ones_answer(
     terminals.append(second)
     second.settle(1.5)
     assert b"MFA code" not in second.output and second.process.poll() is None
+    assert "waiting: a terminal is asking the user" in mfa_user.wev("--status").stdout
 
     first.type(CODE + "\n")
 

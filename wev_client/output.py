@@ -167,6 +167,8 @@ def status(body: Mapping[str, object]) -> str:
         out.append(f"  {names}: {entry.get('plugin')} {entry.get('description', '')}".rstrip())
         out.append(f"    expires: {_when(entry.get('expires_at'), now)}")
         out.append(f"    refresh: {_when(entry.get('refresh_at'), now)}")
+        if entry.get("waiting_for_input"):
+            out.append("    waiting: a terminal is asking the user for input")
         if entry.get("last_error"):
             out.append(f"    last error: {entry['last_error']}")
     last = body.get("last_upstream_error")
