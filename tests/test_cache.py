@@ -668,3 +668,42 @@ async def test_run_refreshes_on_its_own_without_spinning() -> None:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
         await tokens.close()
+
+
+# -- questions to the user ------------------------------------------------------------
+
+
+async def test_an_unanswered_question_passes_to_the_next_client_after_its_lease(
+    clock: FakeClock,
+) -> None:
+    """The first client owns the question; others wait; after the lease, the next asks."""
+    from wev_daemon.plugins import InputNeeded
+
+    tokens = TokenCache(clock=clock, policy=Policy(prompt_lease=120, prompt_wait=0.2))
+    fetches = 0
+
+    async def needs_a_code() -> Resolution:
+        nonlocal fetches
+        fetches += 1
+        raise InputNeeded("MFA code: ", secret=True)
+
+    async def ask() -> None:
+        await tokens.get(
+            "key", names=("TOKEN",), plugin_id=PLUGIN_ID, description="", fetch=needs_a_code
+        )
+
+    try:
+        with pytest.raises(InputNeeded):
+            await ask()  # the first client is asked
+        with pytest.raises(UpstreamError, match="another wev is waiting for input"):
+            await ask()  # a second one waits (0.2 s here), is not asked
+        assert tokens.entries["key"].pending is not None
+
+        clock.advance(121)  # nobody answered within the lease
+
+        with pytest.raises(InputNeeded):
+            await ask()  # now this client is asked
+        assert fetches == 2
+        assert tokens.entries["key"].failures == 0  # a question is not an upstream failure
+    finally:
+        await tokens.close()
