@@ -14,12 +14,10 @@ import asyncio
 from collections.abc import Callable
 
 from wev_client import protocol
+from wev_client.connection import MAX_PROMPT_ROUNDS
 from wev_client.protocol import Prompt, ResolveRequest, ResolveResponse
 from wev_daemon.cache import TokenCache
 from wev_daemon.resolver import Resolver
-
-#: Most rounds of questions one call answers, as in ``connection``.
-MAX_PROMPT_ROUNDS = 3
 
 
 def answer(

@@ -12,8 +12,6 @@ question becomes a ``Prompt`` in the response instead of values.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from wev_daemon.plugins import (
     Plugin,
     PropertyError,
     Resolution,
+    digest,
     load_plugins,
 )
 
@@ -186,7 +185,7 @@ class Resolver:
 
 def _prompt_id(key: str, text: str) -> str:
     """The same for the same entry and question, in this request and the client's next."""
-    return hashlib.sha256(f"{key}\0{text}".encode()).hexdigest()[:24]
+    return digest(key, text)[:24]
 
 
 def _asker(key: str, answers: Mapping[str, str]) -> Asker:
@@ -205,5 +204,4 @@ def cache_key(plugin_id: str, properties: Mapping[str, object], context: Context
     Hashed so that the key, which may be shown in logs while debugging, never
     carries the client's secret key.
     """
-    canonical = json.dumps([plugin_id, properties, dict(context.env)], sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return digest(plugin_id, properties, context.env)

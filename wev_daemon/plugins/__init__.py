@@ -22,6 +22,8 @@ returns it. Keep the work before ``ask`` cheap, or cache it.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -134,6 +136,20 @@ def load_plugins() -> dict[str, Plugin[object]]:
         if isinstance(cls, type) and issubclass(cls, Plugin):
             plugins[cls.id] = cls()
     return plugins
+
+
+def digest(*parts: object) -> str:
+    """A stable key for ``parts`` (settings, a client context) that keeps no secret.
+
+    Contexts hold the client's secret key, so caches key on this digest of
+    them, never on the values themselves.
+    """
+    canonical = json.dumps(parts, sort_keys=True, default=_jsonable)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _jsonable(value: object) -> object:
+    return dict(value) if isinstance(value, Mapping) else str(value)
 
 
 # -- helpers for parse() -------------------------------------------------------

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import hashlib
-import json
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -37,6 +35,7 @@ from wev_daemon.plugins import (
     Plugin,
     PropertyError,
     Resolution,
+    digest,
     optional_int,
     optional_str,
     required_str,
@@ -189,7 +188,7 @@ class CodeArtifactPlugin(Plugin[Settings]):
     # -- the two AWS calls -----------------------------------------------------------------
 
     async def _token(self, settings: Settings, context: Context) -> tuple[str, datetime.datetime]:
-        key = _digest(
+        key = digest(
             "token",
             settings.domain,
             settings.account,
@@ -203,7 +202,7 @@ class CodeArtifactPlugin(Plugin[Settings]):
         )
 
     async def _endpoint(self, settings: Settings, context: Context) -> str:
-        key = _digest(
+        key = digest(
             "endpoint",
             settings.domain,
             settings.account,
@@ -219,12 +218,6 @@ class CodeArtifactPlugin(Plugin[Settings]):
         return await _shared(
             self._endpoints, key, lambda: _fetch_endpoint(settings, context), keep=True
         )
-
-
-def _digest(*parts: object) -> str:
-    # The context holds the client's secret key: keep only a digest of it.
-    canonical = json.dumps(parts, sort_keys=True, default=dict)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def _shared(

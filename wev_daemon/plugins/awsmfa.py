@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +27,7 @@ from wev_daemon.plugins import (
     Plugin,
     PropertyError,
     Resolution,
+    digest,
     optional_int,
     optional_str,
 )
@@ -112,8 +111,7 @@ class MfaSessionPlugin(Plugin[Settings]):
 
     async def _device(self, context: Context, profile: str | None) -> str:
         """The first MFA device of the caller's IAM user, asked once per identity."""
-        # The context holds the client's secret key: keep only a digest of it.
-        key = hashlib.sha256(json.dumps(dict(context.env), sort_keys=True).encode()).hexdigest()
+        key = digest(context.env)
         async with self._lock:
             if key not in self._devices:
                 while len(self._devices) >= MAX_DEVICES:  # oldest first: dicts keep order
