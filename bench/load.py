@@ -35,9 +35,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from startup import ROOT, WEV, fake_codeartifact, make_user, running_daemon
-
-sys.path.insert(0, os.path.join(ROOT, "tests"))
+from startup import WEV, fake_codeartifact, make_user, running_daemon
 from wire import (  # type: ignore[import-not-found,unused-ignore]
     exchange,
     resolve_message,

@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,10 @@ from typing import NoReturn, Protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".venv", "bin")
+
+sys.path.insert(0, os.path.join(ROOT, "tests"))  # the fakes and the wire helpers
+from wire import wait_for_socket  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
+
 PYTHON = os.path.join(BIN, "python")
 WEV = os.path.join(BIN, "wev")
 WEV_DAEMON = os.path.join(BIN, "wev-daemon")
@@ -184,7 +187,6 @@ def _write(path: str, text: str) -> None:
 @contextmanager
 def fake_codeartifact() -> Iterator[Endpoint]:
     """The tests' fake CodeArtifact endpoint on 127.0.0.1."""
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
     # `mypy bench` alone does not see tests/ as a root; the whole-repo run does.
     from fakes.codeartifact import FakeCodeArtifact  # type: ignore[import-not-found,unused-ignore]
 
@@ -205,7 +207,11 @@ def running_daemon(user: User) -> Iterator[subprocess.Popen[bytes]]:
             stderr=log,
         )
     try:
-        _wait_for_socket(user.socket, daemon, log_path)
+        try:
+            wait_for_socket(user.socket, daemon, DAEMON_START_TIMEOUT)
+        except RuntimeError as error:  # it exited: say why
+            with open(log_path, errors="replace") as log:
+                raise RuntimeError(f"{error}:\n{log.read()}") from None
         yield daemon
     finally:
         if daemon.poll() is None:
@@ -216,22 +222,6 @@ def running_daemon(user: User) -> Iterator[subprocess.Popen[bytes]]:
                 daemon.kill()
                 daemon.wait(DAEMON_STOP_TIMEOUT)
         _stop_auto_started_daemon(user, daemon.pid)
-
-
-def _wait_for_socket(path: str, daemon: subprocess.Popen[bytes], log_path: str) -> None:
-    deadline = time.monotonic() + DAEMON_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if daemon.poll() is not None:
-            with open(log_path, errors="replace") as log:
-                raise RuntimeError(f"wev-daemon exited with {daemon.returncode}:\n{log.read()}")
-        with socket.socket(socket.AF_UNIX) as sock:
-            try:
-                sock.connect(path)
-                return
-            except OSError:
-                pass
-        time.sleep(0.02)
-    raise TimeoutError(f"wev-daemon did not listen on {path} within {DAEMON_START_TIMEOUT} s")
 
 
 def _stop_auto_started_daemon(user: User, ours: int) -> None:

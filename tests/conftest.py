@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from fakes.codeartifact import FakeCodeArtifact
+from wire import wait_for_socket
 
 BIN = Path(sys.executable).parent
 WEV = str(BIN / "wev")
@@ -139,26 +140,6 @@ class Daemon:
                 self.process.kill()
                 self.process.wait(5)
         return self.process.returncode
-
-
-def wait_for_socket(
-    path: str, process: subprocess.Popen[bytes] | None, timeout: float = 10.0
-) -> None:
-    """Wait until something accepts connections on ``path``."""
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"wev-daemon exited with {process.returncode}")
-        with socket.socket(socket.AF_UNIX) as sock:
-            try:
-                sock.connect(path)
-                return
-            except OSError:
-                pass
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on {path} after {timeout} s")
 
 
 def kill_daemons_of(user: User) -> None:

@@ -28,8 +28,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WEV, WEV_DAEMON, User, wait_for_socket
+from conftest import WEV, WEV_DAEMON, User
 from fakes.codeartifact import FakeCodeArtifact
+from wire import wait_for_socket
 
 from wev_daemon import activation
 from wev_daemon.activation import BadInheritedSocket, Notifier

@@ -297,7 +297,7 @@ def test_an_outdated_daemon_is_replaced_after_an_upgrade(user: User) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        from conftest import wait_for_socket
+        from wire import wait_for_socket
 
         wait_for_socket(user.socket, old)
         result = user.wev(*SHOW)

@@ -1,7 +1,8 @@
-"""The daemon's protocol spoken raw, for load and hostile-input tests and bench/load.py.
+"""Driving a real daemon without the ``wev`` client: for tests and the benchmarks.
 
-One request per connection, exactly as ``wev`` sends it, so what is measured
-or attacked is the daemon, not a client library.
+Waiting for its socket, one raw request per connection exactly as ``wev``
+sends it (so what is measured or attacked is the daemon, not a client
+library), and reading its memory.
 """
 
 from __future__ import annotations
@@ -9,10 +10,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
+import time
 from collections.abc import Mapping
 
 from wev_client import __version__, config, protocol
 from wev_client.protocol import ResolveRequest, context_env
+
+#: A project with a token to fetch once and a fixed value: the load and hostile tests' daemon.
+WARM_WEV_YML = """\
+CODEARTIFACT_AUTH_TOKEN:
+  plugin:
+    id: wev-awscodeartifact
+    domain: corp
+GREETING:
+  plugin:
+    id: wev-echo
+    value: hello
+"""
+
+
+def wait_for_socket(
+    path: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 10.0
+) -> None:
+    """Wait until something accepts connections on ``path``; fail if ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"wev-daemon exited with {process.returncode}")
+        with socket.socket(socket.AF_UNIX) as sock:
+            try:
+                sock.connect(path)
+                return
+            except OSError:
+                pass
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {path} after {timeout} s")
 
 
 def resolve_message(project: str, home: str, env: Mapping[str, str]) -> bytes:

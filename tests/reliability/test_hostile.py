@@ -29,7 +29,7 @@ from conftest import CREDENTIALS, Daemon, User, assert_no_token_on_disk, kill_da
 from fakes.codeartifact import FakeCodeArtifact
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wire import resolve_message, rss_kib
+from wire import WARM_WEV_YML, resolve_message, rss_kib
 
 from wev_client import protocol
 from wev_client.protocol import MAX_REQUEST_BYTES, MAX_VARIABLES
@@ -37,17 +37,6 @@ from wev_daemon.app import BODY_TIMEOUT, MAX_REQUEST_DEPTH
 from wev_daemon.server import CONNECTION_IDLE_TIMEOUT
 
 pytestmark = pytest.mark.timeout(60)
-
-WEV_YML = """\
-CODEARTIFACT_AUTH_TOKEN:
-  plugin:
-    id: wev-awscodeartifact
-    domain: corp
-GREETING:
-  plugin:
-    id: wev-echo
-    value: hello
-"""
 
 #: Longest a prompt answer may take on a busy 2-core machine (they take ~1 ms).
 IO_TIMEOUT = 5.0
@@ -211,7 +200,7 @@ def target() -> Iterator[Target]:
         root = Path(tempfile.mkdtemp(prefix="wev-"))
         user = User(root, fake.url)
         try:
-            user.write("work/project/wev.yml", WEV_YML)
+            user.write("work/project/wev.yml", WARM_WEV_YML)
             daemon = Daemon(user)
             try:
                 warm = user.wev("true")

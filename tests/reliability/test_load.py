@@ -25,21 +25,10 @@ from dataclasses import dataclass, field
 import pytest
 from conftest import Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
-from wire import exchange, resolve_message, rss_kib
+from wire import WARM_WEV_YML, exchange, resolve_message, rss_kib
 
 from wev_client import protocol
 from wev_daemon.server import BACKLOG
-
-WEV_YML = """\
-CODEARTIFACT_AUTH_TOKEN:
-  plugin:
-    id: wev-awscodeartifact
-    domain: corp
-GREETING:
-  plugin:
-    id: wev-echo
-    value: hello
-"""
 
 CONCURRENCY = 200
 WARMUP_REQUESTS = 2_000
@@ -128,7 +117,7 @@ def run_wev(user: User, token: str) -> str:
 def test_200_clients_and_wev_processes_against_a_warm_daemon(
     user: User, daemon: Daemon, fake: FakeCodeArtifact
 ) -> None:
-    user.write("work/project/wev.yml", WEV_YML)
+    user.write("work/project/wev.yml", WARM_WEV_YML)
     warm = user.wev("true")
     assert warm.returncode == 0, warm.stderr
     [token] = fake.issued
@@ -177,7 +166,7 @@ def test_200_clients_and_wev_processes_against_a_warm_daemon(
 def test_wev_waits_out_a_full_listen_backlog(user: User, daemon: Daemon) -> None:
     """A daemon that stalls for a moment (a GC pause, paging) under a burst of clients:
     its backlog fills up, and a ``wev`` arriving then should wait, not fail."""
-    user.write("work/project/wev.yml", WEV_YML)
+    user.write("work/project/wev.yml", WARM_WEV_YML)
     assert user.wev("true").returncode == 0
     filler: list[socket.socket] = []
     resume = threading.Timer(0.5, os.kill, (daemon.process.pid, signal.SIGCONT))
