@@ -32,17 +32,21 @@ class FakeClock(cache.Clock):
 
     def __init__(self) -> None:
         self.mono = 5000.0  # unrelated to the wall clock, as in real life
-        self.wall = START_WALL
+        self.wall_time = START_WALL
 
     def monotonic(self) -> float:
         return self.mono
 
     def now(self) -> datetime.datetime:
-        return self.wall
+        return self.wall_time
 
     def advance(self, seconds: float) -> None:
         self.mono += seconds
-        self.wall += datetime.timedelta(seconds=seconds)
+        self.wall_time += datetime.timedelta(seconds=seconds)
+
+    def suspend(self, seconds: float) -> None:
+        """A laptop asleep: the wall clock moves, the monotonic clock does not."""
+        self.wall_time += datetime.timedelta(seconds=seconds)
 
 
 class Upstream:
@@ -460,6 +464,35 @@ async def test_clients_may_retry_a_permanent_failure_after_a_short_pause(
     assert await get(tokens, upstream) == ("token-2", False)
 
 
+async def test_a_failure_found_locally_is_retried_by_the_very_next_client(
+    tokens: TokenCache, upstream: Upstream
+) -> None:
+    upstream.error = FetchError("the AWS SSO session has expired", local=True)
+    with pytest.raises(FetchError):
+        await get(tokens, upstream)
+    upstream.error = None  # the user ran `aws sso login` a moment later
+    assert await get(tokens, upstream) == ("token-2", False)
+
+
+async def test_a_permanent_failure_stops_background_retries_until_a_client_asks(
+    tokens: TokenCache, upstream: Upstream, clock: FakeClock
+) -> None:
+    await get(tokens, upstream)
+    clock.advance(0.8 * HOUR)
+    upstream.error = FetchError("AccessDenied: not allowed", transient=False)
+    assert len(tokens.refresh_due()) == 1
+    await wait_until(lambda: tokens.entries["key"].inflight is None)
+    assert upstream.calls == 2
+    for _ in range(5):  # hours pass: no more calls to AWS in the background
+        clock.advance(HOUR)
+        assert tokens.refresh_due() == []
+    assert upstream.calls == 2
+    assert tokens.refreshing() == []
+    upstream.error = None
+    assert await get(tokens, upstream) == ("token-3", False)
+    assert tokens.next_wakeup() is not None  # refreshing again
+
+
 async def test_retries_back_off_exponentially_with_jitter_up_to_a_cap(
     clock: FakeClock, upstream: Upstream
 ) -> None:
@@ -592,7 +625,7 @@ async def test_close_cancels_running_fetches(tokens: TokenCache, upstream: Upstr
 # -- time -------------------------------------------------------------------------
 
 
-async def test_expiry_comes_from_the_resolution_and_scheduling_from_monotonic_time(
+async def test_expiry_and_refresh_are_wall_clock_times_from_the_resolution(
     tokens: TokenCache, upstream: Upstream, clock: FakeClock
 ) -> None:
     upstream.lifetime = 1000.0
@@ -600,16 +633,63 @@ async def test_expiry_comes_from_the_resolution_and_scheduling_from_monotonic_ti
     (status,) = tokens.status()
     expires = START_WALL + datetime.timedelta(seconds=1000)
     assert status["expires_at"] == expires.isoformat(timespec="seconds")
+    assert status["expires_in_seconds"] == 1000
     assert status["refresh_at"] == (expires - datetime.timedelta(seconds=250)).isoformat(
         timespec="seconds"
     )
-
-    # The wall clock jumps (NTP, a changed time zone has no effect anyway): the
-    # schedule, kept in monotonic time, does not move.
-    clock.wall += datetime.timedelta(hours=2)
-    assert await get(tokens, upstream) == ("token-1", True)
-    assert tokens.refresh_due() == []
     assert tokens.next_wakeup() == pytest.approx(clock.mono + 750)
+
+
+async def test_after_a_suspend_past_expiry_the_dead_value_is_never_served(
+    tokens: TokenCache, upstream: Upstream, clock: FakeClock
+) -> None:
+    await get(tokens, upstream)
+    clock.suspend(13 * HOUR)  # the laptop slept: monotonic time stood still
+    assert await get(tokens, upstream) == ("token-2", False)
+    (status,) = tokens.status()
+    assert status["expires_in_seconds"] == HOUR
+
+
+async def test_a_suspend_shows_the_true_remaining_life_and_moves_the_refresh_due(
+    tokens: TokenCache, upstream: Upstream, clock: FakeClock
+) -> None:
+    await get(tokens, upstream)  # one hour: refresh due after 45 minutes
+    clock.suspend(30 * 60)
+    (status,) = tokens.status()
+    assert status["expires_in_seconds"] == 30 * 60
+    assert status["expires_at"] == (START_WALL + datetime.timedelta(hours=1)).isoformat()
+    assert tokens.next_wakeup() == pytest.approx(clock.mono + 15 * 60)
+    clock.suspend(20 * 60)  # now past the 75% mark, by the wall clock only
+    assert len(tokens.refresh_due()) == 1
+
+
+async def test_the_refresher_refreshes_what_a_suspend_made_due_without_a_client(
+    clock: FakeClock, upstream: Upstream
+) -> None:
+    tokens = TokenCache(clock=clock, policy=Policy(wall_check=0.05))
+    await get(tokens, upstream)
+    runner = asyncio.create_task(tokens.run())
+    try:
+        await asyncio.sleep(0.3)
+        assert upstream.calls == 1  # nothing is due yet: no spinning, no refetch
+        clock.suspend(13 * HOUR)  # the refresher sleeps on monotonic time, which stood still
+        await wait_until(lambda: upstream.calls == 2, limit=3.0)
+        await wait_until(lambda: tokens.entries["key"].inflight is None)
+        assert await get(tokens, upstream) == ("token-2", True)
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await tokens.close()
+
+
+async def test_the_refresher_never_sleeps_longer_than_the_wall_check(clock: FakeClock) -> None:
+    tokens = CountingCache(clock=clock, policy=Policy(wall_check=0.05))
+    runner = asyncio.create_task(tokens.run())
+    try:
+        await wait_until(lambda: tokens.passes >= 4, limit=3.0)  # no entries: still looks
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
 
 
 async def test_status_describes_entries_without_their_values(

@@ -50,11 +50,23 @@ _EXPIRED_CODES = frozenset(
 
 
 class FetchError(UpstreamError):
-    """An upstream failure; ``transient`` ones are worth retrying soon."""
+    """An upstream failure; ``transient`` ones are worth retrying soon.
 
-    def __init__(self, message: str, *, hint: str | None = None, transient: bool = False) -> None:
+    A ``local`` one was found without asking AWS (no login on disk, an expired
+    SSO token, a broken profile): the next client retries it at once.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        transient: bool = False,
+        local: bool = False,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.transient = transient
+        self.local = local
 
 
 def profile_name(env: Mapping[str, str], configured: str | None) -> str | None:

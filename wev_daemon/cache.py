@@ -20,8 +20,16 @@ depend on). Rules, with ``lifetime`` = expiry minus fetch time:
   never refreshed in the background (nobody to ask) and their failures are
   not backed off (the next client is simply asked again).
 
-Nothing here is ever written to disk or logged with its values. Time comes from
-an injectable Clock (monotonic for scheduling, aware UTC for expiries).
+Time: expiries are wall-clock times (AWS's ``expiration``), and every decision
+about them (serve, wait, refresh) reads the wall clock again. The monotonic
+clock stops while a laptop sleeps, so it only measures how long to wait, and
+no wait lasts longer than ``Policy.wall_check``: a daemon that wakes from a
+night's sleep refreshes what became due within that time, unasked. Backoff,
+idleness and prompt leases are durations of the daemon's own running time and
+stay monotonic. Time comes from an injectable Clock whose two parts tests can
+move apart.
+
+Nothing here is ever written to disk or logged with its values.
 """
 
 from __future__ import annotations
@@ -67,13 +75,17 @@ def _raise(error: WevError) -> NoReturn:
 
 
 class Clock:
-    """The real clock; tests pass one they can advance."""
+    """The real clock; tests pass one whose wall and monotonic parts they move."""
 
     def monotonic(self) -> float:
         return asyncio.get_running_loop().time()
 
     def now(self) -> datetime.datetime:
         return datetime.datetime.now(datetime.UTC)
+
+    def wall(self) -> float:
+        """Wall-clock seconds since the epoch (``now`` as a number)."""
+        return self.now().timestamp()
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,8 @@ class Policy:
     backoff_cap: float = 60.0
     #: After a non-transient failure (bad credentials), clients may retry this soon.
     client_retry_after: float = 2.0
+    #: Longest sleep of the refresher between two looks at the wall clock.
+    wall_check: float = 30.0
     #: A client holding only a no-longer-fresh value retries this long after a failure.
     retry_spacing: float = 0.5
     #: How long the client that was asked for input owns the question; after
@@ -115,8 +129,9 @@ class Entry:
     fetch: Fetch = field(repr=False)
     last_used: float
     resolution: Resolution | None = field(default=None, repr=False)
+    #: Wall-clock seconds (epoch) of the fetch and of the expiry AWS gave.
     fetched_at: float = 0.0
-    expires_at: float | None = None  # monotonic
+    expires_at: float | None = None
     inflight: asyncio.Task[Outcome] | None = field(default=None, repr=False)
     failures: int = 0
     failed_at: float = 0.0
@@ -134,34 +149,39 @@ class Entry:
     def lifetime(self) -> float | None:
         return None if self.expires_at is None else self.expires_at - self.fetched_at
 
-    def remaining(self, now: float) -> float | None:
-        return None if self.expires_at is None else self.expires_at - now
+    def remaining(self, wall: float) -> float | None:
+        return None if self.expires_at is None else self.expires_at - wall
 
-    def valid(self, now: float, policy: Policy) -> bool:
+    def valid(self, wall: float, policy: Policy) -> bool:
         """Not expired yet, with a margin for the trip to the client and to AWS."""
-        remaining, lifetime = self.remaining(now), self.lifetime
+        remaining, lifetime = self.remaining(wall), self.lifetime
         if self.resolution is None or remaining is None or lifetime is None:
             return self.resolution is not None
         return remaining > min(policy.expiry_margin, 0.05 * lifetime)
 
-    def fresh(self, now: float, policy: Policy) -> bool:
+    def fresh(self, wall: float, policy: Policy) -> bool:
         """Valid with enough lifetime left to hand to a client."""
-        remaining, lifetime = self.remaining(now), self.lifetime
+        remaining, lifetime = self.remaining(wall), self.lifetime
         if self.resolution is None or remaining is None or lifetime is None:
             return self.resolution is not None
         floor = min(policy.min_remaining_fraction * lifetime, policy.min_remaining_cap)
         return remaining > floor
 
-    def refresh_at(self, policy: Policy) -> float | None:
-        """When the background refresh is due (monotonic), or None."""
+    def refresh_at(self, policy: Policy, now: float, wall: float) -> float | None:
+        """When the background refresh is due, as a monotonic time, or None.
+
+        A value's due time is a wall-clock time, converted at ``now``/``wall``
+        (so it must be converted again after any wait). After a non-transient
+        failure nothing is retried in the background: a client asks again.
+        """
         if self.interactive:
             return None
         if self.last_error is not None and self.retry_at is not None:
-            return self.retry_at
+            return self.retry_at if getattr(self.last_error, "transient", False) else None
         lifetime = self.lifetime
         if self.resolution is None or lifetime is None:
             return None
-        return self.fetched_at + policy.refresh_fraction * lifetime
+        return now + (self.fetched_at + policy.refresh_fraction * lifetime - wall)
 
 
 class TokenCache:
@@ -198,8 +218,8 @@ class TokenCache:
             self.entries[key] = entry
         entry.names, entry.fetch, entry.last_used = names, fetch, now
         while True:
-            now = self.clock.monotonic()
-            if entry.fresh(now, self.policy):
+            now, wall = self.clock.monotonic(), self.clock.wall()
+            if entry.fresh(wall, self.policy):
                 assert entry.resolution is not None
                 return entry.resolution, True
             pending = entry.pending
@@ -209,8 +229,8 @@ class TokenCache:
             elif pending is not None and entry.inflight is None and not answered(pending):
                 await self._wait_for_answer(entry, pending)
                 continue
-            if entry.inflight is None and self._holding_off(entry, now):
-                if not entry.valid(now, self.policy):
+            if entry.inflight is None and self._holding_off(entry, now, wall):
+                if not entry.valid(wall, self.policy):
                     assert entry.last_error is not None
                     _raise(entry.last_error)
                 # Valid but no longer fresh: never handed out while AWS may answer,
@@ -236,10 +256,9 @@ class TokenCache:
                     raise InputNeeded(error.text, secret=error.secret)
                 continue  # another client is being asked: wait for its answer
             break
-        now = self.clock.monotonic()
         if error is None and entry.resolution is not None:
             return entry.resolution, False
-        if entry.valid(now, self.policy):
+        if entry.valid(self.clock.wall(), self.policy):
             assert entry.resolution is not None
             log.warning("serving a cached value for %s: %s", ", ".join(names), error)
             return entry.resolution, True
@@ -291,18 +310,22 @@ class TokenCache:
             log.info("dropping the least recently used entry for %s", ", ".join(entry.names))
             del self.entries[entry.key]
 
-    def _holding_off(self, entry: Entry, now: float) -> bool:
+    def _holding_off(self, entry: Entry, now: float, wall: float) -> bool:
         """True while a recent failure should be reported instead of retried.
 
         A client holding a still-valid value is not blocked, so upstream is left
         alone for the whole backoff; without one, a non-transient failure (bad
-        credentials, perhaps fixed since) may be retried after a short pause.
+        credentials, perhaps fixed since) may be retried after a short pause,
+        and one found without asking upstream (no login on disk, an expired
+        SSO token) at once: the user may just have fixed it.
         """
         error = entry.last_error
         if error is None or entry.retry_at is None:
             return False
-        if entry.valid(now, self.policy) or getattr(error, "transient", False):
+        if entry.valid(wall, self.policy) or getattr(error, "transient", False):
             return now < entry.retry_at
+        if getattr(error, "local", False):
+            return False
         return now < entry.failed_at + self.policy.client_retry_after
 
     def _start_fetch(self, entry: Entry, fetch: Fetch | None = None) -> asyncio.Task[Outcome]:
@@ -341,23 +364,20 @@ class TokenCache:
         finally:
             entry.inflight = None
             self._wake.set()
-        now, wall = self.clock.monotonic(), self.clock.now()
-        if resolution.expires_at is not None and resolution.expires_at <= wall:
+        wall = self.clock.wall()
+        expiry = resolution.expires_at
+        expires_at = None if expiry is None else expiry.timestamp()
+        if expiry is not None and expiry.timestamp() <= wall:
             # Kept, it would be due for refresh at once, again and again.
             return self._failed(
                 entry,
                 UpstreamError(
                     f"{entry.plugin_id}: upstream sent a value that expired at "
-                    f"{resolution.expires_at.isoformat(timespec='seconds')}",
+                    f"{expiry.isoformat(timespec='seconds')}",
                     hint="check this machine's clock",
                 ),
             )
-        entry.resolution, entry.fetched_at = resolution, now
-        entry.expires_at = (
-            None
-            if resolution.expires_at is None
-            else now + (resolution.expires_at - wall).total_seconds()
-        )
+        entry.resolution, entry.fetched_at, entry.expires_at = resolution, wall, expires_at
         entry.failures, entry.retry_at, entry.last_error = 0, None, None
         self.end_prompt(entry)
         log.info(
@@ -388,11 +408,16 @@ class TokenCache:
     # -- background ------------------------------------------------------------
 
     def next_wakeup(self) -> float | None:
-        """The earliest monotonic time at which ``refresh_due`` has work."""
+        """The earliest monotonic time at which ``refresh_due`` has work.
+
+        Valid only until the wall clock jumps (a suspend): ``run`` looks again
+        after ``Policy.wall_check`` at the latest.
+        """
+        now, wall = self.clock.monotonic(), self.clock.wall()
         times = []
         for entry in self.entries.values():
             times.append(entry.last_used + self.policy.idle_after)
-            due = entry.refresh_at(self.policy)
+            due = entry.refresh_at(self.policy, now, wall)
             # A running fetch wakes ``run`` when it ends; its past due time would spin it.
             if due is not None and entry.inflight is None:
                 times.append(due)
@@ -400,7 +425,7 @@ class TokenCache:
 
     def refresh_due(self) -> list[asyncio.Task[Outcome]]:
         """Drop idle entries and start the refreshes that are due."""
-        now = self.clock.monotonic()
+        now, wall = self.clock.monotonic(), self.clock.wall()
         started = []
         for key, entry in list(self.entries.items()):
             if now - entry.last_used >= self.policy.idle_after:
@@ -409,19 +434,34 @@ class TokenCache:
                 if entry.inflight is not None:  # else close() would never see it
                     entry.inflight.cancel()
                 continue
-            due = entry.refresh_at(self.policy)
+            due = entry.refresh_at(self.policy, now, wall)
             if entry.inflight is None and due is not None and now >= due:
                 log.info("refreshing %s ahead of expiry", ", ".join(entry.names))
                 started.append(self._start_fetch(entry))
         return started
 
+    def refreshing(self) -> list[Entry]:
+        """The entries this cache is fetching or will refresh by itself."""
+        now, wall = self.clock.monotonic(), self.clock.wall()
+        return [
+            entry
+            for entry in self.entries.values()
+            if entry.inflight is not None or entry.refresh_at(self.policy, now, wall) is not None
+        ]
+
     async def run(self) -> None:
-        """Refresh forever, sleeping until the nearest due time (cancel to stop)."""
+        """Refresh forever, sleeping until the nearest due time (cancel to stop).
+
+        No sleep outlasts ``Policy.wall_check``: a due time computed before a
+        suspend is wrong after it, so the wall clock is read again that often.
+        """
         while True:
             self._wake.clear()
             self.refresh_due()
             wakeup = self.next_wakeup()
-            timeout = None if wakeup is None else max(0.0, wakeup - self.clock.monotonic())
+            timeout = self.policy.wall_check
+            if wakeup is not None:
+                timeout = max(0.0, min(timeout, wakeup - self.clock.monotonic()))
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
             # cancellation that arrives as the wait ends, and shutdown would hang.
             with contextlib.suppress(TimeoutError):
@@ -437,27 +477,33 @@ class TokenCache:
 
     def status(self) -> list[dict[str, object]]:
         """Secret-free facts about every entry, for ``--status``."""
-        now, wall = self.clock.monotonic(), self.clock.now()
+        now, wall = self.clock.monotonic(), self.clock.wall()
         return [self.describe(entry, now, wall) for entry in self.entries.values()]
 
     def describe(
-        self, entry: Entry, now: float | None = None, wall: datetime.datetime | None = None
+        self, entry: Entry, now: float | None = None, wall: float | None = None
     ) -> dict[str, object]:
+        """Facts for ``--status`` and ``--explain``, judged by the wall clock now."""
         now = self.clock.monotonic() if now is None else now
-        wall = self.clock.now() if wall is None else wall
+        wall = self.clock.wall() if wall is None else wall
 
-        def at(moment: float | None) -> str | None:
+        def at(moment: float | None) -> str | None:  # wall-clock seconds -> ISO 8601
             if moment is None:
                 return None
-            return (wall + datetime.timedelta(seconds=moment - now)).isoformat(timespec="seconds")
+            stamp = datetime.datetime.fromtimestamp(moment, datetime.UTC)
+            return stamp.isoformat(timespec="seconds")
+
+        due = entry.refresh_at(self.policy, now, wall)
+        remaining = entry.remaining(wall) if entry.resolution else None
 
         return {
             "names": list(entry.names),
             "plugin": entry.plugin_id,
             "description": entry.description,
-            "cached": entry.valid(now, self.policy),
+            "cached": entry.valid(wall, self.policy),
             "expires_at": at(entry.expires_at) if entry.resolution else None,
-            "refresh_at": at(entry.refresh_at(self.policy)),
+            "expires_in_seconds": None if remaining is None else round(remaining),
+            "refresh_at": None if due is None else at(wall + (due - now)),
             "last_used_seconds_ago": round(now - entry.last_used, 1),
             "fetching": entry.inflight is not None,
             "failures": entry.failures,

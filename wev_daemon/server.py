@@ -251,11 +251,7 @@ async def _exit_when_idle(app: web.Application, activity: Activity, idle: IdleEx
         if remaining > 0:
             await asyncio.sleep(remaining)
             continue
-        refreshing = [
-            entry
-            for entry in cache.entries.values()
-            if entry.inflight is not None or entry.refresh_at(cache.policy) is not None
-        ]
+        refreshing = cache.refreshing()
         if idle.with_entries or not refreshing:
             log.info(
                 "no request for %.0f s%s: exiting until the next connection",
