@@ -2,6 +2,11 @@
 
 PyYAML's safe loader refuses a list as a mapping key, which wev uses for
 plugins that set several variables (``[A, B]: ...``): such keys load as tuples.
+
+A YAML 1.1 integer written in any form but plain decimal (``012345670123``
+is octal there, ``0x1F``, ``1_000``, ``1:30``) loads as the text written: an
+AWS account id with a leading zero must not become another number. Plugins
+read whole numbers from such text themselves (``plugins.optional_int``).
 Everything loaded is turned into plain JSON-ready data, within a size budget so
 that alias bombs ("billion laughs") fail fast instead of eating memory.
 """
@@ -13,7 +18,7 @@ import datetime
 import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.parser import ParserError
 from yaml.reader import ReaderError
 from yaml.scanner import ScannerError
@@ -51,6 +56,24 @@ class _Loader(_Base):  # type: ignore[valid-type,misc]
                 ) from None
             mapping[key] = self.construct_object(value_node, deep=deep)
         return mapping
+
+    def construct_yaml_int(self, node: ScalarNode) -> int | str:
+        """An int only where it reads back as written ("-12"); else the text itself."""
+        text = str(self.construct_scalar(node))
+        try:
+            number = super().construct_yaml_int(node)
+        except ValueError:  # ``!!int abc``, or more digits than int() reads
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise ConstructorError(
+                None, None, f"{shown!r} is not a whole number wev can read", node.start_mark
+            ) from None
+        try:
+            return number if str(number) == text else text
+        except ValueError:  # too many digits for str() (sys.int_info.str_digits_check_threshold)
+            return text
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 class TooLarge(YAMLError):

@@ -153,14 +153,20 @@ def _jsonable(value: object) -> object:
 
 
 # -- helpers for parse() -------------------------------------------------------
+#
+# The configuration's loader keeps an integer written in any form but plain
+# decimal as its text ("012345670123"), so a string property receives what the
+# user wrote, and a number property reads it here.
 
 
 def optional_str(properties: Mapping[str, object], name: str) -> str | None:
+    """Text, or a whole number as written (``account: 123456789012``); None when absent."""
     value = properties.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise PropertyError(f"'{name}' must be a string")
+        quote = "" if isinstance(value, list | tuple | Mapping) else "; quote it to mean the text"
+        raise PropertyError(f"'{name}' must be a string, not {_kind(value)}{quote}")
     return str(value)
 
 
@@ -172,12 +178,50 @@ def required_str(properties: Mapping[str, object], name: str) -> str:
 
 
 def optional_int(properties: Mapping[str, object], name: str) -> int | None:
+    """A whole number: decimal even with leading zeros ("0900"), or 0x/0o/0b, or 1:30."""
     value = properties.get(name)
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise PropertyError(f"'{name}' must be a whole number")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = _whole_number(value) if isinstance(value, str) else None
+    if number is None:
+        raise PropertyError(f"'{name}' must be a whole number, not {_kind(value)}")
+    return number
+
+
+def _whole_number(text: str) -> int | None:
+    """The number YAML 1.1 writers mean, except that a leading zero is not octal."""
+    digits = text.strip().replace("_", "")
+    sign = -1 if digits.startswith("-") else 1
+    if digits[:1] in ("+", "-"):
+        digits = digits[1:]
+    if not (digits.isascii() and digits.replace(":", "").isalnum()):
+        return None
+    if ":" in digits:  # sexagesimal, as YAML 1.1 reads 1:30 (90)
+        parts = digits.split(":")
+        if not all(part.isdigit() for part in parts):
+            return None
+        total = 0
+        for part in parts:
+            total = total * 60 + int(part)
+        return sign * total
     try:
-        return int(str(value))
+        return sign * (int(digits, 10) if digits.isdigit() else int(digits, 0))
     except ValueError:
-        raise PropertyError(f"'{name}' must be a whole number, not {value!r}") from None
+        return None
+
+
+def _kind(value: object) -> str:
+    """What a wrong value is, in the user's terms, with the value when it is short."""
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else "that text"
+    return f"a {type(value).__name__}"

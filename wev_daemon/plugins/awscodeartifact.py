@@ -143,9 +143,16 @@ class CodeArtifactPlugin(Plugin[Settings]):
             raise PropertyError("'repository' and 'format' go together (e.g. format: pypi)")
         if fmt is not None:
             fmt = fmt.lower()
+        account = optional_str(properties, "account") or None
+        if account is not None and not (
+            len(account) == 12 and account.isascii() and account.isdigit()
+        ):
+            raise PropertyError(
+                f"'account' must be the 12 digits of an AWS account id, not {account!r}"
+            )
         return Settings(
             domain=required_str(properties, "domain"),
-            account=optional_str(properties, "account"),
+            account=account,
             region=optional_str(properties, "region"),
             profile=optional_str(properties, "profile"),
             duration=duration,

@@ -1,0 +1,241 @@
+"""Config values keep the meaning the user wrote.
+
+YAML 1.1 reads ``012345670123`` as octal and ``0x1F``, ``1_000`` or ``1:30``
+as numbers; a string property must get the text written, a number property
+the number meant, and a value of the wrong kind one clear line naming it.
+The loader and the plugins' parse helpers are checked directly; what reaches
+AWS, and what the user reads, through the real ``wev`` and daemon.
+"""
+
+from __future__ import annotations
+
+import marshal
+
+import pytest
+from conftest import User
+from fakes.codeartifact import FakeCodeArtifact
+
+from wev_client import yaml_loader
+from wev_daemon.plugins import PropertyError, optional_int, optional_str, required_str
+from wev_daemon.plugins.awscodeartifact import CodeArtifactPlugin
+from wev_daemon.plugins.awsmfa import MfaSessionPlugin
+
+
+def loaded(value: str) -> object:
+    document = yaml_loader.load(f"key: {value}\n".encode())
+    assert isinstance(document, dict)
+    return document["key"]
+
+
+# -- the loader ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("123456789012", 123456789012),  # the earlier wev's unquoted account ids
+        ("0", 0),
+        ("-12", -12),
+        ("012345670123", "012345670123"),  # octal in YAML 1.1
+        ("0700", "0700"),
+        ("0x1F", "0x1F"),
+        ("0b101", "0b101"),
+        ("1_000", "1_000"),
+        ("1:30", "1:30"),  # sexagesimal in YAML 1.1
+        ("+5", "+5"),
+        ("-0", "-0"),
+        ("0900", "0900"),  # not octal: YAML already reads it as text
+        ("'012345670123'", "012345670123"),
+        ("1.5", 1.5),
+        ("yes", True),
+        ("[1, 012]", [1, "012"]),
+    ],
+)
+def test_an_integer_not_written_in_plain_decimal_loads_as_its_text(
+    written: str, expected: object
+) -> None:
+    value = loaded(written)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_integer_keys_keep_their_text_too() -> None:
+    assert yaml_loader.load(b"{012: a, 12: b}\n") == {"012": "a", 12: "b"}
+
+
+def test_loaded_text_is_plain_str_that_the_config_cache_can_marshal() -> None:
+    document = yaml_loader.load(b"A:\n  plugin: {id: x, account: 012345670123}\n")
+    assert isinstance(document, dict)
+    assert marshal.loads(marshal.dumps(document)) == document  # noqa: S302 - our own bytes
+    assert type(document["A"]["plugin"]["account"]) is str
+
+
+@pytest.mark.parametrize("written", ["!!int abc", "9" * 5000])
+def test_an_integer_that_cannot_be_read_is_a_yaml_error_on_one_line(written: str) -> None:
+    with pytest.raises(yaml_loader.YAMLError) as caught:
+        yaml_loader.load(f"key: {written}\n".encode())
+    message = yaml_loader.describe(caught.value)
+    assert "line 1" in message and "whole number" in message
+    assert len(message) < 150
+
+
+# -- the parse helpers -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("corp", "corp"), ("012345670123", "012345670123"), (123456789012, "123456789012")],
+)
+def test_a_string_property_takes_text_and_whole_numbers_as_written(
+    value: object, expected: str
+) -> None:
+    assert optional_str({"account": value}, "account") == expected
+    assert required_str({"account": value}, "account") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (1.5, "a number (1.5); quote it"),
+        (True, "a boolean (true); quote it"),
+        (["a"], "a list"),
+        ({"a": "b"}, "a mapping"),
+    ],
+)
+def test_a_string_property_refuses_other_kinds_naming_itself(value: object, kind: str) -> None:
+    with pytest.raises(PropertyError) as caught:
+        optional_str({"region": value}, "region")
+    assert str(caught.value).startswith(f"'region' must be a string, not {kind}")
+
+
+def test_a_required_string_property_refuses_an_empty_value() -> None:
+    for properties in ({}, {"domain": None}, {"domain": ""}):
+        with pytest.raises(PropertyError, match="'domain' is required"):
+            required_str(properties, "domain")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (900, 900),
+        ("0900", 900),  # a leading zero is decimal, as people mean it
+        ("01000", 1000),  # YAML 1.1 would read 512
+        ("1_000", 1000),
+        ("0x384", 900),
+        ("0o1604", 900),
+        ("15:00", 900),
+        ("+900", 900),
+        ("-5", -5),
+        (None, None),
+    ],
+)
+def test_a_number_property_reads_whole_numbers_in_any_written_form(
+    value: object, expected: int | None
+) -> None:
+    assert optional_int({"duration": value}, "duration") == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["abc", "1.5", "", "+-5", "1:-3", "0xZZ", "\u0663", 1.5, True, [1]]
+)
+def test_a_number_property_refuses_anything_else_naming_itself(value: object) -> None:
+    with pytest.raises(PropertyError, match=r"^'duration' must be a whole number, not "):
+        optional_int({"duration": value}, "duration")
+
+
+def test_the_plugins_keep_their_string_properties_as_written() -> None:
+    settings = CodeArtifactPlugin().parse(
+        {"domain": "corp", "account": "012345670123", "region": "eu-west-1", "duration": "0900"}
+    )
+    assert (settings.account, settings.duration) == ("012345670123", 900)
+    mfa = MfaSessionPlugin().parse({"mfa_device": "012345670123", "duration": "01000"})
+    assert (mfa.mfa_device, mfa.duration) == ("012345670123", 1000)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "properties", "name"),
+    [
+        (CodeArtifactPlugin(), {"domain": 1.5}, "domain"),
+        (CodeArtifactPlugin(), {"domain": "corp", "account": 1.5}, "account"),
+        (CodeArtifactPlugin(), {"domain": "corp", "profile": True}, "profile"),
+        (CodeArtifactPlugin(), {"domain": "corp", "region": ["a"]}, "region"),
+        (
+            CodeArtifactPlugin(),
+            {"domain": "corp", "repository": {"a": 1}, "format": "pypi"},
+            "repository",
+        ),
+        (MfaSessionPlugin(), {"mfa_device": False}, "mfa_device"),
+    ],
+)
+def test_each_string_property_of_the_aws_plugins_refuses_other_kinds(
+    plugin: CodeArtifactPlugin | MfaSessionPlugin, properties: dict[str, object], name: str
+) -> None:
+    with pytest.raises(PropertyError, match=f"^'{name}' must be a string"):
+        plugin.parse(properties)
+
+
+@pytest.mark.parametrize("account", ["12345670123", "0x1F", "1:30", "1234567890123", "\uff11" * 12])
+def test_an_account_is_twelve_digits(account: str) -> None:
+    with pytest.raises(
+        PropertyError, match=r"^'account' must be the 12 digits of an AWS account id"
+    ):
+        CodeArtifactPlugin().parse({"domain": "corp", "account": account})
+
+
+# -- through the real wev ------------------------------------------------------------------
+
+TOKEN = "CODEARTIFACT_AUTH_TOKEN:\n  plugin:\n    id: wev-awscodeartifact\n"
+
+
+@pytest.mark.parametrize("no_daemon", [False, True])
+def test_an_unquoted_account_with_a_leading_zero_reaches_aws_as_written(
+    user: User, fake: FakeCodeArtifact, no_daemon: bool
+) -> None:
+    user.write(
+        "work/project/wev.yml",
+        TOKEN + "    domain: corp\n    account: 012345670123\n    duration: 01000\n",
+    )
+
+    result = user.wev("true", env={"WEV_NO_DAEMON": "1"} if no_daemon else {})
+
+    assert result.returncode == 0, result.stderr
+    [call] = fake.calls
+    assert (call.domain_owner, call.duration) == ("012345670123", 1000)
+
+
+@pytest.mark.parametrize("no_daemon", [False, True])
+def test_an_unquoted_account_of_the_earlier_wev_still_works(
+    user: User, fake: FakeCodeArtifact, no_daemon: bool
+) -> None:
+    user.write("work/project/wev.yml", TOKEN + "    domain: corp\n    account: 123456789012\n")
+
+    result = user.wev("true", env={"WEV_NO_DAEMON": "1"} if no_daemon else {})
+
+    assert result.returncode == 0, result.stderr
+    assert [call.domain_owner for call in fake.calls] == ["123456789012"]
+
+
+@pytest.mark.parametrize(
+    ("properties", "name"),
+    [
+        ("    domain: 1.5\n", "domain"),
+        ("    domain: corp\n    profile: yes\n", "profile"),
+        ("    domain: corp\n    region: [a]\n", "region"),
+        ("    domain: corp\n    account: 1.2e+11\n", "account"),  # a float in YAML 1.1
+        ("    domain: corp\n    account: 1.2e11\n", "account"),  # text, but no account id
+        ("    domain: corp\n    account: 12345670123\n", "account"),  # a digit lost
+        ("    domain:\n", "domain"),
+    ],
+)
+@pytest.mark.parametrize("no_daemon", [False, True])
+def test_a_string_property_of_another_kind_is_one_line_naming_it(
+    user: User, fake: FakeCodeArtifact, properties: str, name: str, no_daemon: bool
+) -> None:
+    path = user.write("work/project/wev.yml", TOKEN + properties)
+    marker = user.root / "ran"
+
+    result = user.wev("touch", str(marker), env={"WEV_NO_DAEMON": "1"} if no_daemon else {})
+
+    assert result.returncode == 78, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("wev: ") and str(path) in line and f"'{name}'" in line
+    assert not marker.exists() and not fake.calls
