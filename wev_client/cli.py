@@ -141,6 +141,24 @@ class Log:
             print(f"wev: warning: {message}", file=sys.stderr)
 
 
+def interrupted() -> int:
+    """End wev by SIGINT, as a shell expects of a command stopped by Ctrl-C.
+
+    A shell loop (``while true; do wev ...; done``) stops only when its command
+    died of SIGINT: exit status 130 reads as a command that chose to exit.
+    The status is returned only if the signal could not end the process (the
+    caller blocked it).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 - contextlib is not on the hot path
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+    os.kill(os.getpid(), _signal.SIGINT)
+    return INTERRUPTED
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run ``wev``; returns an exit status unless the command replaced this process."""
     argv = sys.argv[1:] if argv is None else argv
@@ -154,7 +172,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"wev: {error}", file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
-        return INTERRUPTED
+        return interrupted()
     except Exception as error:  # the unexpected: one line, the stack on DEBUG
         if log.level == 0:
             import traceback
