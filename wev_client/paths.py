@@ -1,8 +1,9 @@
-"""Where wev keeps its socket, its config cache and its logs.
+"""Where wev keeps its socket, its config cache and its logs, and who may own them.
 
 Imported by the client on its hot path and by the daemon, so both agree on the
-socket path. ``platformdirs`` costs about as much as starting Python, so the
-common cases are computed here directly (a test checks they match
+socket path, on what makes its folder private and on what of an environment
+the daemon keeps. ``platformdirs`` costs about as much as starting Python, so
+the common cases are computed here directly (a test checks they match
 ``platformdirs``) and it is imported only for the rest.
 """
 
@@ -19,6 +20,42 @@ if TYPE_CHECKING:
 APP_NAME = "wev"
 SOCKET_NAME = "daemon.sock"
 CONFIG_CACHE_NAME = "config-cache"
+
+#: Longest socket path, in bytes: ``sun_path`` (108 bytes on Linux, 104 on macOS
+#: and the BSDs) less the NUL that C programs (curl, systemd's ListenStream=) need.
+MAX_SOCKET_PATH = 107 if sys.platform == "linux" else 103
+
+#: What of its starter's environment the daemon keeps: where the user's files
+#: are, the locale, and how to reach AWS. Never the starter's secrets: each
+#: request carries the caller's AWS context (``protocol.CONTEXT_ENV_VARS``).
+DAEMON_ENV = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        # The interpreter may need it to start at all (a Python built --enable-shared).
+        "LD_LIBRARY_PATH",
+        # A keyring-backed credential_process talks to the session bus.
+        "DBUS_SESSION_BUS_ADDRESS",
+        # AWS behind a corporate proxy or TLS-inspecting firewall.
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "all_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    }
+)
+DAEMON_ENV_PREFIXES = ("LC_", "XDG_", "WEV_")
 
 
 def runtime_dir(environ: Mapping[str, str]) -> str:
@@ -85,6 +122,94 @@ def socket_path(environ: Mapping[str, str]) -> str:
 def config_cache_path(environ: Mapping[str, str]) -> str:
     """The parsed-config cache lives beside the socket, in the private runtime folder."""
     return os.path.join(os.path.dirname(socket_path(environ)), CONFIG_CACHE_NAME)
+
+
+def socket_path_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a Unix socket's address here, or None."""
+    size = len(os.fsencode(path))
+    if size > MAX_SOCKET_PATH:
+        return f"the path is {size} bytes long; Unix sockets allow at most {MAX_SOCKET_PATH} here"
+    return None
+
+
+def folder_problem(folder: str) -> str | None:
+    """Why ``folder`` is not a folder of this user's that no one else may enter, or None.
+
+    ``lstat``: a symbolic link is refused, whoever owns it, since whoever can
+    change it chooses where the socket is. A missing folder raises
+    FileNotFoundError.
+    """
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        return f"{folder}: {error.strerror}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{folder} is not a folder"
+    uid = os.geteuid()
+    if st.st_uid != uid:
+        return f"{folder} belongs to uid {st.st_uid}, not to you (uid {uid})"
+    if st.st_mode & 0o077:
+        return f"{folder} is open to other users (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def make_private_folder(folder: str) -> list[str]:
+    """Create ``folder`` and any missing folder above it, each born 0700 by ``mkdir``.
+
+    Returns the folders created, outermost first. Raises PermissionError when
+    ``folder`` is not private afterwards, or when the folder above it is one
+    where others could swap it for theirs (writable by others without the
+    sticky bit, or owned by another user).
+    """
+    folder = os.path.abspath(folder)
+    missing = []
+    current = folder
+    while not os.path.lexists(current) and os.path.dirname(current) != current:
+        missing.append(current)
+        current = os.path.dirname(current)
+    if missing and (problem := _parent_problem(current)):
+        raise PermissionError(problem)
+    created = []
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)  # no chmod afterwards: that would leave a window
+            created.append(path)
+        except FileExistsError:  # made meanwhile; checked below like any other
+            pass
+    problem = _parent_problem(os.path.dirname(folder)) or folder_problem(folder)
+    if problem:
+        raise PermissionError(problem)
+    return created
+
+
+def _parent_problem(parent: str) -> str | None:
+    """Why others could rename or replace what is in ``parent``, or None.
+
+    ``stat`` follows a symbolic link (``/tmp`` is one on macOS): what counts
+    is the folder it leads to.
+    """
+    try:
+        st = os.stat(parent)
+    except OSError as error:
+        return f"{parent}: {error.strerror}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{parent} is not a folder"
+    if st.st_uid not in (0, os.geteuid()):
+        return f"{parent} belongs to uid {st.st_uid}, who could replace what is in it"
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        return f"{parent} can be written by other users and is not sticky"
+    return None
+
+
+def daemon_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` a daemon keeps (``DAEMON_ENV``)."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in DAEMON_ENV or name.startswith(DAEMON_ENV_PREFIXES)
+    }
 
 
 def log_dir() -> str:

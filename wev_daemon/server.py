@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from wev_client import paths
 from wev_client.protocol import WevError
 from wev_daemon.activation import Notifier
 from wev_daemon.app import RESOLVER, STOP, Handler
@@ -65,22 +66,23 @@ class UnsafeFolder(WevError):
 
 
 def ensure_private_folder(folder: str) -> None:
-    """Create ``folder`` 0700, or check that an existing one is this user's alone."""
-    parent = os.path.dirname(folder)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(folder, 0o700)
-    st = os.lstat(folder)
-    if not stat.S_ISDIR(st.st_mode):
-        raise UnsafeFolder(f"{folder} is not a folder")
-    if st.st_uid != os.getuid():
-        raise UnsafeFolder(f"{folder} belongs to another user (uid {st.st_uid})")
-    if st.st_mode & 0o077:
-        raise UnsafeFolder(
-            f"{folder} is open to other users (mode {stat.S_IMODE(st.st_mode):04o})",
-            hint=f"chmod 0700 {folder}",
-        )
+    """Create ``folder`` 0700, or check that an existing one is this user's alone.
+
+    Missing folders above it are created 0700 too (the runtime folder that
+    platformdirs names when ``$XDG_RUNTIME_DIR`` is unset), and the folder
+    above it must be one where no other user can swap it for theirs.
+    """
+    try:
+        created = paths.make_private_folder(folder)
+    except PermissionError as error:
+        hint = None
+        with contextlib.suppress(OSError):
+            st = os.lstat(folder)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077:
+                hint = f"chmod 0700 {folder}"
+        raise UnsafeFolder(str(error), hint=hint) from None
+    for made in created:
+        log.info("created %s (mode 0700)", made)
 
 
 def take_lock(socket_path: str) -> int:
