@@ -64,7 +64,7 @@ def resolve(
     response = _ask(route, request, environ, debug, start=True, ask=ask)
     for _ in range(MAX_PROMPT_ROUNDS):
         if not response.prompts:
-            return response
+            return _asked_for(request, response, debug)
         try:
             answers = ask(response.prompts)
         except KeyboardInterrupt:
@@ -81,7 +81,20 @@ def resolve(
         raise WevError(
             f"{response.prompts[0].label}: still asking after {MAX_PROMPT_ROUNDS} answers"
         )
-    return response
+    return _asked_for(request, response, debug)
+
+
+def _asked_for(
+    request: ResolveRequest, response: ResolveResponse, debug: Callable[[str], None]
+) -> ResolveResponse:
+    """``response`` with only the variables ``request`` names: no answer sets others
+    (``LD_PRELOAD``, ``PATH``) in the command's environment."""
+    names = {name for spec in request.variables for name in spec.names}
+    if names.issuperset(response.values):
+        return response
+    debug(f"ignored variables nobody asked for: {', '.join(sorted(set(response.values) - names))}")
+    values = {name: value for name, value in response.values.items() if name in names}
+    return ResolveResponse(values, response.entries, response.warnings, response.prompts)
 
 
 def explain(
@@ -95,8 +108,9 @@ def _socket_path(environ: Mapping[str, str]) -> str:
     try:
         return paths.socket_path(environ)
     except OSError as error:  # platformdirs found no private runtime folder
-        raise DaemonUnavailable(
-            f"no place for the daemon's socket: {error}", hint="set XDG_RUNTIME_DIR or WEV_SOCKET"
+        raise transport.UntrustedDaemon(
+            f"no private place for the daemon's socket: {error}",
+            hint="set XDG_RUNTIME_DIR, or WEV_SOCKET to a path in a folder only you can enter",
         ) from None
 
 
@@ -125,14 +139,14 @@ def _ask(
     if no_daemon(environ):
         debug("WEV_NO_DAEMON is set: resolving in this process")
         return _in_process(route, request, ask)
-    try:
-        path = _socket_path(environ)
-    except DaemonUnavailable as unavailable:
-        debug(f"{unavailable}: answering from this process")
-        return _in_process(route, request, ask)
     body = request.to_json()
     try:
+        path = _socket_path(environ)
         code, answer = transport.request(path, "POST", route, body, version=__version__)
+    except transport.UnusableSocket as unusable:
+        # Nothing was sent; say why on every call, since each one is slower for it.
+        print(f"wev: warning: {unusable}; resolving in this process", file=sys.stderr)
+        return _in_process(route, request, ask)
     except (transport.NotListening, transport.DaemonGone) as absent:
         # No daemon, or it died while answering (killed, crashed): start one, ask once more.
         if not start:
@@ -146,6 +160,9 @@ def _ask(
             code, answer = transport.request(path, "POST", route, body, version=__version__)
         except (transport.NotListening, transport.DaemonGone) as again:
             debug(f"{again}, once more: resolving in this process")
+            return _in_process(route, request, ask)
+        except transport.UnusableSocket as unusable:  # swapped while the daemon started
+            print(f"wev: warning: {unusable}; resolving in this process", file=sys.stderr)
             return _in_process(route, request, ask)
     if code != 200:
         error = protocol.error_from_json(answer)
@@ -196,9 +213,25 @@ def start_daemon(path: str, environ: Mapping[str, str], debug: Callable[[str], N
     """
     import fcntl  # only when no daemon runs
 
-    folder = os.path.dirname(path)
+    folder = os.path.dirname(path) or "."
     try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        created = paths.make_private_folder(folder)
+    except PermissionError as error:  # the daemon would refuse it too
+        print(f"wev: warning: not starting a daemon: {error}", file=sys.stderr)
+        return False
+    except OSError as error:
+        debug(f"cannot prepare {folder}: {error.strerror}")
+        return False
+    if os.path.dirname(os.path.abspath(folder)) in created and not environ.get("WEV_SOCKET"):
+        # The runtime folder itself was missing: platformdirs fell back to a
+        # temporary one (ssh sessions, containers). Said once, when made.
+        why = "is not private" if environ.get("XDG_RUNTIME_DIR") else "is not set"
+        print(
+            f"wev: note: XDG_RUNTIME_DIR {why}; the daemon's socket is in {folder}, "
+            "created for you alone (mode 0700)",
+            file=sys.stderr,
+        )
+    try:
         spawn_lock = os.open(path + ".spawn", os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as error:
         debug(f"cannot prepare {folder}: {error.strerror}")
@@ -233,18 +266,21 @@ def _spawn(
     except OSError as error:
         debug(f"cannot open the daemon log {log_path}: {error.strerror}")
         return False
-    # The daemon resolves in each client's AWS context, never in its own: it
-    # gets no AWS_* variables, so none of this shell's secrets sit in its environ.
-    env = {name: value for name, value in environ.items() if not name.startswith("AWS_")}
+    # The daemon outlives this call and serves every later project: it gets
+    # none of this shell's secrets (each request carries the caller's AWS
+    # context), and nothing of this project's folder: "/" as its working folder
+    # and, with -P, not on sys.path, where a json.py there would be imported.
+    env = paths.daemon_environ(environ)
     try:
         while time.monotonic() < deadline:
             try:
                 child = subprocess.Popen(
-                    [sys.executable, "-m", "wev_daemon", "--socket", path],
+                    [sys.executable, "-P", "-m", "wev_daemon", "--socket", os.path.abspath(path)],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
                     env=env,
+                    cwd="/",
                     start_new_session=True,
                     close_fds=True,
                 )

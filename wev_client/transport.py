@@ -3,15 +3,23 @@
 ``socket`` and ``http.client`` each cost more than the rest of a ``wev`` call,
 and the client needs one request with a JSON body and a short answer, so this
 speaks just enough HTTP: ``Content-Length`` bodies and ``Connection: close``.
+
+A request carries the caller's AWS keys, so nothing is sent before the other
+end is known to be this user's own daemon: the socket's folder is private and
+the socket this user's (checked before connecting), and the listening process
+runs as this user (checked after, from the kernel: ``SO_PEERCRED`` on Linux,
+``LOCAL_PEERCRED`` on macOS and the BSDs).
 """
 
 from __future__ import annotations
 
 import _socket
 import errno
+import os
+import sys
 import time
 
-from wev_client import protocol
+from wev_client import paths, protocol
 from wev_client.protocol import ProtocolError, WevError
 
 #: Errors that mean "no daemon is listening there", so one may be started.
@@ -35,6 +43,28 @@ class DaemonGone(WevError):
 
     code = "daemon_gone"
     exit_status = 69
+
+
+class UnusableSocket(WevError):
+    """The socket path cannot be used, so nothing was sent (e.g. it is too long)."""
+
+    code = "unusable_socket"
+    exit_status = 69
+
+
+class UntrustedDaemon(UnusableSocket):
+    """Whatever listens on the socket path may not be this user's daemon."""
+
+    code = "untrusted_daemon"
+
+
+#: ``LOCAL_PEERCRED`` answers at level 0 (``SOL_LOCAL``) with a ``struct xucred``:
+#: a version, then the uid; ``SO_PEERCRED`` with a ``struct ucred``: pid, uid, gid.
+_PEERCRED = (
+    (_socket.SOL_SOCKET, getattr(_socket, "SO_PEERCRED", None), 12)
+    if sys.platform == "linux"
+    else (0, getattr(_socket, "LOCAL_PEERCRED", None), 76)
+)
 
 
 def request(
@@ -66,7 +96,58 @@ def request(
 
 
 def _connect(path: str) -> _socket.socket:
-    """A connected socket; a full listen backlog is waited out, up to CONNECT_TIMEOUT."""
+    """A socket connected to this user's daemon; a full backlog is waited out (CONNECT_TIMEOUT)."""
+    _check_path(path)
+    sock = _connect_once(path)
+    try:
+        _check_peer(path, sock)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _check_path(path: str) -> None:
+    """Refuse a socket in a folder others can enter, or not this user's, before connecting."""
+    problem = paths.socket_path_problem(path)
+    if problem:
+        raise UnusableSocket(
+            f"not using the daemon at {path}: {problem}",
+            hint="set WEV_SOCKET to a shorter path in a folder only you can enter",
+        )
+    try:
+        problem = paths.folder_problem(os.path.dirname(path) or ".")
+        if problem is None:
+            owner = os.lstat(path).st_uid
+            if owner != os.geteuid():
+                problem = f"the socket belongs to uid {owner}, not to you (uid {os.geteuid()})"
+    except FileNotFoundError:
+        raise NotListening(f"no daemon at {path}") from None
+    if problem:
+        raise UntrustedDaemon(
+            f"not using the daemon at {path}: {problem}",
+            hint="unset WEV_SOCKET, or set it to a path in a folder only you can enter",
+        )
+
+
+def _check_peer(path: str, sock: _socket.socket) -> None:
+    level, option, size = _PEERCRED
+    if option is None:  # no way to ask on this platform: the file checks stand alone
+        return
+    try:
+        creds = sock.getsockopt(level, option, size)
+    except OSError as error:
+        raise UntrustedDaemon(
+            f"not using the daemon at {path}: cannot tell who runs it ({error.strerror})"
+        ) from None
+    uid = int.from_bytes(creds[4:8], sys.byteorder)
+    if uid != os.geteuid():
+        raise UntrustedDaemon(
+            f"not using the daemon at {path}: it runs as uid {uid}, not as you (uid {os.geteuid()})"
+        )
+
+
+def _connect_once(path: str) -> _socket.socket:
     deadline = time.monotonic() + CONNECT_TIMEOUT
     delay = 0.002
     while True:
