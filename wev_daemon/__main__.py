@@ -1,8 +1,14 @@
-"""`wev-daemon` command line: arguments, logging, and the run.
+"""`wev-daemon` command line: arguments, logging, the process's hardening, and the run.
 
 The daemon serves on a socket handed over by systemd or launchd when started
 as a service (``activation``), else on one it binds itself; ``--install-service``
 and ``--uninstall-service`` write or remove the service files (``service``).
+
+It holds every project's tokens for hours, so before serving it does what
+ssh-agent does, however it was started: no core files, not dumpable (other
+processes of the user cannot read its memory or ``/proc/PID/environ``), ``/``
+as its working folder, no working folder on ``sys.path``, and an environment
+cut down to ``paths.DAEMON_ENV``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,16 @@ log = logging.getLogger("wev_daemon")
 ACTIVATED_IDLE_EXIT = 4 * 3600.0
 #: syslog priorities for journald's "<N>" line prefix (sd-daemon(3)).
 JOURNAL_PRIORITY = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+#: prctl(2) and ptrace(2) requests (linux/prctl.h, macOS sys/ptrace.h).
+PR_SET_DUMPABLE = 4
+PT_DENY_ATTACH = 31
+
+
+class SocketPathTooLong(WevError):
+    """The socket path does not fit in a Unix socket address."""
+
+    code = "socket_path_too_long"
+    exit_status = 78  # EX_CONFIG: systemd does not restart it in a loop
 
 
 def _seconds(text: str) -> float:
@@ -104,10 +120,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # It logs a traceback for each MFA question round of an assume-role profile;
     # the client gets the outcome in one line anyway.
     logging.getLogger("aiobotocore.credentials").setLevel(logging.ERROR)
-    # The daemon resolves in each client's AWS context, never its own: drop
-    # AWS_* so that nothing of the starting shell leaks into a resolution.
-    for name in [name for name in os.environ if name.startswith("AWS_")]:
-        del os.environ[name]
     try:
         from wev_daemon import activation
 
@@ -120,6 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log.warning("serving the socket from %s, not --socket", inherited[0].manager)
         else:
             path = os.path.abspath(args.socket or paths.socket_path(os.environ))
+            if problem := paths.socket_path_problem(path):
+                raise SocketPathTooLong(
+                    f"cannot listen on {path}: {problem}",
+                    hint="use a shorter --socket or WEV_SOCKET, in a folder only you can enter",
+                )
+        harden()
         idle_exit = args.idle_exit
         if idle_exit is None:
             idle_exit = ACTIVATED_IDLE_EXIT if inherited else 0.0
@@ -191,6 +209,58 @@ async def _run(
         if lock is not None:
             os.close(lock)
     return 0
+
+
+def harden() -> None:
+    """Keep the daemon's memory and environment to itself, as ssh-agent does.
+
+    Called once the socket path is absolute: it leaves the working folder.
+    """
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _not_dumpable()
+    try:
+        started_in: str | None = os.getcwd()
+    except OSError:  # the folder is gone already
+        started_in = None
+    # It kept the folder it was started in busy (an unmountable disk, a
+    # project that cannot be removed), and modules imported from now on must
+    # not come from there. wev itself may live there (a source checkout).
+    home = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[:] = [
+        entry
+        for entry in sys.path
+        if entry == home or (os.path.isabs(entry) and entry != started_in)
+    ]
+    os.chdir("/")
+    # The daemon resolves in each client's AWS context, never its own, and
+    # what it starts (a credential_process) gets no secrets of the shell
+    # that started it. /proc/PID/environ keeps the original block: a
+    # started daemon gets the cut-down one from its client already.
+    for name in set(os.environ) - set(paths.daemon_environ(os.environ)):
+        del os.environ[name]
+
+
+def _not_dumpable() -> None:
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if sys.platform == "linux":
+            failed = libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0
+        elif sys.platform == "darwin":
+            failed = libc.ptrace(PT_DENY_ATTACH, 0, None, 0) != 0
+        else:
+            return
+    except (OSError, AttributeError) as error:
+        log.warning("cannot keep other processes out of this one's memory: %s", error)
+        return
+    if failed:
+        log.warning(
+            "cannot keep other processes out of this one's memory: %s",
+            os.strerror(ctypes.get_errno()),
+        )
 
 
 def _service(*, install: bool) -> int:
