@@ -80,8 +80,8 @@ def test_a_closed_pipe_ends_the_command_by_sigpipe(user: User, daemon: Daemon) -
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
     )
+    assert process.stdout is not None and process.stderr is not None
     try:
-        assert process.stdout is not None and process.stderr is not None
         assert process.stdout.readline() == b"y\n"
         process.stdout.close()  # as "| head -1" does
         returncode = process.wait(30)
@@ -196,7 +196,7 @@ def test_ctrl_c_while_waiting_ends_wev_by_sigint(
 def test_ctrl_c_stops_a_shell_loop_around_wev(
     user: User, daemon: Daemon, fake: FakeCodeArtifact
 ) -> None:
-    """bash goes on with a loop whose command exited 130; it stops when the command died of SIGINT."""
+    """bash goes on with a loop whose command exited 130, and stops when it died of SIGINT."""
     user.write("work/project/wev.yml", TOKEN)
     fake.stall(30)
     process = subprocess.Popen(

@@ -138,7 +138,9 @@ class Log:
 
     def warning(self, message: str) -> None:
         if self.level <= 2:
-            print(f"wev: warning: {message}", file=sys.stderr)
+            from wev_client.output import printable  # rare: not on the hot path
+
+            print(f"wev: warning: {printable(message)}", file=sys.stderr)
 
 
 def interrupted() -> int:
@@ -169,7 +171,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         log = Log(options.log_level)
         return run(options, environ, log)
     except WevError as error:
-        print(f"wev: {error}", file=sys.stderr)
+        from wev_client.output import printable  # an error may quote a config or AWS
+
+        print(f"wev: {printable(error)}", file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
         return interrupted()

@@ -1,19 +1,51 @@
 """Text the user reads: ``--export`` lines, ``--explain`` and ``--status`` reports.
 
 None of these print a resolved value except ``--export``, whose whole purpose
-is to hand the values to the calling shell.
+is to hand the values to the calling shell (quoted for it, so no value is read
+as code). Everything else that reaches a terminal from a config file, the
+daemon or a plugin goes through ``printable``: such text must not move the
+cursor, retitle the window or hide what precedes it.
+
+Imported lazily (warnings, errors, the status line and the reports), never on
+the hot path of an unchanged configuration.
 """
 
 from __future__ import annotations
-
-import datetime
 
 from wev_client import protocol
 from wev_client.protocol import ResolveResponse, UsageError, VariableSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import datetime
     from collections.abc import Callable, Mapping, Sequence
+
+#: C0 and C1 controls, DEL, and the Unicode marks that break or reorder a line
+#: (line and paragraph separators, bidirectional overrides and isolates).
+_UNPRINTABLE = dict.fromkeys(
+    [
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        0x061C,
+        0x200E,
+        0x200F,
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ],
+    "?",
+)
+
+
+def printable(text: object) -> str:
+    """``text`` as one line that is safe on a terminal: each control character becomes ``?``.
+
+    As ``ls`` shows such names: a title-setting or screen-clearing sequence
+    planted in a folder name, a config string or an upstream error message
+    shows up as text instead of acting on the terminal.
+    """
+    return str(text).translate(_UNPRINTABLE)
 
 
 def is_shell_name(name: str) -> bool:
@@ -95,13 +127,18 @@ def waiting_for(specs: Sequence[VariableSpec], environ: Mapping[str, str]) -> st
             text = f"{spec.label} ({plugin.get('id')})"
         if text not in parts:
             parts.append(text)
-    return ", ".join(parts) or "values"
+    return printable(", ".join(parts) or "values")
 
 
 def _when(iso: str | None, now: datetime.datetime) -> str:
+    import datetime
+
     if not iso:
         return "never"
-    moment = datetime.datetime.fromisoformat(iso)
+    try:
+        moment = datetime.datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return printable(iso)
     delta = int((moment - now).total_seconds())
     text = moment.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"{text} ({'in ' + duration(delta) if delta >= 0 else duration(-delta) + ' ago'})"
@@ -121,6 +158,8 @@ def duration(seconds: float) -> str:
 
 def explain(specs: tuple[VariableSpec, ...], response: ResolveResponse) -> str:
     """Per variable: plugin, contributing files, cached or not, expiry. No values."""
+    import datetime
+
     if not specs:
         return (
             "No variables are configured here "
@@ -146,17 +185,20 @@ def explain(specs: tuple[VariableSpec, ...], response: ResolveResponse) -> str:
             if info.refresh_at:
                 out.append(f"  refresh: {_when(info.refresh_at, now)}")
     out.extend(f"warning: {w}" for w in response.warnings)
-    return "\n".join(out) + "\n"
+    return "".join(printable(line) + "\n" for line in out)
 
 
-def status(body: Mapping[str, object]) -> str:
-    """The daemon's status document as text."""
+def status(body: Mapping[str, object], client_version: str | None = None) -> str:
+    """The daemon's status document as text; ``client_version`` is this wev's by default."""
+    import datetime
+
     now = datetime.datetime.now(datetime.UTC)
     out = [
         f"wev-daemon {body.get('version', '?')}: running, pid {body.get('pid')}, "
         f"up {duration(float(str(body.get('uptime_seconds', 0))))}",
         f"socket: {body.get('socket', '?')}",
     ]
+    out.extend(_version_notes(body, client_version))
     entries = body.get("entries")
     entries = entries if isinstance(entries, list) else []
     out.append(f"entries: {len(entries)}")
@@ -173,4 +215,33 @@ def status(body: Mapping[str, object]) -> str:
             out.append(f"    last error: {entry['last_error']}")
     last = body.get("last_upstream_error")
     out.append(f"last upstream error: {last if last else 'none'}")
-    return "\n".join(out) + "\n"
+    return "".join(printable(line) + "\n" for line in out)
+
+
+def _version_notes(body: Mapping[str, object], client_version: str | None) -> list[str]:
+    """Who started the daemon, and what to do when it runs an older wev than this one."""
+    from wev_client import __version__, versions
+
+    client = client_version or __version__
+    daemon = str(body.get("version", "?"))
+    manager = body.get("service_manager")
+    notes = [f"service: started by {manager}"] if manager else []
+    if versions.compare(daemon, client) != -1:
+        return notes
+    if not manager:  # it stops when the next wev command asks it
+        notes.append(
+            f"note: wev-daemon {daemon} is older than this wev {client}; "
+            "the next wev command replaces it"
+        )
+        return notes
+    restart = body.get("restart_command")
+    notes.append(
+        f"note: wev-daemon {daemon} (started by {manager}) is older than this wev {client}"
+    )
+    if restart:
+        notes.append(f"  restart the service: {restart}")
+    notes.append(
+        f"  {'if it still runs ' + daemon + ', ' if restart else ''}reinstall the service: "
+        "wev-daemon --install-service (then run the command it prints)"
+    )
+    return notes

@@ -7,7 +7,8 @@ terminal's settings are restored however the read ends (Ctrl-C included).
 
 Imported lazily by ``connection`` and the in-process fallback, only when a
 question arrives: ``termios`` is not on the client's hot path. Answers are
-secrets: they are never printed nor logged.
+secrets: they are never printed nor logged. Questions are shown through
+``output.printable``: a plugin's text cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import termios
 
+from wev_client.output import printable
 from wev_client.protocol import InputRequired, Prompt
 
 TYPE_CHECKING = False
@@ -31,9 +33,9 @@ MAX_ANSWER = 4096
 
 def no_terminal(prompts: Sequence[Prompt]) -> InputRequired:
     first = prompts[0]
-    question = first.text.strip().rstrip(":").strip()
+    label, question = printable(first.label), printable(first.text.strip().rstrip(":").strip())
     return InputRequired(
-        f"{first.label}: needs input ({question}) but wev has no terminal to ask on", hint=HINT
+        f"{label}: needs input ({question}) but wev has no terminal to ask on", hint=HINT
     )
 
 
@@ -69,7 +71,8 @@ def _ask_one(fd: int, prompt: Prompt) -> str:
     line = b""
     try:
         # Echo goes off before the question shows: what is typed after it is never echoed.
-        os.write(fd, f"wev: {prompt.text}".encode(errors="replace"))
+        # The question comes from a plugin: its text must not drive the terminal.
+        os.write(fd, f"wev: {printable(prompt.text)}".encode(errors="replace"))
         while not line.endswith(b"\n") and len(line) < MAX_ANSWER:
             chunk = os.read(fd, MAX_ANSWER)
             if not chunk:  # Ctrl-D
@@ -84,5 +87,5 @@ def _ask_one(fd: int, prompt: Prompt) -> str:
     if prompt.secret or not line.endswith(b"\n"):
         os.write(fd, b"\n")  # the Enter that was not echoed
     if not line:
-        raise InputRequired(f"{prompt.label}: no answer was given")
+        raise InputRequired(f"{printable(prompt.label)}: no answer was given")
     return line.decode(errors="replace").rstrip("\r\n")
