@@ -30,24 +30,21 @@ MAX_REQUEST_BYTES = 1024 * 1024
 #: Most configured entries one request may carry (a real project has a handful).
 MAX_VARIABLES = 1000
 
-#: The client's environment variables that decide which AWS identity, region and
-#: endpoint a plugin uses. The client sends these; the daemon never uses its own.
-CONTEXT_ENV_VARS = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_CODEARTIFACT",
-    "AWS_ENDPOINT_URL_STS",
-    "AWS_ENDPOINT_URL_IAM",
-    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-    "HOME",
+#: Besides every ``AWS_*`` variable and HOME, what the client sends as its
+#: context: the proxies its AWS calls go through. The daemon never uses its own.
+PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy")
+#: Context variables that name a file or folder: the client sends them absolute
+#: (``~`` expanded with its HOME, relative ones against its working folder),
+#: since the daemon has another working folder.
+PATH_VARS = frozenset(
+    {
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_CA_BUNDLE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_LOGIN_CACHE_DIRECTORY",
+    }
 )
 
 
@@ -365,14 +362,17 @@ class VariableSpec:
 
 
 class ResolveRequest:
-    """What the client asks for: its variables and its AWS context (env vars).
+    """What the client asks for: its variables and its context.
 
-    ``answers`` maps the ids of prompts the daemon sent to what the user typed
-    (an MFA code: a secret, never printed); ``cancel`` names prompts the user
-    abandoned (Ctrl-C), so that the next client is asked instead.
+    ``env`` is its AWS context (``context_env``), on which values depend;
+    ``process_env`` its whole environment and ``cwd`` its working folder, with
+    which helper processes (``credential_process``) run. ``answers`` maps the
+    ids of prompts the daemon sent to what the user typed (an MFA code: a
+    secret, never printed); ``cancel`` names prompts the user abandoned
+    (Ctrl-C), so that the next client is asked instead.
     """
 
-    __slots__ = ("answers", "cancel", "env", "variables")
+    __slots__ = ("answers", "cancel", "cwd", "env", "process_env", "variables")
 
     def __init__(
         self,
@@ -380,28 +380,28 @@ class ResolveRequest:
         env: Mapping[str, str],
         answers: Mapping[str, str] | None = None,
         cancel: tuple[str, ...] = (),
+        *,
+        process_env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
     ) -> None:
         self.variables = variables
         self.env = env
         self.answers: Mapping[str, str] = answers or {}
         self.cancel = cancel
+        self.process_env: Mapping[str, str] = process_env or {}
+        self.cwd = cwd
 
     def __repr__(self) -> str:
         # The environment can hold AWS secret keys, the answers MFA codes: never print them.
         return (
             f"ResolveRequest(variables={self.variables!r}, env_keys={sorted(self.env)!r}, "
-            f"answered={sorted(self.answers)!r}, cancel={self.cancel!r})"
+            f"answered={sorted(self.answers)!r}, cancel={self.cancel!r}, cwd={self.cwd!r})"
         )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ResolveRequest):
             return NotImplemented
-        return (self.variables, dict(self.env), dict(self.answers), self.cancel) == (
-            other.variables,
-            dict(other.env),
-            dict(other.answers),
-            other.cancel,
-        )
+        return self.to_json() == other.to_json()
 
     __hash__ = None  # type: ignore[assignment]  # holds mappings
 
@@ -409,13 +409,24 @@ class ResolveRequest:
         self, answers: Mapping[str, str], cancel: tuple[str, ...] = ()
     ) -> ResolveRequest:
         """The same request carrying the user's answers (added to earlier ones)."""
-        return ResolveRequest(self.variables, self.env, {**self.answers, **answers}, cancel)
+        return ResolveRequest(
+            self.variables,
+            self.env,
+            {**self.answers, **answers},
+            cancel,
+            process_env=self.process_env,
+            cwd=self.cwd,
+        )
 
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {
             "variables": [v.to_json() for v in self.variables],
             "env": dict(self.env),
         }
+        if self.process_env:
+            body["process_env"] = dict(self.process_env)
+        if self.cwd is not None:
+            body["cwd"] = self.cwd
         if self.answers:
             body["answers"] = dict(self.answers)
         if self.cancel:
@@ -428,16 +439,32 @@ class ResolveRequest:
         assert isinstance(body, dict)
         variables = _expect(body.get("variables"), list, "variables")
         env = _optional(body, "env", dict, {})
+        process_env = _optional(body, "process_env", dict, {})
         answers = _optional(body, "answers", dict, {})
+        cwd = _optional(body, "cwd", str, None)
         assert isinstance(variables, list) and isinstance(env, dict) and isinstance(answers, dict)
+        assert isinstance(process_env, dict) and (cwd is None or isinstance(cwd, str))
         if len(variables) > MAX_VARIABLES:
             raise ProtocolError(f"a request may hold at most {MAX_VARIABLES} variables")
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-            raise ProtocolError("env must map names to strings")
+        for name, mapping in (("env", env), ("process_env", process_env)):
+            if not all(
+                is_variable_name(k) and isinstance(v, str) and "\0" not in v
+                for k, v in mapping.items()
+            ):
+                raise ProtocolError(f"{name} must map variable names to strings")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in answers.items()):
             raise ProtocolError("answers must map prompt ids to strings")
+        if cwd is not None and (not cwd.startswith("/") or "\0" in cwd):
+            raise ProtocolError("cwd must be an absolute path")
         cancel = _str_list(body.get("cancel", []), "cancel", empty=True)
-        return cls(tuple(VariableSpec.from_json(v) for v in variables), env, answers, cancel)
+        return cls(
+            tuple(VariableSpec.from_json(v) for v in variables),
+            env,
+            answers,
+            cancel,
+            process_env=process_env,
+            cwd=cwd,
+        )
 
 
 class Prompt:
@@ -486,9 +513,40 @@ class Prompt:
         return cls(prompt_id, label, text, secret)
 
 
-def context_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The part of an environment that a resolution may depend on."""
-    return {name: environ[name] for name in CONTEXT_ENV_VARS if name in environ}
+def is_context_var(name: str) -> bool:
+    """Whether a resolution may depend on this variable: the caller's AWS context."""
+    return name.startswith("AWS_") or name == "HOME" or name in PROXY_VARS
+
+
+def context_env(environ: Mapping[str, str], cwd: str | None = None) -> dict[str, str]:
+    """The caller's AWS context: every AWS_* variable, its proxies and HOME.
+
+    Paths in it are made absolute for the daemon, whose folders are not the
+    caller's: ``~`` with the caller's HOME, relative ones against ``cwd``.
+    """
+    home = environ.get("HOME")
+    context = {}
+    for name, value in environ.items():
+        if not is_context_var(name):
+            continue
+        if name in PATH_VARS and value:
+            value = absolute_path(value, home, cwd)
+        context[name] = value
+    return context
+
+
+def absolute_path(path: str, home: str | None, cwd: str | None) -> str:
+    """``path`` as the caller means it, independent of any working folder."""
+    import posixpath  # already loaded by os: free
+
+    if path == "~" or path.startswith("~/"):
+        if home:
+            path = home + path[1:]
+    elif path.startswith("~"):
+        path = posixpath.expanduser(path)  # ~user
+    if not path.startswith("/") and cwd:
+        path = posixpath.join(cwd, path)
+    return posixpath.normpath(path) if path.startswith("/") else path
 
 
 class EntryInfo:

@@ -1,23 +1,30 @@
-"""AWS sessions built from a client's environment, and AWS errors in one line.
+"""AWS sessions built from a client's context, and AWS errors in one line.
 
-The daemon serves many shells, each with its own AWS_PROFILE, keys, region
-and endpoint, so a session is built per fetch from the requesting client's
-environment (``Context.env``), never from the daemon's own: ``server`` strips
-AWS_* from the daemon's environment at start-up. A fresh session per fetch
-also picks up a renewed ``aws sso login`` or an edited credentials file.
+The daemon serves many shells, each with its own AWS_PROFILE, keys, region,
+endpoints, SSO login and helpers, so a session is built per fetch from the
+requesting client's context (``Context``: its AWS_* variables, HOME, whole
+environment and working folder), never from the daemon's own
+(``aws_session.CallerSession``). A fresh session per fetch also picks up a
+renewed ``aws sso login`` or an edited credentials file.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 from botocore import exceptions as boto
 
-from wev_client.protocol import UpstreamError
+from wev_client.protocol import PROXY_VARS, UpstreamError
+from wev_daemon.aws_session import Caller, CallerSession
+
+if TYPE_CHECKING:
+    from wev_daemon.plugins import Context
+
+#: What an AWS plugin's values depend on (``Plugin.context_vars``): the caller's
+#: AWS_* variables, HOME (its ~/.aws) and proxies.
+AWS_CONTEXT = ("AWS_*", "HOME", *PROXY_VARS)
 
 CLIENT_CONFIG = AioConfig(
     connect_timeout=5,
@@ -74,65 +81,37 @@ def profile_name(env: Mapping[str, str], configured: str | None) -> str | None:
     return configured or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or None
 
 
-def session_for(env: Mapping[str, str], *, profile: str | None) -> AioSession:
+def session_for(context: Context, *, profile: str | None) -> CallerSession:
     """A session using exactly the client's credentials, files and profile.
 
     Precedence follows the AWS CLI: a profile set in wev.yml beats keys in the
-    environment, which beat AWS_PROFILE.
+    environment, which beat AWS_PROFILE. A file the client names that cannot be
+    read is an error here: botocore would skip it and try another identity.
     """
-    session = AioSession()
-    home = env.get("HOME") or os.path.expanduser("~")
-    session.set_config_variable(
-        "config_file", env.get("AWS_CONFIG_FILE") or os.path.join(home, ".aws", "config")
-    )
-    session.set_config_variable(
-        "credentials_file",
-        env.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(home, ".aws", "credentials"),
-    )
-    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    caller = Caller(context.env, context.process_env, context.cwd)
+    if unreadable := caller.unreadable_file():
+        name, path, reason = unreadable
+        raise FetchError(f"{name}={path} cannot be read: {reason}", local=True)
+    session = CallerSession(caller)
     if profile:
         session.set_config_variable("profile", profile)
-    elif key and secret:
-        session.set_credentials(key, secret, env.get("AWS_SESSION_TOKEN"))
-    elif named := profile_name(env, None):
-        session.set_config_variable("profile", named)
     return session
 
 
-def answer_mfa_prompts(
-    session: AioSession, env: Mapping[str, str], ask: Callable[[str], str]
-) -> None:
+def answer_mfa_prompts(session: CallerSession, ask: Callable[[str], str]) -> None:
     """Let a profile with ``mfa_serial`` (and ``role_arn``) get its code from the client.
 
     botocore's assume-role provider reads the code with ``getpass`` on the
     daemon's (absent) terminal; ``ask`` returns the client's answer instead, or
-    raises InputNeeded. Its STS client also honours the client's
-    ``AWS_ENDPOINT_URL_STS``, which the daemon's own environment lacks.
+    raises InputNeeded.
     """
     provider: Any = session.get_component("credential_provider").get_provider("assume-role")
-    if provider is None:
-        return
-    provider._prompter = ask  # botocore offers no other way in for an existing session
-    endpoint = endpoint_for(env, "STS")
-    create = provider._client_creator
-
-    def client_creator(service_name: str, **kwargs: Any) -> Any:
-        if service_name == "sts" and endpoint:
-            kwargs.setdefault("endpoint_url", endpoint)
-        return create(service_name, **kwargs)
-
-    provider._client_creator = client_creator
+    if provider is not None:
+        provider._prompter = ask  # botocore offers no other way in for an existing session
 
 
 def region_for(env: Mapping[str, str], configured: str | None) -> str | None:
     return configured or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
-
-
-def endpoint_for(env: Mapping[str, str], service_env_suffix: str) -> str | None:
-    """``AWS_ENDPOINT_URL_<SERVICE>``, else ``AWS_ENDPOINT_URL``, as the SDKs read them."""
-    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
-        return None
-    return env.get(f"AWS_ENDPOINT_URL_{service_env_suffix}") or env.get("AWS_ENDPOINT_URL") or None
 
 
 def fetch_error(error: Exception, what: str, profile: str | None) -> FetchError:
@@ -146,25 +125,44 @@ def fetch_error(error: Exception, what: str, profile: str | None) -> FetchError:
         transient = code in _TRANSIENT_CODES or status >= 500 or status == 429
         hint = "refresh your AWS credentials" if code in _EXPIRED_CODES else None
         return FetchError(f"{what}: {code}: {message}", hint=hint, transient=transient)
+    # Found on this machine, without asking AWS: the next client retries at once.
     if isinstance(error, boto.SSOError | boto.TokenRetrievalError | boto.SSOTokenLoadError):
-        return FetchError(f"{what}: the AWS SSO session has expired or is missing", hint=login)
+        return FetchError(
+            f"{what}: the AWS SSO session has expired or is missing", hint=login, local=True
+        )
     if isinstance(error, boto.UnauthorizedSSOTokenError):
-        return FetchError(f"{what}: the AWS SSO session has expired", hint=login)
+        return FetchError(f"{what}: the AWS SSO session has expired", hint=login, local=True)
     if isinstance(error, boto.ProfileNotFound):
         return FetchError(
             f"{what}: the AWS profile {profile!r} is not configured",
             hint="check AWS_CONFIG_FILE / ~/.aws/config",
+            local=True,
         )
     if isinstance(error, boto.NoCredentialsError | boto.PartialCredentialsError):
         return FetchError(
             f"{what}: no AWS credentials found" + (f" for profile {profile!r}" if profile else ""),
             hint="set AWS_PROFILE, a profile in wev.user.yml, or run `aws configure`",
+            local=True,
         )
     if isinstance(error, boto.NoRegionError):
         return FetchError(
             f"{what}: no AWS region is set",
             hint="add `region:` to the plugin block, or set AWS_REGION",
+            local=True,
         )
+    if isinstance(error, boto.CredentialRetrievalError):
+        # credential_process failed: never rerun it in the background (it may
+        # prompt for a hardware key or a password-manager unlock every time).
+        detail = " ".join(str(error).split())
+        return FetchError(f"{what}: {detail}", hint="check the profile's credential_process")
+    if isinstance(
+        error,
+        boto.InvalidConfigError
+        | boto.ConfigParseError
+        | boto.InfiniteLoopConfigError
+        | boto.MissingParametersError,
+    ):
+        return FetchError(f"{what}: the AWS configuration is broken: {error}", local=True)
     if isinstance(error, boto.EndpointConnectionError | boto.ConnectionError):
         return FetchError(f"{what}: cannot reach AWS: {error}", transient=True)
     if isinstance(error, TimeoutError | boto.ReadTimeoutError | boto.ConnectTimeoutError):

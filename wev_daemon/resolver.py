@@ -63,6 +63,12 @@ class Resolver:
     def prepare(self, request: ResolveRequest) -> tuple[list[Prepared], list[str]]:
         """Validate every entry; raise ConfigError naming the file, or return warnings."""
         prepared, warnings = [], []
+        # What this configuration sets is no context of its own entries: an
+        # AWS_PROFILE exported from an earlier run (direnv, a nested wev) must
+        # not change which identity an entry uses, nor an MFA session's keys
+        # be used to ask for the next MFA session.
+        configured = {name for spec in request.variables for name in spec.names}
+        process_env = {k: v for k, v in request.process_env.items() if k not in configured}
         for spec in request.variables:
             where = ", ".join(spec.sources) or "configuration"
             label = spec.label
@@ -89,9 +95,13 @@ class Resolver:
                 warnings.append(
                     f"{where}: {label}: {plugin.id} ignores unknown property {unknown!r}"
                 )
-            env = {name: request.env[name] for name in plugin.context_vars if name in request.env}
+            env = {
+                name: value
+                for name, value in request.env.items()
+                if name not in configured and _matches(name, plugin.context_vars)
+            }
             key = cache_key(plugin.id, properties, Context(env))
-            context = Context(env, _asker(key, request.answers))
+            context = Context(env, _asker(key, request.answers), process_env, request.cwd)
             prepared.append(
                 Prepared(spec, plugin, settings, context, key, plugin.describe(settings, context))
             )
@@ -181,6 +191,13 @@ class Resolver:
             expires_at if isinstance(expires_at, str) else None,
             refresh_at if isinstance(refresh_at, str) else None,
         )
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(
+        name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
+        for pattern in patterns
+    )
 
 
 def _prompt_id(key: str, text: str) -> str:

@@ -78,14 +78,20 @@ def _no_answers(text: str, secret: bool) -> str:
 
 @dataclass(frozen=True)
 class Context:
-    """The requesting client's environment (only ``protocol.CONTEXT_ENV_VARS``).
+    """The requesting client's AWS context and, for helper processes, the rest.
 
-    ``asker`` answers questions from the current request's answers; it is not
-    part of the cache key and never printed.
+    ``env`` holds the variables a resolution depends on (``protocol.context_env``:
+    AWS_*, proxies, HOME) and is part of the cache key. ``process_env`` (the
+    client's whole environment) and ``cwd`` (its working folder) are what a
+    ``credential_process`` helper runs with; ``asker`` answers questions from
+    the current request's answers. None of the three is part of the key, and
+    nothing here is ever printed.
     """
 
     env: Mapping[str, str]
     asker: Asker = field(default=_no_answers, compare=False)
+    process_env: Mapping[str, str] = field(default_factory=dict, compare=False)
+    cwd: str | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return f"Context(env_keys={sorted(self.env)!r})"
@@ -105,7 +111,9 @@ class Plugin(ABC, Generic[SettingsT]):
     id: ClassVar[str]
     #: Property names the plugin understands; others are reported as warnings.
     properties: ClassVar[frozenset[str]] = frozenset()
-    #: Client environment variables the result depends on (part of the cache key).
+    #: Client environment variables the result depends on (part of the cache key);
+    #: a name ending in ``*`` stands for every name it starts (``AWS_*``). Names
+    #: the same configuration resolves are never part of it.
     context_vars: ClassVar[tuple[str, ...]] = ()
     #: False for plugins that fetch nothing (their values come from the config):
     #: the daemon then resolves them on each request instead of caching them.

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from wev_client.protocol import CONTEXT_ENV_VARS
 from wev_daemon import aws
 from wev_daemon.plugins import (
     Context,
@@ -121,7 +120,7 @@ class CodeArtifactPlugin(Plugin[Settings]):
             "values",
         }
     )
-    context_vars = CONTEXT_ENV_VARS
+    context_vars = aws.AWS_CONTEXT
 
     def __init__(self) -> None:
         # Both live in the daemon's memory only, like the cache; keys are digests.
@@ -265,13 +264,11 @@ def _what(settings: Settings, context: Context, thing: str) -> tuple[str, str | 
 
 
 def _client(settings: Settings, context: Context) -> Any:  # aiobotocore is untyped
-    env = context.env
-    session = aws.session_for(env, profile=settings.profile)
-    aws.answer_mfa_prompts(session, env, lambda text: context.ask_sync(text, secret=True))
+    session = aws.session_for(context, profile=settings.profile)
+    aws.answer_mfa_prompts(session, lambda text: context.ask_sync(text, secret=True))
     return session.create_client(
         "codeartifact",
-        region_name=aws.region_for(env, settings.region),
-        endpoint_url=aws.endpoint_for(env, "CODEARTIFACT"),
+        region_name=aws.region_for(context.env, settings.region),
         config=aws.CLIENT_CONFIG,
     )
 

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wev_client.protocol import CONTEXT_ENV_VARS
 from wev_daemon import aws
 from wev_daemon.plugins import (
     Context,
@@ -52,7 +51,7 @@ class MfaSessionPlugin(Plugin[Settings]):
 
     id = "wev-awsmfa"
     properties = frozenset({"mfa_device", "duration"})
-    context_vars = CONTEXT_ENV_VARS
+    context_vars = aws.AWS_CONTEXT
 
     def __init__(self) -> None:
         self._devices: dict[str, str] = {}
@@ -142,11 +141,9 @@ async def _discover(context: Context, profile: str | None) -> str:
 
 
 def _client(service: str, context: Context) -> Any:  # aiobotocore is untyped
-    env = context.env
-    session = aws.session_for(env, profile=None)
+    session = aws.session_for(context, profile=None)
     return session.create_client(
         service,
-        region_name=aws.region_for(env, None) or DEFAULT_REGION,
-        endpoint_url=aws.endpoint_for(env, service.upper()),
+        region_name=aws.region_for(context.env, None) or DEFAULT_REGION,
         config=aws.CLIENT_CONFIG,
     )
