@@ -179,7 +179,11 @@ def _ask(
 def _await_current_daemon(
     path: str, environ: Mapping[str, str], debug: Callable[[str], None]
 ) -> None:
-    """Wait for the outdated daemon to go, and a daemon of this version to answer."""
+    """Wait for the outdated daemon to go, and a daemon of this version to answer.
+
+    Not for one that a service manager started: it would only start that same
+    version again, so waiting cannot help (and such a daemon serves newer clients).
+    """
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         try:
@@ -189,8 +193,12 @@ def _await_current_daemon(
             continue
         except WevError:
             code, body = 0, None  # going away mid-answer
-        if code == 200 and isinstance(body, dict) and body.get("version") == __version__:
-            return
+        if code == 200 and isinstance(body, dict):
+            if body.get("version") == __version__:
+                return
+            if body.get("service_manager"):
+                debug(f"{body.get('service_manager')} runs wev-daemon {body.get('version')}")
+                return
         time.sleep(0.05)
 
 

@@ -196,7 +196,11 @@ async def _run(
             sock, inode = server.bind_socket(path)
             socks = [sock]
         policy = Policy(fetch_timeout=wait_timeout)
-        app = make_app(resolver=Resolver(cache=TokenCache(policy=policy)), socket_path=path)
+        app = make_app(
+            resolver=Resolver(cache=TokenCache(policy=policy)),
+            socket_path=path,
+            service_manager=inherited[0].manager if inherited else "",
+        )
         await server.serve(
             app,
             socks,

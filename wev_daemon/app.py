@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from wev_client import __version__, protocol
+from wev_client import __version__, protocol, versions
 from wev_client.protocol import ProtocolError, ResolveRequest, VersionMismatch, WevError
 from wev_daemon.resolver import Resolver
 
@@ -30,6 +30,18 @@ STARTED = web.AppKey("started", float)
 SOCKET_PATH = web.AppKey("socket_path", str)
 #: Set to make ``server.serve`` shut the daemon down (signals set it too).
 STOP = web.AppKey("stop", asyncio.Event)
+#: "systemd" or "launchd" when one of them started the daemon, else "".
+SERVICE_MANAGER = web.AppKey("service_manager", str)
+#: Client versions newer than this daemon that it has served (logged once each).
+NEWER_CLIENTS = web.AppKey("newer_clients", set[str])
+
+#: Most versions remembered in NEWER_CLIENTS: a header is no reason to grow memory.
+MAX_NEWER_CLIENTS = 16
+#: How to restart the daemon, by the service manager that started it.
+RESTART_COMMANDS = {
+    "systemd": "systemctl --user restart wev.service",
+    "launchd": "launchctl kickstart -k gui/$(id -u)/io.github.wev.daemon",
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -108,16 +120,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(WevError("the daemon hit an internal error; see its log"))
 
 
-def release(version: str) -> tuple[int, ...]:
-    """The leading numbers of a version: "2.1.0.dev3" -> (2, 1, 0)."""
-    numbers = []
-    for part in version.split("."):
-        if not part.isdigit():
-            break
-        numbers.append(int(part))
-    return tuple(numbers)
-
-
 async def _read_request(request: web.Request) -> ResolveRequest:
     if request.content_length is not None and request.content_length > protocol.MAX_REQUEST_BYTES:
         raise web.HTTPRequestEntityTooLarge(
@@ -125,16 +127,7 @@ async def _read_request(request: web.Request) -> ResolveRequest:
         )
     client_version = request.headers.get(protocol.CLIENT_VERSION_HEADER)
     if client_version and client_version != __version__:
-        if release(client_version) > release(__version__):
-            # An upgrade installed a newer wev: make way for a daemon of that
-            # version, which the client starts (or the service manager does).
-            log.info("client %s is newer than this daemon: stopping", client_version)
-            request.app[STOP].set()
-            raise VersionMismatch(
-                f"wev-daemon {__version__} is older than this wev {client_version}",
-                hint="restarting it",
-            )
-        log.debug("client %s talks to daemon %s", client_version, __version__)
+        _check_client_version(request.app, client_version)
     try:
         async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time
             raw = await request.read()
@@ -143,6 +136,37 @@ async def _read_request(request: web.Request) -> ResolveRequest:
     body = protocol.loads(raw)
     _check_depth(body)
     return ResolveRequest.from_json(body)
+
+
+def _check_client_version(app: web.Application, client_version: str) -> None:
+    """Make way for a newer client's daemon, unless a service manager started this one.
+
+    The newer client then starts a daemon of its own version. A service manager
+    would start this same old one again at the next connection, and the
+    client would stop it again, in a loop: such a daemon serves the newer
+    client instead, and ``wev --status`` says how to restart the service.
+    """
+    if versions.compare(client_version, __version__) != 1:  # older, or not comparable
+        log.debug("client %s talks to daemon %s", client_version, __version__)
+        return
+    manager = app[SERVICE_MANAGER]
+    if not manager:
+        log.info("client %s is newer than this daemon: stopping", client_version)
+        app[STOP].set()
+        raise VersionMismatch(
+            f"wev-daemon {__version__} is older than this wev {client_version}",
+            hint="restarting it",
+        )
+    seen = app[NEWER_CLIENTS]
+    if client_version not in seen and len(seen) < MAX_NEWER_CLIENTS:
+        seen.add(client_version)
+        log.warning(
+            "client %s is newer than this daemon, which %s started: serving it; "
+            "restart the service to upgrade (%s)",
+            client_version,
+            manager,
+            RESTART_COMMANDS.get(manager, "see its manual"),
+        )
 
 
 def _check_depth(document: object) -> None:
@@ -180,6 +204,8 @@ async def status(request: web.Request) -> web.Response:
             "pid": os.getpid(),
             "version": __version__,
             "api_version": protocol.API_VERSION,
+            "service_manager": app[SERVICE_MANAGER] or None,
+            "restart_command": RESTART_COMMANDS.get(app[SERVICE_MANAGER]),
             "uptime_seconds": round(time.monotonic() - app[STARTED], 1),
             "socket": app[SOCKET_PATH],
             "upstream_calls": cache.upstream_calls,
@@ -199,8 +225,14 @@ async def other_version(request: web.Request) -> web.Response:
     )
 
 
-def make_app(*, resolver: Resolver, socket_path: str = "") -> web.Application:
-    """The application; background refresh runs while it is up."""
+def make_app(
+    *, resolver: Resolver, socket_path: str = "", service_manager: str = ""
+) -> web.Application:
+    """The application; background refresh runs while it is up.
+
+    ``service_manager`` names the one that started the daemon ("systemd",
+    "launchd"), "" when a client did.
+    """
     app = web.Application(
         middlewares=[peer_middleware, error_middleware],
         client_max_size=protocol.MAX_REQUEST_BYTES,
@@ -209,6 +241,8 @@ def make_app(*, resolver: Resolver, socket_path: str = "") -> web.Application:
     app[STARTED] = time.monotonic()
     app[SOCKET_PATH] = socket_path
     app[STOP] = asyncio.Event()
+    app[SERVICE_MANAGER] = service_manager
+    app[NEWER_CLIENTS] = set()
     app.router.add_post(protocol.RESOLVE_ROUTE, resolve)
     app.router.add_post(protocol.EXPLAIN_ROUTE, explain)
     app.router.add_get(protocol.STATUS_ROUTE, status)
