@@ -11,24 +11,20 @@ import os
 import pwd
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from accounts import SYSTEM_PYTHON, as_user, throwaway_user, why_no_throwaway_user
 from conftest import Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
 
-SYSTEM_PYTHON = "/usr/bin/python3"
 CONFIG = "CODEARTIFACT_AUTH_TOKEN:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"
 
 
 def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "creating a throwaway user needs root"
-    for tool in ("useradd", "userdel", "setpriv"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
+    if reason := why_no_throwaway_user():
+        return reason
     probe = subprocess.run(
         [SYSTEM_PYTHON, "-c", "import yaml"], capture_output=True, timeout=30, check=False
     )
@@ -42,16 +38,8 @@ pytestmark = pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
 
 @pytest.fixture
 def stranger(user: User) -> Iterator[pwd.struct_passwd]:
-    name = f"wevt{uuid.uuid4().hex[:8]}"
-    subprocess.run(
-        ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-        check=True,
-        timeout=30,
-    )
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        subprocess.run(["userdel", name], check=False, timeout=30)
+    with throwaway_user() as account:
+        yield account
 
 
 def run_as(account: pwd.struct_passwd, user: User, *args: str) -> subprocess.CompletedProcess[str]:
@@ -71,11 +59,7 @@ def run_as(account: pwd.struct_passwd, user: User, *args: str) -> subprocess.Com
     }
     return subprocess.run(
         [
-            "setpriv",
-            f"--reuid={account.pw_uid}",
-            f"--regid={account.pw_gid}",
-            "--clear-groups",
-            "--",
+            *as_user(account),
             SYSTEM_PYTHON,
             "-m",
             "wev_client",
