@@ -19,10 +19,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from conftest import Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
+from pytest_aiohttp import AiohttpClient
 from test_activation import (
     EXEC_AS_SYSTEMD,
     PRINT_TOKEN,
@@ -38,6 +40,11 @@ from wire import exchange, resolve_message
 from wev_client import __version__, protocol
 from wev_client.output import status as status_text
 from wev_client.versions import compare, sort_key
+from wev_daemon.app import STOP, make_app
+from wev_daemon.cache import TokenCache
+from wev_daemon.plugins import Plugin
+from wev_daemon.plugins.echo import EchoPlugin
+from wev_daemon.resolver import Resolver
 
 # -- the order -------------------------------------------------------------------------
 
@@ -91,6 +98,45 @@ def test_the_order_agrees_with_packaging() -> None:
     for left, right in itertools.product(ASCENDING, repeat=2):
         a, b = packaging_version.Version(left), packaging_version.Version(right)
         assert compare(left, right) == (a > b) - (a < b), (left, right)
+
+
+# -- the daemon's decision, through its handlers ------------------------------------------
+
+
+#: A client from a later release than any of this checkout.
+NEWER = "99.0.0"
+ECHO_REQUEST = {
+    "variables": [{"names": ["A"], "plugin": {"id": "wev-echo", "value": "a"}, "sources": []}],
+    "env": {},
+}
+
+
+@pytest.mark.parametrize(
+    ("client_version", "manager", "stops"),
+    [
+        (NEWER, "", True),
+        ("2.0.0.post1", "", compare("2.0.0.post1", __version__) == 1),
+        (NEWER, "systemd", False),
+        (NEWER, "launchd", False),
+        ("0.0.1", "", False),  # an older client is served
+        ("a-fork's-own-scheme", "", False),  # not comparable: never a reason to stop
+    ],
+)
+async def test_only_a_newer_client_stops_a_daemon_no_service_manager_started(
+    aiohttp_client: AiohttpClient, client_version: str, manager: str, stops: bool
+) -> None:
+    plugins: dict[str, Plugin[Any]] = {EchoPlugin.id: EchoPlugin()}
+    app = make_app(resolver=Resolver(cache=TokenCache(), plugins=plugins), service_manager=manager)
+    client = await aiohttp_client(app)
+    response = await client.post(
+        protocol.RESOLVE_ROUTE,
+        data=protocol.dumps(ECHO_REQUEST),
+        headers={protocol.CLIENT_VERSION_HEADER: client_version},
+    )
+    assert response.status == (409 if stops else 200)
+    assert app[STOP].is_set() == stops
+    status = await (await client.get(protocol.STATUS_ROUTE)).json()
+    assert status["service_manager"] == (manager or None)
 
 
 # -- wev --status ----------------------------------------------------------------------------
