@@ -162,7 +162,7 @@ def test_another_users_listener_gets_nothing(
     assert result.stdout == f"from-this-process||{user.env['PATH']}"
     line = one_warning(result.stderr, str(path))
     if where == "shared":
-        assert f"{folder} is open to other users (mode 1777)" in line
+        assert f"{folder} is open to other users, mode 1777" in line
     else:
         assert f"{folder} belongs to uid {attacker.pw_uid}, not to you" in line
     assert not [name for name in os.listdir(folder) if name.startswith("daemon.sock.")]
@@ -206,7 +206,7 @@ def test_a_socket_in_a_shared_folder_is_refused_even_when_it_is_yours(user: User
     assert received == []
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("from-this-process|")
-    assert "open to other users (mode 1777)" in one_warning(result.stderr, str(path))
+    assert "open to other users, mode 1777" in one_warning(result.stderr, str(path))
     # With nothing listening there, no daemon is started in such a folder either.
     assert missing.returncode == 0, missing.stderr
     assert "open to other users" in one_warning(missing.stderr, str(folder / "other.sock"))
@@ -227,3 +227,22 @@ def test_only_the_variables_asked_for_are_kept_from_an_answer(user: User) -> Non
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"from-the-listener||{user.env['PATH']}"
     assert result.stderr == ""
+
+
+def test_no_daemon_is_started_below_a_folder_others_can_write(user: User) -> None:
+    """Others could rename the socket's folder there and put theirs in its place."""
+    user.write("work/project/wev.yml", CONFIG)
+    open_folder = user.root / "open"
+    open_folder.mkdir()
+    open_folder.chmod(0o777)  # not sticky, unlike /tmp
+    path = open_folder / "wev" / "daemon.sock"
+
+    result = user.wev(*SHOW, env={"WEV_SOCKET": str(path)})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("from-this-process|")
+    assert result.stderr == (
+        f"wev: warning: not starting a daemon at {path}: {open_folder} can be written by "
+        "other users and is not sticky; resolving in this process\n"
+    )
+    assert os.listdir(open_folder) == []

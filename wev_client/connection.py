@@ -225,7 +225,10 @@ def start_daemon(path: str, environ: Mapping[str, str], debug: Callable[[str], N
     try:
         created = paths.make_private_folder(folder)
     except PermissionError as error:  # the daemon would refuse it too
-        print(f"wev: warning: not starting a daemon: {error}", file=sys.stderr)
+        print(
+            f"wev: warning: not starting a daemon at {path}: {error}; resolving in this process",
+            file=sys.stderr,
+        )
         return False
     except OSError as error:
         debug(f"cannot prepare {folder}: {error.strerror}")

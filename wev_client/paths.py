@@ -151,7 +151,7 @@ def folder_problem(folder: str) -> str | None:
     if st.st_uid != uid:
         return f"{folder} belongs to uid {st.st_uid}, not to you (uid {uid})"
     if st.st_mode & 0o077:
-        return f"{folder} is open to other users (mode {stat.S_IMODE(st.st_mode):04o})"
+        return f"{folder} is open to other users, mode {stat.S_IMODE(st.st_mode):04o}"
     return None
 
 
