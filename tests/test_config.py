@@ -575,15 +575,22 @@ def test_deeply_nested_documents_are_refused(project: Project, text: str) -> Non
     hasattr(os, "geteuid") and os.geteuid() == 0,
     reason="root reads files whatever their mode, so chmod 000 cannot make one unreadable",
 )
-def test_an_unreadable_file_is_a_config_error(project: Project) -> None:
-    path = project.write(project.cwd, "wev.yml", f"A: {{plugin: {{id: {ECHO}}}}}")
+def test_an_unreadable_file_is_skipped_with_a_warning_on_every_load(project: Project) -> None:
+    project.write(project.cwd, "wev.yml", f"A: {{plugin: {{id: {ECHO}}}}}")
+    path = project.write(project.cwd, "wev.user.yml", f"B: {{plugin: {{id: {ECHO}}}}}")
     path.chmod(0)
+    warnings: list[str] = []
     try:
-        message = error_of(project)
+        loads = [
+            config.load(str(project.cwd), str(project.home), str(project.cache), warnings.append)
+            for _ in range(2)
+        ]
     finally:
         path.chmod(0o644)
 
-    assert message == f"{path}: cannot read: Permission denied"
+    assert [[spec.names for spec in specs] for specs in loads] == [[("A",)], [("A",)]]
+    assert warnings == [f"skipping {path}: cannot read: Permission denied"] * 2
+    assert set(project.load()) == {"A", "B"}, "readable again: read again"
 
 
 def test_a_folder_named_like_a_config_file_is_a_config_error(project: Project) -> None:
@@ -710,8 +717,8 @@ def test_an_edit_is_seen_even_when_timestamps_do_not_move(
 
     def coarse_signature(folders: list[str]) -> config.Signature:
         return tuple(
-            (path, frozen, frozen, size, dev, ino)
-            for path, _, _, size, dev, ino in real_signature(folders)
+            (path, frozen, frozen, size, dev, ino, verdict)
+            for path, _, _, size, dev, ino, verdict in real_signature(folders)
         )
 
     monkeypatch.setattr(config, "signature", coarse_signature)

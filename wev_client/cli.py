@@ -204,7 +204,7 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         cwd = os.getcwd()
     except OSError as error:
         raise UsageError(f"the working folder is gone: {error.strerror}") from None
-    specs = config.load(cwd, environ.get("HOME"), _cache_path(environ, log))
+    specs = config.load(cwd, environ.get("HOME"), _cache_path(environ, log), log.warning)
     log.debug(f"{len(specs)} configured entries")
     request = ResolveRequest(specs, context_env(environ))
     if options.action == "explain":

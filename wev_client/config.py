@@ -12,6 +12,14 @@ imported only on a cache miss. A file modified in the last few seconds may be
 modified again without its stat signature changing (timestamps are coarse), so
 no result is cached while any file is that fresh ("racy", as git calls it).
 
+Other users' files are not configuration (git's ``safe.directory`` model): a
+file owned by neither the user nor root is skipped with a warning, and so is
+one in a folder that group or others may write to unless the user owns that
+folder. A file the user cannot read is skipped with a warning too. The
+verdict on each file is part of its stat signature, so a file whose owner or
+folder changes is judged again rather than served from the cache; the
+warnings are given on every call that skips the file.
+
 Imported by ``wev_client.cli`` on every call: standard library C modules only.
 """
 
@@ -27,12 +35,12 @@ from wev_client.protocol import ConfigError, VariableSpec, is_variable_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 FILE_NAMES = (".wev.yml", "wev.yml", ".wev.user.yml", "wev.user.yml")
 
 #: Bumped whenever the cached form changes, so stale caches are ignored.
-_CACHE_FORMAT = 3
+_CACHE_FORMAT = 4
 #: Working folders remembered in the cache file.
 _CACHE_ENTRIES = 64
 #: A cache file larger than this is not ours (64 entries of small configs).
@@ -43,8 +51,9 @@ _RACY_NS = 2_000_000_000
 #: A configuration file larger than this is refused rather than parsed.
 MAX_FILE_BYTES = 1024 * 1024
 
-#: Each file that exists: (path, mtime_ns, ctime_ns, size, device, inode).
-Signature = tuple[tuple[str, int, int, int, int, int], ...]
+#: Each file that exists: (path, mtime_ns, ctime_ns, size, device, inode, why
+#: it is not trusted: "" when it is).
+Signature = tuple[tuple[str, int, int, int, int, int, str], ...]
 #: The cached form of a spec: (names, plugin block, sources).
 CachedSpec = tuple[tuple[str, ...], dict[str, object], tuple[str, ...]]
 Cache = dict[tuple[str, str], tuple[Signature, list[CachedSpec]]]
@@ -68,9 +77,12 @@ def candidate_folders(cwd: str, home: str | None) -> list[str]:
 
 
 def signature(folders: list[str]) -> Signature:
-    """Which config files exist, and their identity (mtime, ctime, size, device, inode)."""
+    """Which config files exist, their identity (mtime, ctime, size, device, inode)
+    and whether they may be trusted (see ``distrust``)."""
     found = []
+    uid = os.getuid()
     for folder in folders:
+        folder_verdict: str | None = None  # stat the folder only if it holds a file
         for name in FILE_NAMES:
             path = os.path.join(folder, name)
             try:
@@ -79,30 +91,91 @@ def signature(folders: list[str]) -> Signature:
                 if error.errno == errno.ELOOP:
                     raise ConfigError(f"{path}: cannot read: a loop of symbolic links") from None
                 continue  # absent (or a dangling symlink): nothing configured here
-            found.append((path, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_dev, st.st_ino))
+            verdict = _distrust_owner(st.st_uid, uid)
+            if not verdict:
+                if folder_verdict is None:
+                    folder_verdict = _distrust_folder(folder, uid)
+                verdict = folder_verdict
+            found.append(
+                (path, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_dev, st.st_ino, verdict)
+            )
     return tuple(found)
 
 
-def load(cwd: str, home: str | None, cache_path: str | None) -> tuple[VariableSpec, ...]:
+def _distrust_owner(owner: int, uid: int) -> str:
+    """Why a file owned by ``owner`` is not the configuration of user ``uid`` ("" if it is)."""
+    if owner in (uid, 0):
+        return ""
+    return f"owned by uid {owner}, not by you or root"
+
+
+def _distrust_folder(folder: str, uid: int) -> str:
+    """Why files in ``folder`` are not trusted: others may write there, and it is not ours.
+
+    Others who may write to the folder may swap the file, or plant a symbolic
+    link to a file of ours that was never meant as this folder's configuration.
+    """
+    try:
+        st = os.stat(folder)
+    except OSError as error:
+        return f"cannot check its folder: {error.strerror}"
+    if st.st_uid == uid or not st.st_mode & 0o022:
+        return ""
+    who = "everyone" if st.st_mode & 0o002 else "its group"
+    return f"{folder} may be written by {who} (mode {st.st_mode & 0o7777:o}) and is not yours"
+
+
+class _Skipped(ConfigError):
+    """A file left out with a warning, rather than one that fails every call below it."""
+
+
+def load(
+    cwd: str,
+    home: str | None,
+    cache_path: str | None,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[VariableSpec, ...]:
     """The merged configuration for ``cwd``, from the cache when files are unchanged.
 
-    Raises ConfigError, naming the file, for any file that cannot be used.
+    Files that are not trusted or cannot be read are left out, and ``warn``
+    gets one line for each, naming it, on every call. Raises ConfigError,
+    naming the file, for any other file that cannot be used.
     """
     folders = candidate_folders(cwd, home)
     # The folder list decides the result, and these two ends decide the list.
     key = (folders[-1], folders[0] if home else "")
     sig = signature(folders)
+    warnings = [f"skipping {path}: {verdict}" for path, *_, verdict in sig if verdict]
     cache = _read_cache(cache_path) if cache_path else {}
     cached = cache.get(key)
     if _is_entry(cached) and cached[0] == sig:  # type: ignore[index]
+        _warn(warn, warnings)
         return tuple(VariableSpec(*item) for item in cached[1])  # type: ignore[index]
-    specs = merge(parse_file(path) for path, *_ in sig)
+    documents = []
+    for path, *_, verdict in sig:
+        if verdict:
+            continue
+        try:
+            documents.append(parse_file(path))
+        except _Skipped as skipped:
+            warnings.append(f"skipping {skipped}")
+    specs = merge(iter(documents))
+    _warn(warn, warnings)
     racy = time.time_ns() - _RACY_NS
-    if cache_path and all(max(mtime, ctime) < racy for _, mtime, ctime, *_ in sig):
+    # A file skipped while being read may become readable without a new
+    # signature (the user joins its group): such a result is not cached.
+    complete = len(warnings) == sum(1 for *_, verdict in sig if verdict)
+    if cache_path and complete and all(max(mtime, ctime) < racy for _, mtime, ctime, *_ in sig):
         cache.pop(key, None)
         cache[key] = (sig, [(s.names, dict(s.plugin), s.sources) for s in specs])
         _write_cache(cache_path, cache)
     return specs
+
+
+def _warn(warn: Callable[[str], None] | None, warnings: list[str]) -> None:
+    if warn is not None:
+        for warning in warnings:
+            warn(warning)
 
 
 def _private_folder(folder: str) -> bool:
@@ -150,9 +223,10 @@ def _is_entry(entry: object) -> bool:
         isinstance(sig, tuple)
         and all(
             isinstance(item, tuple)
-            and len(item) == 6
+            and len(item) == 7
             and isinstance(item[0], str)
-            and all(isinstance(number, int) for number in item[1:])
+            and all(isinstance(number, int) for number in item[1:6])
+            and isinstance(item[6], str)
             for item in sig
         )
         and isinstance(specs, list)
@@ -206,15 +280,25 @@ def parse_file(path: str) -> tuple[str, dict[object, object]]:
 
 
 def _read(path: str) -> bytes:
-    """The bytes of a regular file of at most MAX_FILE_BYTES; ConfigError otherwise."""
+    """The bytes of a regular file of at most MAX_FILE_BYTES; ConfigError otherwise.
+
+    A file the user may not read, or that another user swapped in since it was
+    judged, raises ``_Skipped``: it is left out with a warning.
+    """
     try:
         # O_NONBLOCK: opening a FIFO named wev.yml must not wait for a writer.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
+        if error.errno in (errno.EACCES, errno.EPERM):
+            raise _Skipped(f"{path}: cannot read: {error.strerror}") from None
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise ConfigError(f"{path}: not a regular file")
+        # The file opened is judged again: it may have been replaced since it was stat'ed.
+        if verdict := _distrust_owner(st.st_uid, os.getuid()):
+            raise _Skipped(f"{path}: {verdict}")
         chunks = []
         size = 0
         while size <= MAX_FILE_BYTES and (chunk := os.read(fd, MAX_FILE_BYTES + 1 - size)):

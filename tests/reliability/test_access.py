@@ -123,26 +123,3 @@ def test_the_client_as_the_owner_works_from_the_system_python(user: User, daemon
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == "owner"
-
-
-def test_a_config_file_the_user_cannot_read_is_a_clear_error(
-    user: User, stranger: pwd.struct_passwd
-) -> None:
-    """Run as the throwaway user, since root reads any file whatever its mode."""
-    user.write("work/project/wev.yml", "A:\n  plugin:\n    id: wev-echo\n    value: x\n")
-    private = user.write("work/project/wev.user.yml", "A: {plugin: {value: mine}}\n")
-    for folder in (user.root / "work", user.project):
-        folder.chmod(0o755)
-    (user.project / "wev.yml").chmod(0o644)
-    private.chmod(0o600)
-    shared = user.root / "shared"
-    shared.mkdir()
-    shared.chmod(0o777)  # the stranger could write here, if its command ran
-    marker = shared / "ran"
-
-    result = run_as(stranger, user, "sh", "-c", f"touch {marker}")
-
-    assert result.returncode == 78, result.stderr
-    [line] = result.stderr.splitlines()
-    assert str(private) in line and "Permission denied" in line
-    assert not marker.exists()
