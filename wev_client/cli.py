@@ -17,7 +17,7 @@ from wev_client.protocol import ResolveRequest, UsageError, WevError, context_en
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal  # the same functions, with stubs
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from wev_client.protocol import VariableSpec
 else:
@@ -29,7 +29,8 @@ usage: wev [OPTIONS] COMMAND [ARGS...]
 
 Run COMMAND with the environment variables that the wev.yml files of this
 folder and its parents configure, resolved by wev-daemon. ${NAME} in the
-arguments is replaced for the variables wev sets.
+arguments is replaced for the variables wev sets, unless COMMAND is a shell
+(it expands "${NAME}" itself) or the value holds more than A-Za-z0-9_.~+/=:,%-.
 
 options:
   --explain          show how each variable would be resolved (never its value)
@@ -226,7 +227,7 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         sys.stdout.write(output.export(values, options.format or "sh"))
         return 0
 
-    return exec_command(substitute(options.command, values), {**environ, **values})
+    return exec_command(substitute(options.command, values, log.warning), {**environ, **values})
 
 
 class Progress:
@@ -301,30 +302,84 @@ class Progress:
             return
 
 
-def substitute(command: Sequence[str], values: Mapping[str, str]) -> list[str]:
+#: Commands that expand ``${NAME}`` themselves, from the environment wev sets,
+#: and would run a value pasted into their arguments as code.
+SHELLS = frozenset(
+    [
+        "sh",
+        "bash",
+        "dash",
+        "zsh",
+        "ksh",
+        "ksh93",
+        "mksh",
+        "oksh",
+        "pdksh",
+        "ash",
+        "yash",
+        "posh",
+        "rbash",
+        "fish",
+        "csh",
+        "tcsh",
+        "elvish",
+        "nu",
+        "xonsh",
+        "pwsh",
+        "busybox",
+    ]
+)
+#: What a value may hold to be pasted into an argument: every character of a
+#: token (base64, base64url, hex, URL-safe), and none that quotes, expands,
+#: separates or escapes in a shell or a programming language.
+INERT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~+/=:,%-")
+
+
+def substitute(
+    command: Sequence[str], values: Mapping[str, str], warn: Callable[[str], None] | None = None
+) -> list[str]:
     """Replace ``${NAME}`` in the arguments for the variables wev resolved, and only those.
 
     So ``wev pip install --index-url 'https://aws:${TOKEN}@host/simple/'`` works
-    without a shell in between. Other ``$`` text is passed through untouched.
+    without a shell in between. A value never becomes code: a shell's arguments
+    are left alone (the shell expands ``"${NAME}"`` itself, from the
+    environment), and a value holding anything but ``INERT`` characters, or one
+    that would start an argument with ``-`` (an option), is not pasted at all:
+    ``${NAME}`` stays as it is, and ``warn`` says so. Other ``$`` text is
+    passed through untouched.
     """
-    if not values:
+    if not values or not command or os.path.basename(command[0]) in SHELLS:
         return list(command)
     expanded = []
+    refused: list[str] = []
     for arg in command:
         parts = []
         start = 0
         while (opening := arg.find("${", start)) >= 0:
             closing = arg.find("}", opening + 2)
             name = arg[opening + 2 : closing] if closing >= 0 else ""
-            if name not in values:  # not ours: leave it, and look after the "${"
+            value = values.get(name)
+            if value is not None and not (
+                INERT.issuperset(value) and not (opening == 0 and value.startswith("-"))
+            ):
+                if name not in refused:
+                    refused.append(name)
+                value = None
+            if value is None:  # not ours, or not safe: leave it, and look after the "${"
                 parts.append(arg[start : opening + 2])
                 start = opening + 2
                 continue
             parts.append(arg[start:opening])
-            parts.append(values[name])  # never rescanned: a value may hold "${"
+            parts.append(value)  # never rescanned (and never holds "${")
             start = closing + 1
         parts.append(arg[start:])
         expanded.append("".join(parts))
+    if warn is not None:
+        for name in refused:
+            warn(
+                f"${{{name}}} is left as it is: its value could be read as code or as an "
+                f"option; let the command read {name} from its environment"
+            )
     return expanded
 
 

@@ -6,9 +6,9 @@ speaks just enough HTTP: ``Content-Length`` bodies and ``Connection: close``.
 
 A request carries the caller's AWS keys, so nothing is sent before the other
 end is known to be this user's own daemon: the socket's folder is private and
-the socket this user's (checked before connecting), and the listening process
-runs as this user (checked after, from the kernel: ``SO_PEERCRED`` on Linux,
-``LOCAL_PEERCRED`` on macOS and the BSDs).
+the socket this user's or root's (checked before connecting), and the
+listening process runs as this user or root (checked after, from the kernel:
+``SO_PEERCRED`` on Linux, ``LOCAL_PEERCRED`` on macOS and the BSDs).
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ class UntrustedDaemon(UnusableSocket):
 
     code = "untrusted_daemon"
 
+
+#: Whose socket and listener are trusted: the user's, and root's, who can read
+#: this process's memory anyway (ssh-agent reasons so too). launchd, running
+#: as root, is the one that listens on a LaunchAgent's socket.
+_TRUSTED_UIDS = frozenset({0, os.geteuid()})
 
 #: ``LOCAL_PEERCRED`` answers at level 0 (``SOL_LOCAL``) with a ``struct xucred``:
 #: a version, then the uid; ``SO_PEERCRED`` with a ``struct ucred``: pid, uid, gid.
@@ -119,7 +124,7 @@ def _check_path(path: str) -> None:
         problem = paths.folder_problem(os.path.dirname(path) or ".")
         if problem is None:
             owner = os.lstat(path).st_uid
-            if owner != os.geteuid():
+            if owner not in _TRUSTED_UIDS:
                 problem = f"the socket belongs to uid {owner}, not to you (uid {os.geteuid()})"
     except FileNotFoundError:
         raise NotListening(f"no daemon at {path}") from None
@@ -141,7 +146,7 @@ def _check_peer(path: str, sock: _socket.socket) -> None:
             f"not using the daemon at {path}: cannot tell who runs it ({error.strerror})"
         ) from None
     uid = int.from_bytes(creds[4:8], sys.byteorder)
-    if uid != os.geteuid():
+    if uid not in _TRUSTED_UIDS:
         raise UntrustedDaemon(
             f"not using the daemon at {path}: it runs as uid {uid}, not as you (uid {os.geteuid()})"
         )
