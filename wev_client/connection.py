@@ -114,6 +114,29 @@ def _socket_path(environ: Mapping[str, str]) -> str:
         ) from None
 
 
+def forget(request: ResolveRequest | None, environ: Mapping[str, str]) -> int | None:
+    """Make the running daemon drop what it holds for ``request``'s entries (None: all).
+
+    Returns how many entries it dropped, or None when no daemon runs (and so
+    nothing is held: ``WEV_NO_DAEMON=1`` keeps nothing between calls).
+    """
+    if no_daemon(environ):
+        return None
+    path = _socket_path(environ)
+    if request is None:
+        route, body = protocol.FORGET_ALL_ROUTE, None
+    else:
+        route, body = protocol.FORGET_ROUTE, request.to_json()
+    try:
+        code, answer = transport.request(path, "POST", route, body, version=__version__)
+    except transport.NotListening:
+        return None
+    if code != 200 or not isinstance(answer, dict):
+        raise protocol.error_from_json(answer)
+    forgotten = answer.get("forgotten")
+    return forgotten if isinstance(forgotten, int) else 0
+
+
 def status(environ: Mapping[str, str]) -> dict[str, object]:
     """The running daemon's status document; DaemonUnavailable when none runs."""
     path = _socket_path(environ)

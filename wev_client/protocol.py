@@ -21,6 +21,10 @@ API_VERSION = 1
 RESOLVE_ROUTE = f"/v{API_VERSION}/resolve"
 EXPLAIN_ROUTE = f"/v{API_VERSION}/explain"
 STATUS_ROUTE = f"/v{API_VERSION}/status"
+#: Drop what the daemon holds for the request's entries; answers {"forgotten": N}.
+FORGET_ROUTE = f"/v{API_VERSION}/forget"
+#: The same for everything the daemon holds; the body may be empty.
+FORGET_ALL_ROUTE = f"/v{API_VERSION}/forget-all"
 
 #: Header with the client's package version, so a daemon can tell it is older.
 CLIENT_VERSION_HEADER = "Wev-Client-Version"

@@ -194,6 +194,15 @@ async def explain(request: web.Request) -> web.Response:
     return json_response(answer.to_json())
 
 
+async def forget(request: web.Request) -> web.Response:
+    forgotten = request.app[RESOLVER].forget(await _read_request(request))
+    return json_response({"forgotten": forgotten})
+
+
+async def forget_all(request: web.Request) -> web.Response:
+    return json_response({"forgotten": request.app[RESOLVER].forget(None)})
+
+
 async def status(request: web.Request) -> web.Response:
     app = request.app
     cache = app[RESOLVER].cache
@@ -246,6 +255,8 @@ def make_app(
     app.router.add_post(protocol.RESOLVE_ROUTE, resolve)
     app.router.add_post(protocol.EXPLAIN_ROUTE, explain)
     app.router.add_get(protocol.STATUS_ROUTE, status)
+    app.router.add_post(protocol.FORGET_ROUTE, forget)
+    app.router.add_post(protocol.FORGET_ALL_ROUTE, forget_all)
     # Only other versions: an unknown route or method of ours gets 404 or 405.
     other = rf"/v{{version:(?!{protocol.API_VERSION}/)\d+}}/{{rest:.*}}"
     app.router.add_route("*", other, other_version)

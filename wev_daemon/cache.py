@@ -39,7 +39,7 @@ import contextlib
 import datetime
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -439,6 +439,21 @@ class TokenCache:
                 log.info("refreshing %s ahead of expiry", ", ".join(entry.names))
                 started.append(self._start_fetch(entry))
         return started
+
+    def forget(self, keys: Iterable[str] | None = None) -> int:
+        """Drop these entries (None: all), their values and running fetches; how many."""
+        dropped = 0
+        for key in list(self.entries) if keys is None else keys:
+            entry = self.entries.pop(key, None)
+            if entry is None:
+                continue
+            dropped += 1
+            if entry.inflight is not None:
+                entry.inflight.cancel()
+            self.end_prompt(entry)
+            log.info("forgot the entry for %s", ", ".join(entry.names))
+        self._wake.set()
+        return dropped
 
     def refreshing(self) -> list[Entry]:
         """The entries this cache is fetching or will refresh by itself."""

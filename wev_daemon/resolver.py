@@ -147,6 +147,22 @@ class Resolver:
             {}, tuple(self._entry_info(item) for item in prepared), tuple(warnings)
         )
 
+    def forget(self, request: ResolveRequest | None) -> int:
+        """Drop what is held for the request's entries (None: everything); how many entries.
+
+        Plugins forget what they remember besides (endpoints, MFA devices), so
+        a user who switched accounts or rotated keys is never served the old
+        identity.
+        """
+        if request is None:
+            for plugin in self.plugins.values():
+                plugin.forget_all()
+            return self.cache.forget()
+        prepared, _ = self.prepare(request)
+        for item in prepared:
+            item.plugin.forget(item.settings, item.context)
+        return self.cache.forget(item.key for item in prepared)
+
     def cancel(self, prompt_ids: tuple[str, ...]) -> None:
         """The user abandoned these prompts (Ctrl-C): the next client is asked instead."""
         for entry in list(self.cache.entries.values()):

@@ -78,6 +78,7 @@ class FakeCodeArtifact(ServedFake):
         self._failure: _Failure | None = None
         self._stall = 0.0
         self._lifetime: float | None = None
+        self._clock_offset = 0.0
         app = web.Application()
         app[FAKE] = self
         app.router.add_post("/v1/authorization-token", _get_authorization_token)
@@ -107,6 +108,18 @@ class FakeCodeArtifact(ServedFake):
         with self._cond:
             self._lifetime = seconds
 
+    def shift_clock(self, seconds: float) -> None:
+        """Move this fake's wall clock (as AWS's and the laptop's move together across a
+        suspend); signatures are then checked against the moved clock."""
+        with self._cond:
+            self._clock_offset = seconds
+        self.verifier.clock_offset = seconds
+
+    def now(self) -> float:
+        """This fake's wall clock: epoch seconds."""
+        with self._cond:
+            return time.time() + self._clock_offset
+
     # -- observations ----------------------------------------------------------------------
 
     @property
@@ -134,7 +147,7 @@ class FakeCodeArtifact(ServedFake):
     def is_valid_token(self, token: str) -> bool:
         with self._cond:
             expiry = self._issued.get(token)
-        return expiry is not None and time.time() < expiry
+        return expiry is not None and self.now() < expiry
 
     def wait_for_call_count(self, count: int, timeout: float = 5.0) -> bool:
         """Wait until ``call_count >= count``; False on timeout."""
@@ -168,7 +181,7 @@ class FakeCodeArtifact(ServedFake):
             lifetime = float(duration or DEFAULT_DURATION)
             if self._lifetime is not None:
                 lifetime = min(lifetime, self._lifetime)
-            expiration = round(time.time() + lifetime, 3)
+            expiration = round(time.time() + self._clock_offset + lifetime, 3)
             self._issued[token] = expiration
         return token, expiration
 

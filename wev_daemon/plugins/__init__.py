@@ -135,6 +135,12 @@ class Plugin(ABC, Generic[SettingsT]):
     async def resolve(self, settings: SettingsT, context: Context) -> Resolution:
         """Fetch the values; raise protocol.UpstreamError with a clear message on failure."""
 
+    def forget(self, settings: SettingsT, context: Context) -> None:
+        """Drop what the plugin remembers for this entry (``wev --forget``)."""
+
+    def forget_all(self) -> None:
+        """Drop everything the plugin remembers (``wev --forget --all``)."""
+
 
 def load_plugins() -> dict[str, Plugin[object]]:
     """Every installed plugin, by id."""

@@ -24,7 +24,7 @@ import asyncio
 import datetime
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from wev_daemon import aws
@@ -124,8 +124,8 @@ class CodeArtifactPlugin(Plugin[Settings]):
 
     def __init__(self) -> None:
         # Both live in the daemon's memory only, like the cache; keys are digests.
-        self._endpoints: dict[str, asyncio.Task[str]] = {}
-        self._token_fetches: dict[str, asyncio.Task[tuple[str, datetime.datetime]]] = {}
+        self._endpoints = SharedCalls[str](keep=True, limit=MAX_ENDPOINTS)
+        self._token_fetches = SharedCalls[tuple[str, datetime.datetime]](keep=False)
 
     def parse(self, properties: Mapping[str, object]) -> Settings:
         duration = optional_int(properties, "duration")
@@ -203,58 +203,81 @@ class CodeArtifactPlugin(Plugin[Settings]):
             settings.profile,
             context.env,
         )
-        return await _shared(
-            self._token_fetches, key, lambda: _fetch_token(settings, context), keep=False
-        )
+        return await self._token_fetches.get(key, lambda: _fetch_token(settings, context))
 
     async def _endpoint(self, settings: Settings, context: Context) -> str:
-        key = digest(
-            "endpoint",
-            settings.domain,
-            settings.account,
-            settings.repository,
-            settings.format,
-            settings.region,
-            settings.profile,
-            context.env,
-        )
-        if key not in self._endpoints:
-            while len(self._endpoints) >= MAX_ENDPOINTS:  # oldest first: dicts keep order
-                del self._endpoints[next(iter(self._endpoints))]
-        return await _shared(
-            self._endpoints, key, lambda: _fetch_endpoint(settings, context), keep=True
-        )
+        key = _endpoint_key(settings, context)
+        return await self._endpoints.get(key, lambda: _fetch_endpoint(settings, context))
+
+    def forget(self, settings: Settings, context: Context) -> None:
+        self._endpoints.forget(_endpoint_key(settings, context))
+
+    def forget_all(self) -> None:
+        self._endpoints.clear()
 
 
-async def _shared(
-    tasks: dict[str, asyncio.Task[T]],
-    key: str,
-    start: Callable[[], Coroutine[Any, Any, T]],
-    *,
-    keep: bool,
-) -> T:
-    """One call per key at a time; ``keep`` keeps a success for good (failures never).
+def _endpoint_key(settings: Settings, context: Context) -> str:
+    return digest(
+        "endpoint",
+        settings.domain,
+        settings.account,
+        settings.repository,
+        settings.format,
+        settings.region,
+        settings.profile,
+        context.env,
+    )
 
-    Waiters are shielded: the cache may give up on one (a timeout) while
-    another block still waits for the same call.
+
+class SharedCalls(Generic[T]):
+    """One AWS call per key at a time, shared by every block that waits for it.
+
+    ``keep`` keeps a success for good (failures never), at most ``limit`` of
+    them. When the last waiter gives up (the cache abandons a fetch at its
+    limit, ``wev --forget``), the call is cancelled too, so a hung call (a
+    ``credential_process`` that never answers) cannot outlive every fetch.
     """
-    task = tasks.get(key)
-    if task is None:
-        task = asyncio.create_task(start())
-        tasks[key] = task
 
-        def forget(done: asyncio.Task[T]) -> None:
-            # Retrieving the exception here also keeps asyncio from logging it
-            # when every waiter has gone.
-            failed = done.cancelled() or done.exception() is not None
-            if (failed or not keep) and tasks.get(key) is done:
-                del tasks[key]
+    def __init__(self, *, keep: bool, limit: int = 0) -> None:
+        self.keep = keep
+        self.limit = limit
+        self.tasks: dict[str, asyncio.Task[T]] = {}
+        self._waiters: dict[asyncio.Task[T], int] = {}
 
-        task.add_done_callback(forget)
-    try:
-        return await asyncio.shield(task)
-    except aws.FetchError as error:  # each waiter gets its own error object
-        raise aws.FetchError(error.message, hint=error.hint, transient=error.transient) from None
+    async def get(self, key: str, start: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        task = self.tasks.get(key)
+        if task is None:
+            while self.limit and len(self.tasks) >= self.limit:  # oldest first: dicts keep order
+                del self.tasks[next(iter(self.tasks))]
+            task = self.tasks[key] = asyncio.create_task(start())
+            task.add_done_callback(lambda done: self._done(key, done))
+        self._waiters[task] = self._waiters.get(task, 0) + 1
+        try:
+            # Shielded: one block giving up must not cancel another's wait.
+            return await asyncio.shield(task)
+        except aws.FetchError as error:  # each waiter gets its own error object
+            raise aws.FetchError(
+                error.message, hint=error.hint, transient=error.transient, local=error.local
+            ) from None
+        finally:
+            left = self._waiters.pop(task) - 1
+            if left:
+                self._waiters[task] = left
+            elif not task.done():
+                task.cancel()
+
+    def forget(self, key: str) -> None:
+        self.tasks.pop(key, None)
+
+    def clear(self) -> None:
+        self.tasks.clear()
+
+    def _done(self, key: str, done: asyncio.Task[T]) -> None:
+        # Retrieving the exception here also keeps asyncio from logging it
+        # when every waiter has gone.
+        failed = done.cancelled() or done.exception() is not None
+        if (failed or not self.keep) and self.tasks.get(key) is done:
+            del self.tasks[key]
 
 
 def _what(settings: Settings, context: Context, thing: str) -> tuple[str, str | None]:

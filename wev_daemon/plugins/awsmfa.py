@@ -99,7 +99,11 @@ class MfaSessionPlugin(Plugin[Settings]):
             )
             expiration = credentials["Expiration"]
         except Exception as error:  # every SDK failure becomes one clear line
-            raise aws.fetch_error(error, what, profile) from None
+            failure = aws.fetch_error(error, what, profile)
+            if not failure.transient and not settings.mfa_device:
+                # The device may be gone or replaced: look it up again next time.
+                self._devices.pop(digest(context.env), None)
+            raise failure from None
         if not all(isinstance(v, str) and v for v in values) or not isinstance(
             expiration, datetime.datetime
         ):
@@ -107,6 +111,12 @@ class MfaSessionPlugin(Plugin[Settings]):
         if expiration.tzinfo is None:
             expiration = expiration.replace(tzinfo=datetime.UTC)
         return Resolution(values, expiration)
+
+    def forget(self, settings: Settings, context: Context) -> None:
+        self._devices.pop(digest(context.env), None)
+
+    def forget_all(self) -> None:
+        self._devices.clear()
 
     async def _device(self, context: Context, profile: str | None) -> str:
         """The first MFA device of the caller's IAM user, asked once per identity."""
