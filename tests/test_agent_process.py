@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from accounts import as_user, throwaway_user, why_no_throwaway_user
-from conftest import WEV_DAEMON, User
+from conftest import WEV_DAEMON, Daemon, User
 from wire import wait_for_socket
 
 pytestmark = pytest.mark.skipif(
@@ -117,6 +117,52 @@ def test_a_daemon_started_by_hand_leaves_its_folder(user: User) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+#: A plugin that answers with the names in the daemon's environment, installed
+#: beside wev as any third-party plugin is.
+ENV_NAMES_PLUGIN = """
+import os
+from wev_daemon.plugins import Plugin, Resolution
+
+
+class EnvNames(Plugin[None]):
+    id = "wev-env-names"
+
+    def parse(self, properties):
+        return None
+
+    async def resolve(self, settings, context):
+        return Resolution((",".join(sorted(os.environ)),))
+"""
+
+
+def install_env_names_plugin(site: Path) -> None:
+    (site / "wev_env_names").mkdir(parents=True)
+    (site / "wev_env_names" / "__init__.py").write_text(ENV_NAMES_PLUGIN)
+    info = site / "wev_env_names-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wev-env-names\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[wev.plugins]\nwev-env-names = wev_env_names:EnvNames\n"
+    )
+
+
+def test_what_a_daemon_started_by_hand_runs_sees_none_of_the_shells_secrets(user: User) -> None:
+    """Its /proc/PID/environ cannot change, but what it and its children read can."""
+    site = user.root / "site"
+    install_env_names_plugin(site)
+    user.write("work/project/wev.yml", "NAMES:\n  plugin:\n    id: wev-env-names\n")
+    daemon = Daemon(user, env={**SECRETS, "PYTHONPATH": str(site)})
+    try:
+        result = user.wev("sh", "-c", 'printf %s "$NAMES"')
+    finally:
+        daemon.stop()
+
+    assert result.returncode == 0, result.stderr
+    names = result.stdout.split(",")
+    assert "HOME" in names and "XDG_RUNTIME_DIR" in names
+    assert [name for name in SECRETS if name in names] == []
 
 
 @pytest.fixture
