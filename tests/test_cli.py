@@ -312,12 +312,16 @@ def test_an_outdated_daemon_is_replaced_after_an_upgrade(user: User) -> None:
     assert status["version"] != "0.0.1" and status["pid"] != old.pid
 
 
-def test_substitution_is_one_pass_and_only_for_resolved_names(user: User, daemon: Daemon) -> None:
+def test_substitution_is_only_for_resolved_names_and_inert_values(
+    user: User, daemon: Daemon
+) -> None:
     user.write("work/project/wev.yml", echo("A", "'${B}'") + echo("B", "secret"))
 
     result = user.wev("printf", "%s|%s|%s", "${A}", "x${B}y", "${HOME}")
 
-    assert result.stdout == "${B}|xsecrety|${HOME}"
+    # A's value holds "$", "{" and "}": never pasted, so never expanded a second time.
+    assert result.stdout == "${A}|xsecrety|${HOME}"
+    assert result.stderr.startswith("wev: warning: ${A} is left as it is")
 
 
 def test_a_deleted_working_folder_is_a_clear_error(user: User) -> None:

@@ -302,33 +302,9 @@ class Progress:
             return
 
 
-#: Commands that expand ``${NAME}`` themselves, from the environment wev sets,
+#: Shells: they expand ``${NAME}`` themselves, from the environment wev sets,
 #: and would run a value pasted into their arguments as code.
-SHELLS = frozenset(
-    [
-        "sh",
-        "bash",
-        "dash",
-        "zsh",
-        "ksh",
-        "ksh93",
-        "mksh",
-        "oksh",
-        "pdksh",
-        "ash",
-        "yash",
-        "posh",
-        "rbash",
-        "fish",
-        "csh",
-        "tcsh",
-        "elvish",
-        "nu",
-        "xonsh",
-        "pwsh",
-        "busybox",
-    ]
-)
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash", "csh", "tcsh"})
 #: What a value may hold to be pasted into an argument: every character of a
 #: token (base64, base64url, hex, URL-safe), and none that quotes, expands,
 #: separates or escapes in a shell or a programming language.
@@ -359,8 +335,9 @@ def substitute(
             closing = arg.find("}", opening + 2)
             name = arg[opening + 2 : closing] if closing >= 0 else ""
             value = values.get(name)
+            # At the start of an argument, a value starting with "-" would be an option.
             if value is not None and not (
-                INERT.issuperset(value) and not (opening == 0 and value.startswith("-"))
+                INERT.issuperset(value) and (opening or not value.startswith("-"))
             ):
                 if name not in refused:
                     refused.append(name)
