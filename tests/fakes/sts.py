@@ -1,9 +1,11 @@
 """Fake AWS STS and IAM endpoint speaking the real query protocol (form POST, XML), on 127.0.0.1.
 
-Serves STS ``GetSessionToken``, ``GetCallerIdentity`` and ``AssumeRole`` and IAM
-``ListMFADevices`` on one port (point both ``AWS_ENDPOINT_URL_STS`` and
-``AWS_ENDPOINT_URL_IAM`` at ``url``). Verifies SigV4 on every call, checks the MFA
-token code against ``code`` (settable by the test), records each call, and registers
+Serves STS ``GetSessionToken``, ``GetCallerIdentity``, ``AssumeRole`` and
+``AssumeRoleWithWebIdentity`` and IAM ``ListMFADevices`` on one port (point both
+``AWS_ENDPOINT_URL_STS`` and ``AWS_ENDPOINT_URL_IAM`` at ``url``). Verifies SigV4 on
+every call but ``AssumeRoleWithWebIdentity``, which AWS serves unsigned and which
+checks its token against ``web_identity_token`` instead. Checks the MFA token code
+against ``code`` (settable by the test), records each call, and registers
 the session credentials it issues in ``issued`` (pass the same dict as another fake's
 credentials to let it accept them).
 """
@@ -44,6 +46,7 @@ class StsCall:
     duration: int | None
     role_arn: str | None
     signature_valid: bool
+    web_identity_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class FakeSts(ServedFake):
     ) -> None:
         self.verifier = SigV4Verifier(credentials)
         self.code = "123456"
+        self.web_identity_token = "eyJ.web-identity.token"
         self.devices = devices
         self.issued: MutableMapping[str, str] = {} if issued is None else issued
         self._lock = threading.Lock()
@@ -153,12 +157,16 @@ async def _handle(request: web.Request) -> web.Response:
     action = form.get("Action", "")
     key_id = service = None
     auth_error: SigV4Error | None = None
-    try:
-        auth = parse_authorization(request.headers.get("Authorization", ""))
-        key_id, service = auth.access_key_id, auth.service
-        fake.verifier.verify(request.method, request.raw_path, request.headers, body)
-    except SigV4Error as error:
-        auth_error = error
+    if action == "AssumeRoleWithWebIdentity":  # unsigned: the token is the proof
+        if "Authorization" in request.headers:
+            auth_error = SigV4Error("AssumeRoleWithWebIdentity is called unsigned")
+    else:
+        try:
+            auth = parse_authorization(request.headers.get("Authorization", ""))
+            key_id, service = auth.access_key_id, auth.service
+            fake.verifier.verify(request.method, request.raw_path, request.headers, body)
+        except SigV4Error as error:
+            auth_error = error
     duration = form.get("DurationSeconds", "")
     fake._record(
         StsCall(
@@ -170,6 +178,7 @@ async def _handle(request: web.Request) -> web.Response:
             duration=int(duration) if duration.isdigit() else None,
             role_arn=form.get("RoleArn"),
             signature_valid=auth_error is None,
+            web_identity_token=form.get("WebIdentityToken"),
         )
     )
     if auth_error is not None:
@@ -210,4 +219,18 @@ async def _handle(request: web.Request) -> web.Response:
             f"<AssumedRoleId>AROAFAKE:{name}</AssumedRoleId></AssumedRoleUser>"
         )
         return _xml(action, STS_NS, _credentials(session) + user)
+    if action == "AssumeRoleWithWebIdentity":
+        if form.get("WebIdentityToken") != fake.web_identity_token:
+            return _error(400, "InvalidIdentityToken", "The web identity token is not valid.")
+        session = fake._issue(int(duration) if duration.isdigit() else 3600)
+        role = form.get("RoleArn", "")
+        name = form.get("RoleSessionName", "session")
+        result = (
+            f"<SubjectFromWebIdentityToken>system:serviceaccount:ci:builder"
+            f"</SubjectFromWebIdentityToken>"
+            f"<AssumedRoleUser><Arn>{escape(role.replace(':iam:', ':sts:'))}/{escape(name)}</Arn>"
+            f"<AssumedRoleId>AROAFAKE:{escape(name)}</AssumedRoleId></AssumedRoleUser>"
+            "<Provider>oidc.example.com</Provider><Audience>sts.amazonaws.com</Audience>"
+        )
+        return _xml(action, STS_NS, _credentials(session) + result)
     return _error(400, "InvalidAction", f"Could not find operation {action}")
