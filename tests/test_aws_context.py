@@ -490,11 +490,6 @@ def test_metadata_endpoint_of_the_caller_is_asked_when_enabled(
     assert fake.call_count == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="in-process, no logging handler is set up: the cache's 'fetch failed' record "
-    "and botocore's warnings (with a traceback) reach stderr through logging.lastResort",
-)
 def test_in_process_failure_is_one_line(user: User, fake: FakeCodeArtifact) -> None:
     user.write("work/project/wev.yml", CODEARTIFACT)
 

@@ -11,6 +11,7 @@ discovered MFA device) and the prompt protocol work as in the daemon.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from wev_client import protocol
@@ -29,6 +30,13 @@ def answer(
 
     Without ``ask``, a response may carry prompts, as the daemon's does.
     """
+
+    root = logging.getLogger()
+    if not root.handlers:
+        # The client reports a failure in one line of its own; without a
+        # handler, the daemon's and botocore's log records (tracebacks
+        # included) would reach the user's stderr through logging.lastResort.
+        root.addHandler(logging.NullHandler())
 
     async def run() -> ResolveResponse:
         resolver = Resolver(cache=TokenCache())
