@@ -8,8 +8,12 @@ and daemon run as subprocesses; ``--export`` is left alone, as it quotes for the
 
 from __future__ import annotations
 
-from conftest import Daemon, User
+import signal
+
+from conftest import CREDENTIALS, Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
+from fakes.sts import FakeSts
+from test_mfa import Terminal
 from test_progress import on_terminal
 
 from wev_client import prompt
@@ -76,6 +80,29 @@ def test_the_status_line_and_status_show_the_domain_as_text(
     assert status.returncode == 0, status.stderr
     assert_clean(status.stdout)
     assert f"corp{SHOWN}" in status.stdout
+
+
+def test_a_question_on_the_terminal_is_shown_as_text(user: User) -> None:
+    """The question's text comes from a plugin; here the MFA device named in wev.yml."""
+    user.write(
+        "work/project/wev.yml",
+        "[AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN]:\n"
+        f'  plugin:\n    id: wev-awsmfa\n    mfa_device: "dev{NASTY_YAML}"\n',
+    )
+    with FakeSts(CREDENTIALS) as sts:
+        user.env["AWS_ENDPOINT_URL_STS"] = sts.url
+        daemon = Daemon(user)
+        terminal = Terminal(user, "true")
+        try:
+            terminal.expect(f"MFA code for dev{SHOWN}: ".encode())
+            terminal.type("\x03")  # Ctrl-C at the question
+            returncode = terminal.wait()
+        finally:
+            terminal.close()
+            daemon.stop()
+
+    assert returncode == -signal.SIGINT
+    assert_clean(terminal.output.decode(errors="replace"))
 
 
 def test_a_question_without_a_terminal_is_reported_as_text() -> None:
