@@ -1,7 +1,9 @@
 """Throwaway local users for tests of what another user can and cannot do.
 
 Made with ``useradd`` and removed with ``userdel``, so only when the tests run
-as root; processes run as one under ``setpriv``.
+as root; processes run as one under ``setpriv``. ``run_client_as`` runs the
+real client as such a user: its hot path needs only the standard library and
+PyYAML, so the system Python runs it from a copy of ``wev_client``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+
+from conftest import User
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -24,6 +29,18 @@ def why_no_throwaway_user() -> str | None:
     for tool in ("useradd", "userdel", "setpriv"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
+    return None
+
+
+def why_no_client_as_another_user() -> str | None:
+    """Why the client cannot run as a throwaway user here, or None."""
+    if reason := why_no_throwaway_user():
+        return reason
+    probe = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import yaml"], capture_output=True, timeout=30, check=False
+    )
+    if probe.returncode != 0:
+        return f"{SYSTEM_PYTHON} with PyYAML is needed to run the client as another user"
     return None
 
 
@@ -51,3 +68,31 @@ def as_user(account: pwd.struct_passwd) -> list[str]:
         "--clear-groups",
         "--",
     ]
+
+
+def run_client_as(
+    account: pwd.struct_passwd, user: User, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """The real client, as ``account``, in ``user``'s project, from a copy it can read."""
+    client = user.root / "client"
+    if not client.exists():
+        shutil.copytree(Path(__file__).parents[1] / "wev_client", client / "wev_client")
+        for folder in (user.root, client, *client.rglob("*")):
+            folder.chmod(folder.stat().st_mode | 0o005 | (0o001 if folder.is_dir() else 0))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(user.project),
+        "PYTHONPATH": str(client),
+        "WEV_SOCKET": user.socket,
+        "XDG_RUNTIME_DIR": str(user.root / "client"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    return subprocess.run(
+        [*as_user(account), SYSTEM_PYTHON, "-m", "wev_client", *args],
+        cwd=user.project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -11,29 +11,15 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from accounts import SYSTEM_PYTHON, as_user, throwaway_user, why_no_throwaway_user
+from accounts import run_client_as, throwaway_user, why_no_client_as_another_user
 from conftest import Daemon, User
 
-
-def _why_not() -> str | None:
-    if reason := why_no_throwaway_user():
-        return reason
-    probe = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import yaml"], capture_output=True, timeout=30, check=False
-    )
-    if probe.returncode != 0:
-        return f"{SYSTEM_PYTHON} with PyYAML is needed to run the client as another user"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
+WHY_NOT = why_no_client_as_another_user()
+pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))
 
 #: A uid with no account: a third user, neither the throwaway user nor root.
 THIRD = 2_000_000_000
@@ -45,35 +31,6 @@ BROKEN = "A: [\n"  # read, it is a configuration error (78); skipped, the comman
 def stranger(user: User) -> Iterator[pwd.struct_passwd]:
     with throwaway_user() as account:
         yield account
-
-
-def run_as(account: pwd.struct_passwd, user: User, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real client as ``account``, from a copy of wev_client it can read, in the project.
-
-    The client's hot path needs only the standard library and PyYAML, so the system Python
-    runs it; ``account`` has no daemon, which is no matter while no file is used.
-    """
-    client = user.root / "client"
-    if not client.exists():
-        shutil.copytree(Path(__file__).parents[1] / "wev_client", client / "wev_client")
-        for path in (client, *client.rglob("*")):
-            path.chmod(path.stat().st_mode | 0o005 | (0o001 if path.is_dir() else 0))
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(user.project),
-        "PYTHONPATH": str(client),
-        "WEV_SOCKET": str(user.root / "no-daemon.sock"),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    return subprocess.run(
-        [*as_user(account), SYSTEM_PYTHON, "-m", "wev_client", *args],
-        cwd=user.project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def open_to_others(user: User) -> None:
@@ -162,7 +119,7 @@ def test_root_and_own_files_are_configuration(user: User, stranger: pwd.struct_p
     roots = user.write("work/wev.yml", BROKEN)
     roots.chmod(0o644)
 
-    as_root_file = run_as(stranger, user, "true")
+    as_root_file = run_client_as(stranger, user, "true")
     assert as_root_file.returncode == 78, as_root_file.stderr
     assert str(roots) in as_root_file.stderr
 
@@ -173,7 +130,7 @@ def test_root_and_own_files_are_configuration(user: User, stranger: pwd.struct_p
     os.chown(user.project, stranger.pw_uid, stranger.pw_gid)
     user.project.chmod(0o775)
 
-    as_own_file = run_as(stranger, user, "true")
+    as_own_file = run_client_as(stranger, user, "true")
     assert as_own_file.returncode == 78, as_own_file.stderr
     assert str(own) in as_own_file.stderr
 
@@ -186,7 +143,7 @@ def test_a_third_users_file_is_skipped(user: User, stranger: pwd.struct_passwd) 
     marker = user.root / "ran"
     user.root.chmod(0o777)  # so that the command, run as the throwaway user, can leave a mark
 
-    result = run_as(stranger, user, "touch", str(marker))
+    result = run_client_as(stranger, user, "touch", str(marker))
 
     assert result.returncode == 0, result.stderr
     assert marker.exists()
@@ -204,7 +161,7 @@ def test_a_file_in_a_folder_others_may_write_to_is_skipped(
     planted.chmod(0o644)  # root's, so trusted by its owner: only the folder condemns it
     user.project.chmod(mode)
 
-    result = run_as(stranger, user, "true")
+    result = run_client_as(stranger, user, "true")
 
     who = "its group" if mode == 0o775 else "everyone"
     assert result.returncode == 0, result.stderr
@@ -222,7 +179,7 @@ def test_an_unreadable_file_is_skipped_not_fatal(user: User, stranger: pwd.struc
     marker = user.root / "ran"
     user.root.chmod(0o777)
 
-    result = run_as(stranger, user, "touch", str(marker))
+    result = run_client_as(stranger, user, "touch", str(marker))
 
     assert result.returncode == 0, result.stderr
     assert marker.exists()
@@ -237,6 +194,6 @@ def test_a_file_of_its_own_in_its_own_folder_is_used(
     own = user.write("work/project/wev.yml", "# nothing configured yet\n")
     os.chown(own, stranger.pw_uid, stranger.pw_gid)
 
-    result = run_as(stranger, user, "true")
+    result = run_client_as(stranger, user, "true")
 
     assert (result.returncode, result.stderr) == (0, "")

@@ -9,69 +9,25 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from accounts import SYSTEM_PYTHON, as_user, throwaway_user, why_no_throwaway_user
+from accounts import run_client_as, throwaway_user, why_no_client_as_another_user
 from conftest import Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
 
 CONFIG = "CODEARTIFACT_AUTH_TOKEN:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"
 
 
-def _why_not() -> str | None:
-    if reason := why_no_throwaway_user():
-        return reason
-    probe = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import yaml"], capture_output=True, timeout=30, check=False
-    )
-    if probe.returncode != 0:
-        return f"{SYSTEM_PYTHON} with PyYAML is needed to run the client as another user"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
+WHY_NOT = why_no_client_as_another_user()
+pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))
 
 
 @pytest.fixture
 def stranger(user: User) -> Iterator[pwd.struct_passwd]:
     with throwaway_user() as account:
         yield account
-
-
-def run_as(account: pwd.struct_passwd, user: User, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real client, as ``account``, from a copy of wev_client it can read."""
-    client = user.root / "client"
-    if not client.exists():
-        shutil.copytree(Path(__file__).parents[2] / "wev_client", client / "wev_client")
-        for folder in (user.root, client, *client.rglob("*")):
-            folder.chmod(folder.stat().st_mode | 0o005 | (0o001 if folder.is_dir() else 0))
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(user.project),
-        "PYTHONPATH": str(client),
-        "WEV_SOCKET": user.socket,
-        "XDG_RUNTIME_DIR": str(user.root / "client"),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    return subprocess.run(
-        [
-            *as_user(account),
-            SYSTEM_PYTHON,
-            "-m",
-            "wev_client",
-            *args,
-        ],
-        cwd=user.project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_another_user_gets_no_token(
@@ -83,7 +39,7 @@ def test_another_user_gets_no_token(
         folder.chmod(0o755)  # the stranger may read the project, not the socket
     (user.project / "wev.yml").chmod(0o644)
 
-    blocked = run_as(stranger, user, "sh", "-c", 'printf %s "$CODEARTIFACT_AUTH_TOKEN"')
+    blocked = run_client_as(stranger, user, "sh", "-c", 'printf %s "$CODEARTIFACT_AUTH_TOKEN"')
 
     # Folder 0700 and socket 0600: the stranger's client cannot even look, so
     # it sends nothing and falls back to resolving in its own process (which
@@ -102,7 +58,7 @@ def test_another_user_gets_no_token(
     for folder in folders:
         folder.chmod(0o755)
     Path(user.socket).chmod(0o666)
-    refused = run_as(stranger, user, "sh", "-c", 'printf %s "$CODEARTIFACT_AUTH_TOKEN"')
+    refused = run_client_as(stranger, user, "sh", "-c", 'printf %s "$CODEARTIFACT_AUTH_TOKEN"')
     for folder in folders:
         folder.chmod(0o700)
     Path(user.socket).chmod(0o600)
@@ -119,7 +75,7 @@ def test_the_client_as_the_owner_works_from_the_system_python(user: User, daemon
     user.write("work/project/wev.yml", "A:\n  plugin:\n    id: wev-echo\n    value: owner\n")
     owner = pwd.getpwuid(os.getuid())
 
-    result = run_as(owner, user, "sh", "-c", 'printf %s "$A"')
+    result = run_client_as(owner, user, "sh", "-c", 'printf %s "$A"')
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == "owner"
