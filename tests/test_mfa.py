@@ -431,3 +431,25 @@ def test_codeartifact_with_an_mfa_serial_profile_asks_through_the_client(
         assert token_digest in first.output and token_digest in second.output
         assert CODE not in log
         assert_no_secret_anywhere(user.root, [CODE, token, *sts.secrets()])
+
+
+@pytest.mark.parametrize("no_daemon", [False, True], ids=["daemon", "in-process"])
+def test_a_nested_wev_asks_for_the_session_with_the_users_keys_not_the_session(
+    mfa_user: User, sts: FakeSts, terminals: list[Terminal], no_daemon: bool
+) -> None:
+    # As in a shell that exported an earlier session (direnv, or `wev bash`): the
+    # names this configuration sets are not its context, so STS sees the user's key.
+    outer = {
+        "AWS_ACCESS_KEY_ID": "ASIAOUTERSESSION0001",
+        "AWS_SECRET_ACCESS_KEY": "outer-session-secret-000000000000000000",
+        "AWS_SESSION_TOKEN": "outer-session-token",
+    }
+    env = {**outer, **({"WEV_NO_DAEMON": "1"} if no_daemon else {})}
+    terminal = Terminal(mfa_user, *SHOW, env=env)
+    terminals.append(terminal)
+    terminal.expect(QUESTION)
+    terminal.type(CODE + "\n")
+
+    assert terminal.wait() == 0, bytes(terminal.output)
+    assert shown_session(bytes(terminal.output), sts) == 0
+    assert {call.access_key_id for call in sts.calls} == {DEFAULT_KEY}
