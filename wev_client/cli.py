@@ -25,7 +25,8 @@ else:
 
 USAGE = """\
 usage: wev [OPTIONS] COMMAND [ARGS...]
-       wev --export [--format FORMAT] | --explain | --status [--json] | --version
+       wev --export [--format FORMAT] | --explain | --status [--json]
+       wev --forget [--all] | --version
 
 Run COMMAND with the environment variables that the wev.yml files of this
 folder and its parents configure, resolved by wev-daemon. ${NAME} in the
@@ -38,6 +39,9 @@ options:
   --format FORMAT    with --export: sh (default), fish, dotenv or json
   --status           show the daemon's pid, uptime and entries
   --json             with --status: print one JSON object
+  --forget           make the daemon drop what it holds for this configuration
+                     (after switching AWS accounts or rotating keys)
+  --all              with --forget: drop everything the daemon holds
   --log-level LEVEL  DEBUG, INFO, WARNING or ERROR (default WARNING), on stderr
   --version          print wev's version
   -h, --help         show this help
@@ -58,11 +62,12 @@ INTERRUPTED = 130
 class Options:
     """The parsed command line."""
 
-    __slots__ = ("action", "as_json", "command", "format", "log_level")
+    __slots__ = ("action", "as_json", "command", "every", "format", "log_level")
 
     def __init__(self) -> None:
         self.action = "run"
         self.as_json = False
+        self.every = False
         self.format: str | None = None
         self.log_level = "WARNING"
         self.command: list[str] = []
@@ -71,7 +76,12 @@ class Options:
 def parse_args(argv: Sequence[str]) -> Options:
     """Parse options up to the command (argparse would cost the hot path ~7 ms)."""
     options = Options()
-    actions = {"--explain": "explain", "--export": "export", "--status": "status"}
+    actions = {
+        "--explain": "explain",
+        "--export": "export",
+        "--status": "status",
+        "--forget": "forget",
+    }
     index = 0
     while index < len(argv):
         arg = argv[index]
@@ -90,6 +100,8 @@ def parse_args(argv: Sequence[str]) -> Options:
             options.action = "version"
         elif arg == "--json":
             options.as_json = True
+        elif arg == "--all":
+            options.every = True
         elif arg == "--log-level" or arg.startswith("--log-level="):
             level, index = _option_value(argv, index, "a level: " + ", ".join(LEVELS))
             if level.upper() not in LEVELS:
@@ -106,6 +118,8 @@ def parse_args(argv: Sequence[str]) -> Options:
     options.command = list(argv[index:])
     if options.as_json and options.action != "status":
         raise UsageError("--json goes with --status")
+    if options.every and options.action != "forget":
+        raise UsageError("--all goes with --forget")
     if options.format is not None and options.action != "export":
         raise UsageError("--format goes with --export")
     if options.action == "run" and not options.command:
@@ -200,6 +214,8 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         return 0
     if options.action == "status":
         return show_status(options, environ)
+    if options.action == "forget" and options.every:
+        return show_forgotten(connection.forget(None, environ), "everything it held")
 
     try:
         cwd = os.getcwd()
@@ -207,7 +223,9 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         raise UsageError(f"the working folder is gone: {error.strerror}") from None
     specs = config.load(cwd, environ.get("HOME"), _cache_path(environ, log), log.warning)
     log.debug(f"{len(specs)} configured entries")
-    request = ResolveRequest(specs, context_env(environ))
+    request = ResolveRequest(specs, context_env(environ, cwd), process_env=environ, cwd=cwd)
+    if options.action == "forget":
+        return show_forgotten(connection.forget(request, environ), "this configuration")
     if options.action == "explain":
         from wev_client import output
 
@@ -366,6 +384,15 @@ def _cache_path(environ: Mapping[str, str], log: Log) -> str | None:
     except OSError as error:  # platformdirs found no usable runtime folder
         log.debug(f"no config cache: {error}")
         return None
+
+
+def show_forgotten(forgotten: int | None, what: str) -> int:
+    if forgotten is None:
+        print("wev: no wev-daemon is running: nothing is held")
+    else:
+        entries = "entry" if forgotten == 1 else "entries"
+        print(f"wev: the daemon dropped {forgotten} {entries} for {what}")
+    return 0
 
 
 def show_status(options: Options, environ: Mapping[str, str]) -> int:
