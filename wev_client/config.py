@@ -78,7 +78,7 @@ def candidate_folders(cwd: str, home: str | None) -> list[str]:
 
 def signature(folders: list[str]) -> Signature:
     """Which config files exist, their identity (mtime, ctime, size, device, inode)
-    and whether they may be trusted (see ``distrust``)."""
+    and why each is not trusted ("" when it is: see the module's docstring)."""
     found = []
     uid = os.getuid()
     for folder in folders:
@@ -152,6 +152,9 @@ def load(
         _warn(warn, warnings)
         return tuple(VariableSpec(*item) for item in cached[1])  # type: ignore[index]
     documents = []
+    # A file skipped while being read may become readable without a new
+    # signature (the user joins its group): such a result is not cached.
+    complete = True
     for path, *_, verdict in sig:
         if verdict:
             continue
@@ -159,12 +162,10 @@ def load(
             documents.append(parse_file(path))
         except _Skipped as skipped:
             warnings.append(f"skipping {skipped}")
+            complete = False
     specs = merge(iter(documents))
     _warn(warn, warnings)
     racy = time.time_ns() - _RACY_NS
-    # A file skipped while being read may become readable without a new
-    # signature (the user joins its group): such a result is not cached.
-    complete = len(warnings) == sum(1 for *_, verdict in sig if verdict)
     if cache_path and complete and all(max(mtime, ctime) < racy for _, mtime, ctime, *_ in sig):
         cache.pop(key, None)
         cache[key] = (sig, [(s.names, dict(s.plugin), s.sources) for s in specs])
