@@ -120,19 +120,22 @@ def _check_path(path: str) -> None:
             f"not using the daemon at {path}: {problem}",
             hint="set WEV_SOCKET to a shorter path in a folder only you can enter",
         )
+    folder = os.path.dirname(path) or "."
+    hint = "unset WEV_SOCKET, or set it to a path in a folder only you can enter"
     try:
-        problem = paths.folder_problem(os.path.dirname(path) or ".")
+        problem = paths.folder_problem(folder)
         if problem is None:
             owner = os.lstat(path).st_uid
             if owner not in _TRUSTED_UIDS:
                 problem = f"the socket belongs to uid {owner}, not to you (uid {os.geteuid()})"
+        else:
+            st = os.lstat(folder)
+            if st.st_uid == os.geteuid() and st.st_mode & 0o077:  # the user's own, left open
+                hint = f"chmod 0700 {folder}"
     except FileNotFoundError:
         raise NotListening(f"no daemon at {path}") from None
     if problem:
-        raise UntrustedDaemon(
-            f"not using the daemon at {path}: {problem}",
-            hint="unset WEV_SOCKET, or set it to a path in a folder only you can enter",
-        )
+        raise UntrustedDaemon(f"not using the daemon at {path}: {problem}", hint=hint)
 
 
 def _check_peer(path: str, sock: _socket.socket) -> None:
