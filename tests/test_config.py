@@ -37,14 +37,10 @@ class Project:
         self.run.mkdir(mode=0o700)
         self.cache = self.run / "config-cache"
 
-    def write(self, folder: Path, name: str, text: str, *, settled: bool = True) -> Path:
-        """Write a config file; ``settled`` dates it a minute back, past the racy window
-        in which wev does not cache a freshly edited file."""
+    def write(self, folder: Path, name: str, text: str) -> Path:
+        """Write a config file."""
         path = folder / name
         path.write_text(textwrap.dedent(text))
-        if settled:
-            past = time.time() - 60
-            os.utime(path, (past, past))
         return path
 
     def load(
@@ -59,10 +55,7 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
-    # Files written by a test are seconds old at most: wev would not cache them
-    # yet (see config._RACY_NS). Tests of that window set it back themselves.
-    monkeypatch.setattr(config, "_RACY_NS", 0)
+def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
 
 
@@ -666,7 +659,6 @@ def test_a_second_load_is_served_from_the_cache_without_yaml(project: Project) -
         f"""\
         import sys
         from wev_client import config
-        config._RACY_NS = 0  # the files were written a moment ago
         specs = config.load({str(project.cwd)!r}, {str(project.home)!r}, {str(project.cache)!r})
         print([(s.names, s.plugin, s.sources) for s in specs])
         print("yaml" in sys.modules, "wev_client.yaml_loader" in sys.modules)
@@ -708,27 +700,66 @@ def test_an_edited_file_is_read_again(project: Project) -> None:
     assert project.load()["A"].plugin["v"] == "two"
 
 
-def test_an_edit_is_seen_even_when_timestamps_do_not_move(
-    project: Project, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # On coarse-clock filesystems two writes can share an mtime (and ctime).
-    frozen = time.time_ns()
-    real_signature = config.signature
-
-    def coarse_signature(folders: list[str]) -> config.Signature:
-        return tuple(
-            (path, frozen, frozen, size, dev, ino, verdict)
-            for path, _, _, size, dev, ino, verdict in real_signature(folders)
-        )
-
-    monkeypatch.setattr(config, "signature", coarse_signature)
-    monkeypatch.setattr(config, "_RACY_NS", 2_000_000_000)
+def test_an_edit_is_seen_even_when_timestamps_do_not_move(project: Project) -> None:
+    # On coarse-clock filesystems two writes can share an mtime; an editor or
+    # `git checkout` may also set the old one back. Only the bytes count.
     path = project.write(project.cwd, "wev.yml", f"A: {{plugin: {{id: {ECHO}, v: one}}}}")
+    before = path.stat()
     assert project.load()["A"].plugin["v"] == "one"
     with open(path, "r+") as file:  # rewrite in place: same inode, same size
         file.write(f"A: {{plugin: {{id: {ECHO}, v: two}}}}")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
 
+    assert path.stat().st_mtime_ns == before.st_mtime_ns
     assert project.load()["A"].plugin["v"] == "two"
+
+
+def test_a_file_edited_seconds_ago_is_cached_at_once(project: Project) -> None:
+    """No racy window: the bytes are compared, so a fresh file may be cached."""
+    project.write(project.cwd, "wev.yml", f"A: {{plugin: {{id: {ECHO}}}}}")
+
+    project.load()
+
+    _, entries = read_cache(project.cache)
+    assert len(entries) == 1
+
+
+def test_an_unchanged_configuration_is_not_parsed_again(project: Project) -> None:
+    project.write(project.cwd, "wev.yml", f"A: {{plugin: {{id: {ECHO}}}}}")
+    calls: list[list[tuple[str, bytes]]] = []
+
+    def parse(files: list[tuple[str, bytes]]) -> None:
+        calls.append(files)
+        return None  # as when no daemon answers: parsed in this process
+
+    for _ in range(3):
+        specs = config.load(str(project.cwd), str(project.home), str(project.cache), None, parse)
+        assert [spec.names for spec in specs] == [("A",)]
+
+    assert len(calls) == 1
+    assert calls[0] == [(str(project.cwd / "wev.yml"), f"A: {{plugin: {{id: {ECHO}}}}}".encode())]
+
+
+def test_what_the_parser_returns_is_used_and_cached(project: Project) -> None:
+    project.write(project.cwd, "wev.yml", f"A: {{plugin: {{id: {ECHO}}}}}")
+    other = (VariableSpec(("B",), {"id": ECHO}, ("elsewhere",)),)
+
+    def parse(files: list[tuple[str, bytes]]) -> tuple[VariableSpec, ...]:
+        return other
+
+    first = config.load(str(project.cwd), str(project.home), str(project.cache), None, parse)
+
+    assert first == other
+    assert set(project.load()) == {"B"}, "served from the cache: nothing changed"
+
+
+def test_a_large_configuration_is_not_cached(project: Project) -> None:
+    filler = "# " + "x" * 1000 + "\n"
+    project.write(project.cwd, "wev.yml", filler * 200 + f"A: {{plugin: {{id: {ECHO}}}}}")
+
+    assert set(project.load()) == {"A"}
+
+    assert not project.cache.exists() or read_cache(project.cache)[1] == {}
 
 
 def test_a_new_file_is_seen(project: Project) -> None:

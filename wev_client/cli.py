@@ -221,7 +221,13 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         cwd = os.getcwd()
     except OSError as error:
         raise UsageError(f"the working folder is gone: {error.strerror}") from None
-    specs = config.load(cwd, environ.get("HOME"), _cache_path(environ, log), log.warning)
+    specs = config.load(
+        cwd,
+        environ.get("HOME"),
+        _cache_path(environ, log),
+        log.warning,
+        lambda files: connection.parse_config(files, environ, log.debug),
+    )
     log.debug(f"{len(specs)} configured entries")
     request = ResolveRequest(specs, context_env(environ, cwd), process_env=environ, cwd=cwd)
     if options.action == "forget":

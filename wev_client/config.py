@@ -6,17 +6,17 @@ Mappings merge key by key; anything else from a higher file replaces the lower
 value whole.
 
 Parsing YAML costs more than the rest of a ``wev`` call, so the merged result
-is cached (``marshal``, in the private runtime folder) under the files' stat
-signatures; an unchanged configuration is never parsed twice. ``yaml`` is
-imported only on a cache miss. A file modified in the last few seconds may be
-modified again without its stat signature changing (timestamps are coarse), so
-no result is cached while any file is that fresh ("racy", as git calls it).
+is cached (``marshal``, in the private runtime folder) under the files' bytes:
+the few small files are read on every call and compared with those the cache
+holds, so a changed file is never served stale, whatever its timestamps say.
+After an edit, ``load``'s ``parse`` (the running daemon, which has PyYAML
+loaded) parses the texts; without it, ``yaml`` is imported here.
 
 Other users' files are not configuration (git's ``safe.directory`` model): a
 file owned by neither the user nor root is skipped with a warning, and so is
 one in a folder that group or others may write to unless the user owns that
 folder. A file the user cannot read is skipped with a warning too. The
-verdict on each file is part of its stat signature, so a file whose owner or
+verdict on each file is part of the cache key, so a file whose owner or
 folder changes is judged again rather than served from the cache; the
 warnings are given on every call that skips the file.
 
@@ -29,7 +29,6 @@ import errno
 import marshal
 import os
 import stat
-import time
 
 from wev_client.protocol import ConfigError, VariableSpec, is_variable_name
 
@@ -37,26 +36,29 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    #: Parses and merges ``(path, bytes)`` of the files used; None: parse here instead.
+    Parser = Callable[[list[tuple[str, bytes]]], tuple[VariableSpec, ...] | None]
+
 FILE_NAMES = (".wev.yml", "wev.yml", ".wev.user.yml", "wev.user.yml")
 
-#: Bumped whenever the cached form changes, so stale caches are ignored.
-_CACHE_FORMAT = 4
+#: Bumped whenever the cached form or the loader's results change, so stale caches are ignored.
+_CACHE_FORMAT = 5
 #: Working folders remembered in the cache file.
 _CACHE_ENTRIES = 64
 #: A cache file larger than this is not ours (64 entries of small configs).
 _MAX_CACHE_BYTES = 16 * 1024 * 1024
-#: A file whose mtime is this close to "now" may change again within the same
-#: timestamp tick (FAT has 2 s ticks, ext4 and APFS a few ms): it is not cached yet.
-_RACY_NS = 2_000_000_000
+#: A configuration whose files hold more bytes than this is parsed on every call
+#: rather than kept in the cache (its bytes are the key), so the cache stays small.
+_MAX_CACHED_FILE_BYTES = 128 * 1024
 #: A configuration file larger than this is refused rather than parsed.
 MAX_FILE_BYTES = 1024 * 1024
 
-#: Each file that exists: (path, mtime_ns, ctime_ns, size, device, inode, why
-#: it is not trusted: "" when it is).
-Signature = tuple[tuple[str, int, int, int, int, int, str], ...]
+#: Each file that exists: (path, why it is left out: "" when it is used, its
+#: bytes: empty when left out). The cache key: what the files say, not when.
+Files = tuple[tuple[str, str, bytes], ...]
 #: The cached form of a spec: (names, plugin block, sources).
 CachedSpec = tuple[tuple[str, ...], dict[str, object], tuple[str, ...]]
-Cache = dict[tuple[str, str], tuple[Signature, list[CachedSpec]]]
+Cache = dict[tuple[str, str], tuple[Files, list[CachedSpec]]]
 
 
 def candidate_folders(cwd: str, home: str | None) -> list[str]:
@@ -76,9 +78,9 @@ def candidate_folders(cwd: str, home: str | None) -> list[str]:
     return [home, *(folder for folder in walk if folder != home)]
 
 
-def signature(folders: list[str]) -> Signature:
-    """Which config files exist, their identity (mtime, ctime, size, device, inode)
-    and why each is not trusted ("" when it is: see the module's docstring)."""
+def read_files(folders: list[str]) -> Files:
+    """Which config files exist, why each is left out ("" when it is used: see
+    the module's docstring), and the bytes of those used."""
     found = []
     uid = os.getuid()
     for folder in folders:
@@ -96,9 +98,13 @@ def signature(folders: list[str]) -> Signature:
                 if folder_verdict is None:
                     folder_verdict = _distrust_folder(folder, uid)
                 verdict = folder_verdict
-            found.append(
-                (path, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_dev, st.st_ino, verdict)
-            )
+            data = b""
+            if not verdict:
+                try:
+                    data = _read(path)
+                except _Skipped as skipped:
+                    verdict = skipped.reason
+            found.append((path, verdict, data))
     return tuple(found)
 
 
@@ -128,49 +134,53 @@ def _distrust_folder(folder: str, uid: int) -> str:
 class _Skipped(ConfigError):
     """A file left out with a warning, rather than one that fails every call below it."""
 
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+
 
 def load(
     cwd: str,
     home: str | None,
     cache_path: str | None,
     warn: Callable[[str], None] | None = None,
+    parse: Parser | None = None,
 ) -> tuple[VariableSpec, ...]:
     """The merged configuration for ``cwd``, from the cache when files are unchanged.
 
     Files that are not trusted or cannot be read are left out, and ``warn``
     gets one line for each, naming it, on every call. Raises ConfigError,
-    naming the file, for any other file that cannot be used.
+    naming the file, for any other file that cannot be used. When the files
+    changed, ``parse`` (the daemon) is asked first; it raises ConfigError as
+    ``parse_texts`` would.
     """
     folders = candidate_folders(cwd, home)
     # The folder list decides the result, and these two ends decide the list.
     key = (folders[-1], folders[0] if home else "")
-    sig = signature(folders)
-    warnings = [f"skipping {path}: {verdict}" for path, *_, verdict in sig if verdict]
+    files = read_files(folders)
+    warnings = [f"skipping {path}: {why}" for path, why, _ in files if why]
     cache = _read_cache(cache_path) if cache_path else {}
     cached = cache.get(key)
-    if _is_entry(cached) and cached[0] == sig:  # type: ignore[index]
+    if _is_entry(cached) and cached[0] == files:  # type: ignore[index]
         _warn(warn, warnings)
         return tuple(VariableSpec(*item) for item in cached[1])  # type: ignore[index]
-    documents = []
-    # A file skipped while being read may become readable without a new
-    # signature (the user joins its group): such a result is not cached.
-    complete = True
-    for path, *_, verdict in sig:
-        if verdict:
-            continue
-        try:
-            documents.append(parse_file(path))
-        except _Skipped as skipped:
-            warnings.append(f"skipping {skipped}")
-            complete = False
-    specs = merge(iter(documents))
+    texts = [(path, data) for path, why, data in files if not why]
+    specs = parse(texts) if parse is not None else None
+    if specs is None:
+        specs = parse_texts(texts)
     _warn(warn, warnings)
-    racy = time.time_ns() - _RACY_NS
-    if cache_path and complete and all(max(mtime, ctime) < racy for _, mtime, ctime, *_ in sig):
+    # Every reason to leave a file out is part of the key, and read again on
+    # every call: a file that becomes readable, or trusted, is a new key.
+    if cache_path and sum(len(data) for *_, data in files) <= _MAX_CACHED_FILE_BYTES:
         cache.pop(key, None)
-        cache[key] = (sig, [(s.names, dict(s.plugin), s.sources) for s in specs])
+        cache[key] = (files, [(s.names, dict(s.plugin), s.sources) for s in specs])
         _write_cache(cache_path, cache)
     return specs
+
+
+def parse_texts(files: list[tuple[str, bytes]]) -> tuple[VariableSpec, ...]:
+    """Parse ``(path, bytes)`` of files, lowest precedence first, and merge them."""
+    return merge(_parse(path, data) for path, data in files)
 
 
 def _warn(warn: Callable[[str], None] | None, warnings: list[str]) -> None:
@@ -219,16 +229,16 @@ def _is_entry(entry: object) -> bool:
     """Whether a cache entry has the shape ``load`` relies on (a corrupt one is ignored)."""
     if not (isinstance(entry, tuple) and len(entry) == 2):
         return False
-    sig, specs = entry
+    files, specs = entry
     return (
-        isinstance(sig, tuple)
+        isinstance(files, tuple)
         and all(
             isinstance(item, tuple)
-            and len(item) == 7
+            and len(item) == 3
             and isinstance(item[0], str)
-            and all(isinstance(number, int) for number in item[1:6])
-            and isinstance(item[6], str)
-            for item in sig
+            and isinstance(item[1], str)
+            and isinstance(item[2], bytes)
+            for item in files
         )
         and isinstance(specs, list)
         and all(
@@ -291,7 +301,7 @@ def _read(path: str) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         if error.errno in (errno.EACCES, errno.EPERM):
-            raise _Skipped(f"{path}: cannot read: {error.strerror}") from None
+            raise _Skipped(path, f"cannot read: {error.strerror}") from None
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
     try:
         st = os.fstat(fd)
@@ -299,7 +309,7 @@ def _read(path: str) -> bytes:
             raise ConfigError(f"{path}: not a regular file")
         # The file opened is judged again: it may have been replaced since it was stat'ed.
         if verdict := _distrust_owner(st.st_uid, os.getuid()):
-            raise _Skipped(f"{path}: {verdict}")
+            raise _Skipped(path, verdict)
         chunks = []
         size = 0
         while size <= MAX_FILE_BYTES and (chunk := os.read(fd, MAX_FILE_BYTES + 1 - size)):

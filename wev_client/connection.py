@@ -22,6 +22,7 @@ from wev_client.protocol import (
     Prompt,
     ResolveRequest,
     ResolveResponse,
+    VariableSpec,
     WevError,
 )
 
@@ -102,6 +103,48 @@ def explain(
 ) -> ResolveResponse:
     """What the daemon knows of each variable, values left out; never starts a daemon."""
     return _ask(protocol.EXPLAIN_ROUTE, request, environ, debug, start=False)
+
+
+def parse_config(
+    files: list[tuple[str, bytes]], environ: Mapping[str, str], debug: Callable[[str], None]
+) -> tuple[VariableSpec, ...] | None:
+    """Have the running daemon parse and merge edited config files (``config.Parser``).
+
+    The daemon has PyYAML loaded; importing it here would cost more than the
+    rest of the call. None when no daemon of this very version answers (its
+    loader could read values otherwise): the caller parses in its own process.
+    Never starts a daemon; a ConfigError naming the file is raised as is.
+    """
+    if no_daemon(environ):
+        return None
+    try:
+        # JSON carries text: other bytes (UTF-16, binary) are left to the local parser.
+        texts = tuple((path, data.decode()) for path, data in files)
+        body = protocol.ParseRequest(texts).to_json()
+        path = _socket_path(environ)
+        code, answer = transport.request(
+            path, "POST", protocol.PARSE_ROUTE, body, version=__version__
+        )
+    except UnicodeDecodeError:
+        return None
+    except (WevError, OSError) as error:  # none to ask, or none to trust: resolving says so
+        debug(f"parsing the configuration in this process: {error}")
+        return None
+    if code != 200:
+        refusal = protocol.error_from_json(answer)
+        if isinstance(refusal, protocol.ConfigError):
+            raise refusal
+        debug(f"parsing the configuration in this process: {refusal}")
+        return None
+    try:
+        parsed = protocol.ParseResponse.from_json(answer)
+    except WevError as error:
+        debug(f"parsing the configuration in this process: {error}")
+        return None
+    if parsed.version != __version__:
+        debug(f"parsing the configuration in this process: the daemon runs {parsed.version}")
+        return None
+    return parsed.variables
 
 
 def _socket_path(environ: Mapping[str, str]) -> str:

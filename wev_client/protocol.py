@@ -25,6 +25,9 @@ STATUS_ROUTE = f"/v{API_VERSION}/status"
 FORGET_ROUTE = f"/v{API_VERSION}/forget"
 #: The same for everything the daemon holds; the body may be empty.
 FORGET_ALL_ROUTE = f"/v{API_VERSION}/forget-all"
+#: Parse and merge configuration files whose text the client sends (the daemon
+#: has PyYAML loaded; the client would pay ~20 ms to import it after each edit).
+PARSE_ROUTE = f"/v{API_VERSION}/parse"
 
 #: Header with the client's package version, so a daemon can tell it is older.
 CLIENT_VERSION_HEADER = "Wev-Client-Version"
@@ -33,6 +36,8 @@ CLIENT_VERSION_HEADER = "Wev-Client-Version"
 MAX_REQUEST_BYTES = 1024 * 1024
 #: Most configured entries one request may carry (a real project has a handful).
 MAX_VARIABLES = 1000
+#: Most configuration files one parse request may carry (four names per folder).
+MAX_FILES = 1000
 
 #: Besides every ``AWS_*`` variable and HOME, what the client sends as its
 #: context: the proxies its AWS calls go through. The daemon never uses its own.
@@ -692,3 +697,66 @@ class ResolveResponse:
             warnings,
             tuple(Prompt.from_json(p) for p in prompts),
         )
+
+
+class ParseRequest:
+    """Configuration files to parse and merge: ``(absolute path, text)``, lowest precedence
+    first. The client has read them (and judged who may have written them); the
+    daemon only parses the text it is sent and never opens the files itself."""
+
+    __slots__ = ("files",)
+
+    def __init__(self, files: tuple[tuple[str, str], ...]) -> None:
+        self.files = files
+
+    def __repr__(self) -> str:
+        return f"ParseRequest(paths={[path for path, _ in self.files]!r})"
+
+    def to_json(self) -> dict[str, object]:
+        return {"files": [{"path": path, "text": text} for path, text in self.files]}
+
+    @classmethod
+    def from_json(cls, data: object) -> ParseRequest:
+        body = _expect(data, dict, "the request")
+        assert isinstance(body, dict)
+        items = _expect(body.get("files"), list, "files")
+        assert isinstance(items, list)
+        if len(items) > MAX_FILES:
+            raise ProtocolError(f"a request may hold at most {MAX_FILES} files")
+        files = []
+        for data_item in items:
+            item = _expect(data_item, dict, "a file")
+            assert isinstance(item, dict)
+            path = _expect(item.get("path"), str, "a file's path")
+            text = _expect(item.get("text"), str, "a file's text")
+            assert isinstance(path, str) and isinstance(text, str)
+            if not path.startswith("/") or "\0" in path:
+                raise ProtocolError("a file's path must be absolute")
+            files.append((path, text))
+        return cls(tuple(files))
+
+
+class ParseResponse:
+    """The merged configuration, and the version of wev that parsed it: a client
+    keeps only what its own version's loader would have made."""
+
+    __slots__ = ("variables", "version")
+
+    def __init__(self, variables: tuple[VariableSpec, ...], version: str) -> None:
+        self.variables = variables
+        self.version = version
+
+    def __repr__(self) -> str:
+        return f"ParseResponse(variables={self.variables!r}, version={self.version!r})"
+
+    def to_json(self) -> dict[str, object]:
+        return {"variables": [v.to_json() for v in self.variables], "version": self.version}
+
+    @classmethod
+    def from_json(cls, data: object) -> ParseResponse:
+        body = _expect(data, dict, "the response")
+        assert isinstance(body, dict)
+        variables = _expect(body.get("variables"), list, "variables")
+        version = _optional(body, "version", str, "")
+        assert isinstance(variables, list) and isinstance(version, str)
+        return cls(tuple(VariableSpec.from_json(v) for v in variables), version)

@@ -19,8 +19,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from wev_client import __version__, protocol, versions
-from wev_client.protocol import ProtocolError, ResolveRequest, VersionMismatch, WevError
+# yaml_loader: PyYAML loaded once here, so that a client whose config changed
+# has it parsed without importing PyYAML itself (see ``parse``).
+from wev_client import __version__, config, protocol, versions, yaml_loader  # noqa: F401
+from wev_client.protocol import (
+    ParseRequest,
+    ParseResponse,
+    ProtocolError,
+    ResolveRequest,
+    VersionMismatch,
+    WevError,
+)
 from wev_daemon.resolver import Resolver
 
 log = logging.getLogger(__name__)
@@ -121,6 +130,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def _read_request(request: web.Request) -> ResolveRequest:
+    return ResolveRequest.from_json(await _read_json(request))
+
+
+async def _read_json(request: web.Request) -> object:
+    """The request's JSON body, bounded in size, depth and time; the client's version checked."""
     if request.content_length is not None and request.content_length > protocol.MAX_REQUEST_BYTES:
         raise web.HTTPRequestEntityTooLarge(
             max_size=protocol.MAX_REQUEST_BYTES, actual_size=request.content_length
@@ -135,7 +149,7 @@ async def _read_request(request: web.Request) -> ResolveRequest:
         raise SlowRequest(f"the request body did not arrive within {BODY_TIMEOUT:.0f} s") from None
     body = protocol.loads(raw)
     _check_depth(body)
-    return ResolveRequest.from_json(body)
+    return body
 
 
 def _check_client_version(app: web.Application, client_version: str) -> None:
@@ -192,6 +206,18 @@ async def resolve(request: web.Request) -> web.Response:
 async def explain(request: web.Request) -> web.Response:
     answer = request.app[RESOLVER].explain(await _read_request(request))
     return json_response(answer.to_json())
+
+
+async def parse(request: web.Request) -> web.Response:
+    """Parse and merge the configuration files' text a client sent, as it would itself.
+
+    In a worker thread: a large file takes a moment, and other clients are served
+    meanwhile. Errors name the file, as ConfigError, exactly as the client's own.
+    """
+    files = ParseRequest.from_json(await _read_json(request)).files
+    texts = [(path, text.encode()) for path, text in files]
+    specs = await asyncio.to_thread(config.parse_texts, texts)
+    return json_response(ParseResponse(specs, __version__).to_json())
 
 
 async def forget(request: web.Request) -> web.Response:
@@ -257,6 +283,7 @@ def make_app(
     app.router.add_get(protocol.STATUS_ROUTE, status)
     app.router.add_post(protocol.FORGET_ROUTE, forget)
     app.router.add_post(protocol.FORGET_ALL_ROUTE, forget_all)
+    app.router.add_post(protocol.PARSE_ROUTE, parse)
     # Only other versions: an unknown route or method of ours gets 404 or 405.
     other = rf"/v{{version:(?!{protocol.API_VERSION}/)\d+}}/{{rest:.*}}"
     app.router.add_route("*", other, other_version)

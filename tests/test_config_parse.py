@@ -1,0 +1,150 @@
+"""An edited ``wev.yml`` costs nothing: the running daemon parses it, the client caches by content.
+
+The client reads the few config files on every call and compares their bytes
+with the cache's; when they changed it sends their text to the daemon
+(``/v1/parse``), which has PyYAML loaded, instead of importing PyYAML (~20 ms).
+With ``WEV_NO_DAEMON=1``, or no daemon, it parses them itself, as before.
+Real ``wev`` and ``wev-daemon`` processes throughout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from conftest import Daemon, User
+
+from wev_client import __version__, protocol, transport
+
+LOAD = textwrap.dedent(
+    """\
+    import os, sys
+    from wev_client import config, connection, paths
+    specs = config.load(
+        os.getcwd(),
+        os.environ["HOME"],
+        paths.config_cache_path(os.environ),
+        None,
+        lambda files: connection.parse_config(files, os.environ, lambda message: None),
+    )
+    print([(spec.names, dict(spec.plugin)) for spec in specs])
+    print("yaml" in sys.modules)
+    """
+)
+
+
+def echo(value: str) -> str:
+    return f"GREETING:\n  plugin:\n    id: wev-echo\n    value: {value}\n"
+
+
+def load_as_wev_does(user: User) -> tuple[str, str]:
+    """The specs that the client's own loading gives, and whether it imported PyYAML."""
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD],
+        cwd=user.project,
+        env=user.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    specs, imported = result.stdout.splitlines()
+    return specs, imported
+
+
+def test_an_edited_config_is_parsed_by_the_daemon_not_the_client(
+    user: User, daemon: Daemon
+) -> None:
+    path = user.write("work/project/wev.yml", echo("one"))
+    first, first_yaml = load_as_wev_does(user)
+    path.write_text(echo("two"))
+    edited, edited_yaml = load_as_wev_does(user)
+    again, again_yaml = load_as_wev_does(user)
+
+    assert "'value': 'one'" in first and "'value': 'two'" in edited
+    assert (first_yaml, edited_yaml) == ("False", "False"), "PyYAML stays out of the client"
+    assert (again, again_yaml) == (edited, "False")
+
+
+def test_an_edit_that_keeps_size_and_timestamps_is_never_served_stale(
+    user: User, daemon: Daemon
+) -> None:
+    path = user.write("work/project/wev.yml", echo("one"))
+    before = path.stat()
+    show = ("sh", "-c", 'printf %s "$GREETING"')
+    assert user.wev(*show).stdout == "one"
+
+    with open(path, "r+") as file:  # same inode, same size; then the old mtime back
+        file.write(echo("two"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    assert user.wev(*show).stdout == "two"
+    assert user.wev(*show, env={"WEV_NO_DAEMON": "1"}).stdout == "two"
+
+
+def test_an_error_found_by_the_daemon_reads_as_the_clients_own(user: User, daemon: Daemon) -> None:
+    path = user.write("work/project/wev.yml", echo("one"))
+    assert user.wev("true").returncode == 0
+    path.write_text("GREETING: [\n")
+
+    through_daemon = user.wev("true")
+    in_process = user.wev("true", env={"WEV_NO_DAEMON": "1"})
+
+    assert through_daemon.returncode == 78
+    assert through_daemon.stderr.startswith(f"wev: {path}: line ")
+    assert through_daemon.stderr.count("\n") == 1
+    assert (in_process.returncode, in_process.stderr) == (78, through_daemon.stderr)
+
+
+def test_without_a_daemon_the_client_parses_each_edit_itself(user: User) -> None:
+    path = user.write("work/project/wev.yml", echo("one"))
+    show = ("sh", "-c", 'printf %s "$GREETING"')
+    no_daemon = {"WEV_NO_DAEMON": "1"}
+    assert user.wev(*show, env=no_daemon).stdout == "one"
+
+    path.write_text(echo("two"))
+
+    assert user.wev(*show, env=no_daemon).stdout == "two"
+    assert not os.path.exists(user.socket), "no daemon was started to parse"
+
+
+def test_a_file_that_is_not_utf8_is_parsed_by_the_client(user: User, daemon: Daemon) -> None:
+    user.write("work/project/wev.yml", "")
+    (user.project / "wev.yml").write_bytes(echo("utf16").encode("utf-16"))
+
+    specs, imported = load_as_wev_does(user)
+
+    assert "'value': 'utf16'" in specs
+    assert imported == "True"
+
+
+def test_the_daemon_parses_only_what_it_is_sent(user: User, daemon: Daemon) -> None:
+    elsewhere = user.write("work/project/wev.yml", echo("on disk"))
+    body = protocol.ParseRequest(((str(elsewhere), echo("sent")),)).to_json()
+
+    code, answer = transport.request(
+        user.socket, "POST", protocol.PARSE_ROUTE, body, version=__version__
+    )
+
+    parsed = protocol.ParseResponse.from_json(answer)
+    assert code == 200 and parsed.version == __version__
+    assert [(spec.names, spec.plugin["value"], spec.sources) for spec in parsed.variables] == [
+        (("GREETING",), "sent", (str(elsewhere),))
+    ]
+
+
+def test_the_daemon_refuses_a_malformed_parse_request(user: User, daemon: Daemon) -> None:
+    for body in (
+        {"files": "wev.yml"},
+        {"files": [{"path": "relative/wev.yml", "text": ""}]},
+        {"files": [{"path": "/wev.yml", "text": 5}]},
+        {"files": [{"path": "/wev.yml", "text": ""}] * (protocol.MAX_FILES + 1)},
+    ):
+        code, answer = transport.request(
+            user.socket, "POST", protocol.PARSE_ROUTE, body, version=__version__
+        )
+        assert code == 400, answer
+        assert isinstance(protocol.error_from_json(answer), protocol.ProtocolError)
+    assert daemon.process.poll() is None
