@@ -142,3 +142,52 @@ def test_the_check_can_fail(setup: Setup) -> None:
     found = forbidden_in(setup.added_by("import json, wev_daemon"))
 
     assert {"json", "json.decoder", "re", "wev_daemon"} <= set(found)
+
+
+#: The launcher that pip before 25.0 (distlib's template) writes for a console script.
+OLD_PIP_LAUNCHER = """\
+# -*- coding: utf-8 -*-
+import re
+import sys
+from wev_client.cli import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+"""
+
+
+def imported_by(args: list[str], setup: Setup) -> set[str]:
+    """Every module ``python -X importtime ARGS`` imports, start-up included."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *args],
+        env=setup.env,
+        cwd=setup.project,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return {
+        line.rpartition("|")[2].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:") and not line.endswith("| package")
+    }
+
+
+def test_the_installed_wev_command_adds_no_costly_module(setup: Setup) -> None:
+    """`wev` is our own script (scripts/wev), not a launcher that the installer writes."""
+    installed = str(Path(sys.executable).parent / "wev")
+    added = imported_by([installed, "--version"], setup) - imported_by(["-c", "pass"], setup)
+
+    assert "wev_client.cli" in added
+    assert forbidden_in(added) == []
+
+
+def test_an_old_pip_launcher_would_import_re(setup: Setup, tmp_path: Path) -> None:
+    # What the script above avoids: the same check fails for old pip's launcher.
+    launcher = tmp_path / "wev"
+    launcher.write_text(OLD_PIP_LAUNCHER)
+    added = imported_by([str(launcher), "--version"], setup) - imported_by(["-c", "pass"], setup)
+
+    assert "re" in forbidden_in(added)
