@@ -27,6 +27,7 @@ USAGE = """\
 usage: wev [OPTIONS] COMMAND [ARGS...]
        wev --export [--format FORMAT] | --explain | --status [--json]
        wev --forget [--all] | --version
+       wev --aws-credentials NAME
 
 Run COMMAND with the environment variables that the wev.yml files of this
 folder and its parents configure, resolved by wev-daemon. ${NAME} in the
@@ -42,6 +43,9 @@ options:
   --forget           make the daemon drop what it holds for this configuration
                      (after switching AWS accounts or rotating keys)
   --all              with --forget: drop everything the daemon holds
+  --aws-credentials NAME
+                     print the AWS credential_process JSON of the entry that
+                     sets NAME (credential_process = wev --aws-credentials NAME)
   --log-level LEVEL  DEBUG, INFO, WARNING or ERROR (default WARNING), on stderr
   --version          print wev's version
   -h, --help         show this help
@@ -62,12 +66,13 @@ INTERRUPTED = 130
 class Options:
     """The parsed command line."""
 
-    __slots__ = ("action", "as_json", "command", "every", "format", "log_level")
+    __slots__ = ("action", "as_json", "command", "entry", "every", "format", "log_level")
 
     def __init__(self) -> None:
         self.action = "run"
         self.as_json = False
         self.every = False
+        self.entry = ""
         self.format: str | None = None
         self.log_level = "WARNING"
         self.command: list[str] = []
@@ -102,6 +107,11 @@ def parse_args(argv: Sequence[str]) -> Options:
             options.as_json = True
         elif arg == "--all":
             options.every = True
+        elif arg == "--aws-credentials" or arg.startswith("--aws-credentials="):
+            if options.action != "run":
+                raise UsageError(f"--aws-credentials cannot be combined with --{options.action}")
+            options.action = "aws-credentials"
+            options.entry, index = _option_value(argv, index, "a name the entry sets")
         elif arg == "--log-level" or arg.startswith("--log-level="):
             level, index = _option_value(argv, index, "a level: " + ", ".join(LEVELS))
             if level.upper() not in LEVELS:
@@ -214,6 +224,10 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         return 0
     if options.action == "status":
         return show_status(options, environ)
+    if options.action == "aws-credentials":
+        from wev_client import aws_credentials  # a credential_process: not the hot path
+
+        return aws_credentials.run(options.entry, environ, log.warning)
     if options.action == "forget" and options.every:
         return show_forgotten(connection.forget(None, environ), "everything it held")
 

@@ -68,8 +68,9 @@ def resolve(
             return _asked_for(request, response, debug)
         try:
             answers = ask(response.prompts)
-        except KeyboardInterrupt:
-            # Free the question at once, so another terminal is asked without waiting.
+        except (KeyboardInterrupt, protocol.InputRequired):
+            # Free the question at once, so another terminal is asked without waiting
+            # (a caller with no terminal, an SDK's credential_process in an IDE, too).
             cancel = request.with_answers({}, tuple(p.id for p in response.prompts))
             try:
                 _ask(route, cancel, environ, debug, start=False, ask=None)

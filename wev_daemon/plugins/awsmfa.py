@@ -44,13 +44,15 @@ MAX_DEVICES = 256
 class Settings:
     mfa_device: str | None
     duration: int
+    profile: str | None = None
 
 
 class MfaSessionPlugin(Plugin[Settings]):
-    """Properties: ``mfa_device`` (the device ARN, optional), ``duration`` (seconds)."""
+    """Properties: ``mfa_device`` (the device ARN, optional), ``duration`` (seconds),
+    ``profile`` (whose credentials ask for the session; default: the caller's)."""
 
     id = "wev-awsmfa"
-    properties = frozenset({"mfa_device", "duration"})
+    properties = frozenset({"mfa_device", "duration", "profile"})
     context_vars = aws.AWS_CONTEXT
 
     def __init__(self) -> None:
@@ -65,7 +67,11 @@ class MfaSessionPlugin(Plugin[Settings]):
             raise PropertyError(
                 f"'duration' must be {MIN_DURATION} to {MAX_DURATION} seconds, not {duration}"
             )
-        return Settings(optional_str(properties, "mfa_device") or None, duration)
+        return Settings(
+            optional_str(properties, "mfa_device") or None,
+            duration,
+            optional_str(properties, "profile") or None,
+        )
 
     def value_count(self, settings: Settings) -> int:
         return 3
@@ -73,21 +79,21 @@ class MfaSessionPlugin(Plugin[Settings]):
     def describe(self, settings: Settings, context: Context) -> str:
         device = settings.mfa_device or "the IAM user's MFA device"
         parts = [f"MFA session for {device}"]
-        if profile := aws.profile_name(context.env, None):
+        if profile := aws.profile_name(context.env, settings.profile):
             parts.append(f"profile {profile}")
         elif context.env.get("AWS_ACCESS_KEY_ID"):
             parts.append("keys from the environment")
         return ", ".join(parts)
 
     async def resolve(self, settings: Settings, context: Context) -> Resolution:
-        profile = aws.profile_name(context.env, None)
-        device = settings.mfa_device or await self._device(context, profile)
+        profile = aws.profile_name(context.env, settings.profile)
+        device = settings.mfa_device or await self._device(context, settings.profile)
         what = f"MFA session for {device}" + (f" (profile {profile})" if profile else "")
         code = (await context.ask(f"MFA code for {device}: ", secret=True)).strip()
         if not code:
             raise aws.FetchError(f"{what}: no MFA code was given")
         try:
-            async with _client("sts", context) as sts:
+            async with _client("sts", context, settings.profile) as sts:
                 reply = await sts.get_session_token(
                     SerialNumber=device, TokenCode=code, DurationSeconds=settings.duration
                 )
@@ -102,7 +108,7 @@ class MfaSessionPlugin(Plugin[Settings]):
             failure = aws.fetch_error(error, what, profile)
             if not failure.transient and not settings.mfa_device:
                 # The device may be gone or replaced: look it up again next time.
-                self._devices.pop(digest(context.env), None)
+                self._devices.pop(digest(context.env, settings.profile), None)
             raise failure from None
         if not all(isinstance(v, str) and v for v in values) or not isinstance(
             expiration, datetime.datetime
@@ -113,33 +119,34 @@ class MfaSessionPlugin(Plugin[Settings]):
         return Resolution(values, expiration)
 
     def forget(self, settings: Settings, context: Context) -> None:
-        self._devices.pop(digest(context.env), None)
+        self._devices.pop(digest(context.env, settings.profile), None)
 
     def forget_all(self) -> None:
         self._devices.clear()
 
-    async def _device(self, context: Context, profile: str | None) -> str:
+    async def _device(self, context: Context, configured: str | None) -> str:
         """The first MFA device of the caller's IAM user, asked once per identity."""
-        key = digest(context.env)
+        key = digest(context.env, configured)
         async with self._lock:
             if key not in self._devices:
                 while len(self._devices) >= MAX_DEVICES:  # oldest first: dicts keep order
                     del self._devices[next(iter(self._devices))]
-                self._devices[key] = await _discover(context, profile)
+                self._devices[key] = await _discover(context, configured)
             return self._devices[key]
 
 
-async def _discover(context: Context, profile: str | None) -> str:
+async def _discover(context: Context, configured: str | None) -> str:
+    profile = aws.profile_name(context.env, configured)
     what = "the MFA device of your IAM user" + (f" (profile {profile})" if profile else "")
     hint = "set mfa_device: arn:aws:iam::ACCOUNT:mfa/NAME in the plugin block"
     try:
-        async with _client("sts", context) as sts:
+        async with _client("sts", context, configured) as sts:
             arn = (await sts.get_caller_identity())["Arn"]
         _, _, resource = str(arn).partition(":user/")
         if not resource:
             raise aws.FetchError(f"{what}: the caller {arn} is not an IAM user", hint=hint)
         user = resource.rsplit("/", 1)[-1]
-        async with _client("iam", context) as iam:
+        async with _client("iam", context, configured) as iam:
             devices = (await iam.list_mfa_devices(UserName=user))["MFADevices"]
     except aws.FetchError:
         raise
@@ -150,8 +157,8 @@ async def _discover(context: Context, profile: str | None) -> str:
     return str(devices[0]["SerialNumber"])
 
 
-def _client(service: str, context: Context) -> Any:  # aiobotocore is untyped
-    session = aws.session_for(context, profile=None)
+def _client(service: str, context: Context, profile: str | None) -> Any:  # aiobotocore is untyped
+    session = aws.session_for(context, profile=profile)
     return session.create_client(
         service,
         region_name=aws.region_for(context.env, None) or DEFAULT_REGION,

@@ -1,0 +1,377 @@
+"""``credential_process = wev --aws-credentials NAME``: AWS SDKs ask wev for an MFA session.
+
+botocore (and the AWS CLI when it is installed) runs the real ``wev`` as the profile's
+``credential_process`` and signs STS ``GetCallerIdentity`` with what it printed; the fake STS
+checks the signature against the session it issued. The SDK runs on a pseudo-terminal, so the
+MFA question that ``wev`` asks on ``/dev/tty`` is read and answered as a user would.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+from conftest import CREDENTIALS, DEFAULT_KEY, WEV, WORK_KEY, Daemon, User
+from fakes.sts import ACCOUNT, DEVICE, FakeSts
+
+from wev_client import aws_credentials
+from wev_client.protocol import ConfigError, VariableSpec
+
+NAMES = "[AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN]"
+#: The user-level entry: found from any folder, as an SDK runs credential_process in its own.
+HOME_WEV_YML = f"""\
+{NAMES}:
+  plugin:
+    id: wev-awsmfa
+    mfa_device: {DEVICE}
+    duration: 3600
+"""
+CODE = "736251"
+QUESTION = f"wev: MFA code for {DEVICE}: ".encode()
+TIMEOUT = 30.0
+#: What every SDK call does: credentials from the profile, then a signed call.
+WHO_AM_I = """\
+import botocore.session
+session = botocore.session.Session()
+identity = session.create_client("sts", region_name="eu-west-1").get_caller_identity()
+print("arn=" + identity["Arn"])
+print("key=" + session.get_credentials().access_key)
+"""
+
+
+def aws_config(user: User) -> Path:
+    """``~/.aws/config`` with the ``viawev`` profile, wev given by its absolute path."""
+    return user.write(
+        "home/.aws/config",
+        "[default]\nregion = eu-west-1\n\n"
+        "[profile viawev]\n"
+        f"credential_process = {WEV} --aws-credentials AWS_ACCESS_KEY_ID\n"
+        "region = eu-west-1\n",
+    )
+
+
+class Pty:
+    """A command with a pseudo-terminal as its controlling terminal (and stdin/out/err)."""
+
+    def __init__(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
+        master, slave = pty.openpty()
+        self.master = master
+        self.output = bytearray()
+        try:
+            self.process = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                start_new_session=True,
+                preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+            )
+        finally:
+            os.close(slave)
+
+    def _read(self, timeout: float) -> bool:
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return True
+        try:
+            chunk = os.read(self.master, 4096)
+        except OSError as error:  # EIO: every process has closed the terminal
+            if error.errno != errno.EIO:
+                raise
+            return False
+        self.output += chunk
+        return bool(chunk)
+
+    def expect(self, text: bytes, timeout: float = TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            if time.monotonic() > deadline or not self._read(0.1):
+                raise AssertionError(
+                    f"{text!r} not shown; the terminal shows {bytes(self.output)!r}"
+                )
+
+    def settle(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self._read(0.05):
+            pass
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def wait(self, timeout: float = TIMEOUT) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._read(0.1):
+            pass
+        return self.process.wait(max(0.1, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+        os.close(self.master)
+
+
+@pytest.fixture
+def sts() -> Iterator[FakeSts]:
+    keys = dict(CREDENTIALS)  # the same dict: the fake accepts the sessions it issues
+    with FakeSts(keys, issued=keys) as server:
+        server.code = CODE
+        yield server
+
+
+@pytest.fixture
+def sdk_user(user: User, sts: FakeSts) -> Iterator[User]:
+    user.env["AWS_ENDPOINT_URL_STS"] = sts.url
+    user.env["AWS_ENDPOINT_URL_IAM"] = sts.url
+    user.write("home/.wev.yml", HOME_WEV_YML)
+    aws_config(user)
+    yield user
+    secrets = [CODE.encode(), *(s.encode() for s in sts.secrets())]
+    for path in user.root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            content = path.read_bytes()
+            assert not [s for s in secrets if s in content], f"a secret was written to {path}"
+
+
+@pytest.fixture
+def ptys() -> Iterator[list[Pty]]:
+    opened: list[Pty] = []
+    try:
+        yield opened
+    finally:
+        for terminal in opened:
+            terminal.close()
+
+
+def elsewhere(user: User) -> Path:
+    """A folder with no wev.yml of its own, where the SDK runs."""
+    folder = user.root / "elsewhere"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def sdk_env(user: User) -> dict[str, str]:
+    return {**user.env, "AWS_PROFILE": "viawev", "TERM": "xterm"}
+
+
+def caller_identity_calls(sts: FakeSts) -> list[str]:
+    """The key ids that signed GetCallerIdentity (each signature checked)."""
+    calls = sts.calls_of("GetCallerIdentity")
+    assert all(call.signature_valid for call in calls)
+    return [str(call.access_key_id) for call in calls]
+
+
+def test_two_sdk_processes_share_one_mfa_question_and_session(
+    sdk_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
+) -> None:
+    sdk = (sys.executable, "-c", WHO_AM_I)
+    first = Pty(sdk, elsewhere(sdk_user), sdk_env(sdk_user))
+    ptys.append(first)
+    first.expect(QUESTION)
+    second = Pty(sdk, elsewhere(sdk_user), sdk_env(sdk_user))
+    ptys.append(second)
+    second.settle(1.5)
+    assert b"MFA code" not in second.output and second.process.poll() is None
+
+    first.type(CODE + "\n")
+
+    assert first.wait() == 0, bytes(first.output)
+    assert second.wait() == 0, bytes(second.output)
+    [session] = sts.sessions
+    for terminal in (first, second):
+        assert f"key={session.access_key_id}".encode() in terminal.output
+        assert f"arn=arn:aws:iam::{ACCOUNT}:user/alice".encode() in terminal.output
+    assert CODE.encode() not in first.output  # asked without echo
+    [asked] = sts.calls_of("GetSessionToken")
+    assert (asked.token_code, asked.duration, asked.access_key_id) == (CODE, 3600, DEFAULT_KEY)
+    assert caller_identity_calls(sts) == [session.access_key_id] * 2
+
+    # A third process, later and with no terminal at all, gets the cached session.
+    third = subprocess.run(
+        sdk,
+        cwd=elsewhere(sdk_user),
+        env=sdk_env(sdk_user),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert third.returncode == 0, third.stderr
+    assert f"key={session.access_key_id}" in third.stdout
+    assert len(sts.calls_of("GetSessionToken")) == 1
+
+
+def test_the_document_is_credential_process_json_and_nothing_else(
+    sdk_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
+) -> None:
+    # stdout is a pipe, as an SDK has it; the question still reaches the terminal.
+    out = sdk_user.root / "stdout"
+    shell = f"{WEV} --aws-credentials AWS_SESSION_TOKEN > {out}"
+    terminal = Pty(("sh", "-c", shell), elsewhere(sdk_user), sdk_env(sdk_user))
+    ptys.append(terminal)
+    terminal.expect(QUESTION)
+    terminal.type(CODE + "\n")
+    assert terminal.wait() == 0, bytes(terminal.output)
+    text = out.read_text()
+    out.unlink()  # holds the secret: not left for the no-secret-on-disk check
+
+    [session] = sts.sessions
+    document = json.loads(text)
+    assert document == {
+        "Version": 1,
+        "AccessKeyId": session.access_key_id,
+        "SecretAccessKey": session.secret_access_key,
+        "SessionToken": session.session_token,
+        "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.expiration)),
+    }
+    assert text.count("\n") == 1
+
+
+def test_without_a_terminal_one_line_naming_the_profile(sdk_user: User, daemon: Daemon) -> None:
+    result = subprocess.run(
+        (sys.executable, "-c", WHO_AM_I),
+        cwd=elsewhere(sdk_user),
+        env=sdk_env(sdk_user),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+    direct = subprocess.run(
+        (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"),
+        cwd=elsewhere(sdk_user),
+        env=sdk_env(sdk_user),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+    assert direct.returncode == 69 and direct.stdout == ""
+    [line] = direct.stderr.splitlines()
+    assert line.startswith(
+        f"wev: --aws-credentials AWS_ACCESS_KEY_ID (AWS profile viawev): {NAMES}: "
+        f"needs input (MFA code for {DEVICE}) but wev has no terminal"
+    )
+    assert result.returncode != 0
+    assert line in result.stderr, "the SDK's error carries wev's line"
+
+
+def test_the_aws_cli_signs_with_the_cached_session(
+    sdk_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
+) -> None:
+    aws = shutil.which("aws", path=sdk_user.env["PATH"])
+    if aws is None:
+        pytest.skip("the AWS CLI is not installed")
+    # The question is answered once, through wev itself, as a user would in a terminal.
+    terminal = Pty(
+        (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"), elsewhere(sdk_user), sdk_env(sdk_user)
+    )
+    ptys.append(terminal)
+    terminal.expect(QUESTION)
+    terminal.type(CODE + "\n")
+    assert terminal.wait() == 0
+    terminal.output.clear()  # it showed the JSON: not kept
+
+    passthrough = {k: v for k, v in os.environ.items() if k.startswith("PYENV")}
+    result = subprocess.run(
+        (aws, "sts", "get-caller-identity", "--output", "json"),
+        cwd=elsewhere(sdk_user),
+        env={**sdk_env(sdk_user), **passthrough},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["Account"] == ACCOUNT
+    [session] = sts.sessions
+    assert caller_identity_calls(sts) == [session.access_key_id]
+
+
+def test_the_entry_profile_is_its_identity_not_the_served_one(
+    sdk_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
+) -> None:
+    # The entry asks for its session with the work profile's keys, while the SDK's
+    # AWS_PROFILE (viawev) names the profile being served and plays no part.
+    sdk_user.write("home/.wev.user.yml", f"{NAMES}:\n  plugin:\n    profile: work\n")
+    terminal = Pty((sys.executable, "-c", WHO_AM_I), elsewhere(sdk_user), sdk_env(sdk_user))
+    ptys.append(terminal)
+    terminal.expect(QUESTION)
+    terminal.type(CODE + "\n")
+
+    assert terminal.wait() == 0, bytes(terminal.output)
+    [asked] = sts.calls_of("GetSessionToken")
+    assert asked.access_key_id == WORK_KEY
+
+
+def test_an_entry_served_by_its_own_profile_fails_at_once(
+    sdk_user: User, daemon: Daemon, ptys: list[Pty]
+) -> None:
+    sdk_user.write("home/.wev.user.yml", f"{NAMES}:\n  plugin:\n    profile: viawev\n")
+    terminal = Pty(
+        (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"), elsewhere(sdk_user), sdk_env(sdk_user)
+    )
+    ptys.append(terminal)
+    terminal.expect(QUESTION)
+    started = time.monotonic()
+    terminal.type(CODE + "\n")
+
+    assert terminal.wait() != 0
+    assert time.monotonic() - started < 10, "a loop must not wait for the daemon's bound"
+    shown = bytes(terminal.output).decode()
+    [line] = [line for line in shown.splitlines() if line.startswith("wev: --aws-credentials")]
+    assert line.startswith("wev: --aws-credentials AWS_ACCESS_KEY_ID (AWS profile viawev): ")
+    assert "it would ask itself" in line
+
+
+def test_an_unknown_name_is_one_line(sdk_user: User) -> None:
+    result = sdk_user.wev(
+        "--aws-credentials", "NOPE", cwd=elsewhere(sdk_user), env={"WEV_NO_DAEMON": "1"}
+    )
+
+    assert result.returncode == 78 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert "sets NOPE" in line and f"entries with AWS credentials: {NAMES}" in line
+
+
+def test_the_document_from_values() -> None:
+    spec = VariableSpec(
+        ("PROD_AWS_ACCESS_KEY_ID", "PROD_AWS_SECRET_ACCESS_KEY", "PROD_AWS_SESSION_TOKEN"),
+        {"id": "wev-awsmfa"},
+        (),
+    )
+    values = {
+        "PROD_AWS_ACCESS_KEY_ID": "ASIA1",
+        "PROD_AWS_SECRET_ACCESS_KEY": "s",
+        "PROD_AWS_SESSION_TOKEN": "t",
+    }
+
+    document = json.loads(
+        aws_credentials.credential_json(values, spec, "2030-01-02T04:05:06+01:00")
+    )
+
+    assert document["Expiration"] == "2030-01-02T03:05:06Z"
+    assert (document["AccessKeyId"], document["SessionToken"]) == ("ASIA1", "t")
+    assert aws_credentials.find_entry([spec], "PROD_AWS_SESSION_TOKEN") is spec
+    with pytest.raises(ConfigError, match="holds no AWS credentials"):
+        aws_credentials.credential_json({"TOKEN": "x"}, VariableSpec(("TOKEN",), {}, ()), None)
