@@ -201,6 +201,8 @@ def status(body: Mapping[str, object], client_version: str | None = None) -> str
     out.extend(_version_notes(body, client_version))
     entries = body.get("entries")
     entries = entries if isinstance(entries, list) else []
+    if isinstance(body.get("upstream_calls"), int):  # one per fetch: shared tokens show here
+        out.append(f"upstream calls since start: {body['upstream_calls']}")
     out.append(f"entries: {len(entries)}")
     for entry in entries:
         if not isinstance(entry, dict):
