@@ -1,0 +1,174 @@
+"""CodeArtifact tokens asked for by URL or by entry: the keyring backend's and ``wev-token``'s.
+
+Package tools that ask a credential helper name a URL (pip, uv, twine and
+Poetry through ``keyring``) or nothing at all (pnpm's ``tokenHelper``). This
+module turns that into a ``wev-awscodeartifact`` request built in memory and
+resolved like any ``wev`` call (the daemon, or this process), so the token
+comes from the daemon's cache:
+
+- a CodeArtifact host, ``DOMAIN-OWNER.d.codeartifact.REGION.amazonaws.com``,
+  names the domain, its owner and the region; the nearest wev.yml entry for
+  that domain adds its ``profile`` (and ``duration``), else the caller's
+  environment decides, as for any entry;
+- any other URL is matched against the repository endpoints of the wev.yml
+  entries with ``repository`` and ``format`` (a proxy or a test index).
+
+Imported only by those helpers, never by ``wev CMD``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from wev_client import config, connection, paths
+from wev_client.protocol import ResolveRequest, VariableSpec, context_env
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+PLUGIN_ID = "wev-awscodeartifact"
+#: The user name CodeArtifact expects beside the token.
+USERNAME = "aws"
+#: Names of the in-memory entries' values (never set in any environment).
+TOKEN_NAME = "WEV_CODEARTIFACT_TOKEN"  # noqa: S105 - a variable name, not a secret
+ENDPOINT_NAME = "WEV_CODEARTIFACT_ENDPOINT"
+#: What an entry built from a URL keeps of the configured one.
+REPOSITORY_PROPERTIES = ("repository", "format", "values")
+
+
+def parse_host(host: str) -> tuple[str, str, str] | None:
+    """(domain, owner, region) of ``DOMAIN-OWNER.d.codeartifact.REGION.amazonaws.com``."""
+    labels = host.lower().rstrip(".").split(".")
+    if (
+        len(labels) != 6
+        or labels[1:3] != ["d", "codeartifact"]
+        or labels[4:] != ["amazonaws", "com"]
+    ):
+        return None
+    domain, dash, owner = labels[0].rpartition("-")
+    if not dash or not domain or len(owner) != 12 or not owner.isdigit() or not labels[3]:
+        return None
+    return domain, owner, labels[3]
+
+
+def split_service(service: str) -> tuple[str, str, str]:
+    """(scheme, host[:port], path) of a URL, or of a bare ``host[:port]`` (pip asks both ways).
+
+    User information (``aws@``) is left out; the host is in lower case.
+    """
+    scheme, separator, rest = service.partition("://")
+    if not separator:
+        scheme, rest = "", service
+    netloc, _, path = rest.partition("/")
+    netloc = netloc.rpartition("@")[2].lower()
+    return scheme.lower(), netloc, "/" + path.partition("?")[0]
+
+
+def endpoint_serves(endpoint: str, service: str) -> bool:
+    """Whether ``service`` (a URL or a bare host) lies within the repository ``endpoint``."""
+    scheme, netloc, path = split_service(service)
+    own_scheme, own_netloc, own_path = split_service(endpoint)
+    if netloc != own_netloc or (scheme and scheme != own_scheme):
+        return False
+    if not service.partition("://")[1]:  # a bare host: the tool asks for the whole host
+        return True
+    return (path.rstrip("/") + "/").startswith(own_path.rstrip("/") + "/")
+
+
+def entries(specs: Sequence[VariableSpec]) -> list[VariableSpec]:
+    return [spec for spec in specs if spec.plugin.get("id") == PLUGIN_ID]
+
+
+def spec_for_host(
+    domain: str, owner: str, region: str, configured: Sequence[VariableSpec]
+) -> VariableSpec:
+    """An entry for the token of that domain, with the settings of a configured one for it."""
+    base: Mapping[str, object] = {"id": PLUGIN_ID}
+    sources: tuple[str, ...] = ()
+    for spec in configured:
+        plugin = spec.plugin
+        if (
+            str(plugin.get("domain")) == domain
+            and str(plugin.get("account") or owner) == owner
+            and str(plugin.get("region") or region) == region
+        ):
+            base, sources = plugin, spec.sources
+            break
+    plugin = {k: v for k, v in base.items() if k not in REPOSITORY_PROPERTIES}
+    plugin.update(domain=domain, account=owner, region=region, values=["token"])
+    return VariableSpec((TOKEN_NAME,), plugin, sources)
+
+
+def with_endpoint(spec: VariableSpec, index: int) -> VariableSpec:
+    """``spec`` (with repository and format) giving its token and endpoint, under our names."""
+    plugin = {**spec.plugin, "values": ["token", "endpoint"]}
+    names = (f"{TOKEN_NAME}_{index}", f"{ENDPOINT_NAME}_{index}")
+    return VariableSpec(names, plugin, spec.sources)
+
+
+def load(environ: Mapping[str, str], cwd: str, warn: Callable[[str], None]) -> list[VariableSpec]:
+    """The CodeArtifact entries of the wev.yml files for ``cwd`` (home's included)."""
+    try:
+        cache_path: str | None = paths.config_cache_path(environ)
+    except OSError:
+        cache_path = None
+    return entries(config.load(cwd, environ.get("HOME"), cache_path, warn))
+
+
+def resolve(
+    specs: tuple[VariableSpec, ...], environ: Mapping[str, str], cwd: str
+) -> Mapping[str, str]:
+    """The values of in-memory entries, resolved as ``wev`` resolves (the daemon's cache)."""
+    request = ResolveRequest(specs, context_env(environ, cwd), process_env=environ, cwd=cwd)
+    return connection.resolve(request, environ, lambda message: None).values
+
+
+def token_for_url(
+    service: str, environ: Mapping[str, str], warn: Callable[[str], None], cwd: str | None = None
+) -> str | None:
+    """The token for a repository URL (or bare host), or None when wev knows no such one."""
+    cwd = os.getcwd() if cwd is None else cwd
+    host = split_service(service)[1].rpartition(":")[0] or split_service(service)[1]
+    configured = load(environ, cwd, warn)
+    if parts := parse_host(host):
+        spec = spec_for_host(*parts, configured)
+        return resolve((spec,), environ, cwd)[TOKEN_NAME]
+    candidates = [s for s in configured if s.plugin.get("repository") and s.plugin.get("format")]
+    if not candidates:
+        return None
+    specs = tuple(with_endpoint(spec, index) for index, spec in enumerate(candidates))
+    values = resolve(specs, environ, cwd)
+    for index in range(len(candidates)):
+        if endpoint_serves(values[f"{ENDPOINT_NAME}_{index}"], service):
+            return values[f"{TOKEN_NAME}_{index}"]
+    return None
+
+
+def token_of_entry(
+    name: str | None,
+    environ: Mapping[str, str],
+    warn: Callable[[str], None],
+    cwd: str | None = None,
+) -> str:
+    """The token of the entry that sets ``name``; without one, of the nearest entry for npm
+    (``format: npm``), else of the first CodeArtifact entry. ConfigError when there is none."""
+    from wev_client.protocol import ConfigError
+
+    cwd = os.getcwd() if cwd is None else cwd
+    configured = load(environ, cwd, warn)
+    if name is not None:
+        chosen = [spec for spec in configured if name in spec.names or spec.label == name]
+    else:
+        chosen = [s for s in configured if str(s.plugin.get("format")).lower() == "npm"]
+        chosen = chosen or configured
+    if not chosen:
+        which = f"sets {name} with" if name else "uses"
+        raise ConfigError(
+            f"no entry of the wev.yml files for {cwd} {which} {PLUGIN_ID}",
+            hint="put one in the project's wev.yml, or in ~/.wev.yml for every folder",
+        )
+    spec = chosen[0]
+    plugin = {k: v for k, v in spec.plugin.items() if k not in REPOSITORY_PROPERTIES}
+    plugin["values"] = ["token"]
+    return resolve((VariableSpec((TOKEN_NAME,), plugin, spec.sources),), environ, cwd)[TOKEN_NAME]
