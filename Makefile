@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine:
-#   make demo    install wev and run it on examples/wev.yml
+#   make demo    install wev (nothing else) and run its main job against local
+#                stand-ins for CodeArtifact and a private index (examples/demo.py)
 #   make check   install the test dependencies, then ruff, mypy and the tests
 VENV ?= .venv
 PYTHON ?= python3
@@ -14,9 +15,11 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 
-demo: install
-	cd examples && WEV_NO_DAEMON=1 ../$(BIN)/wev --explain
-	cd examples && ../$(BIN)/wev sh -c 'echo "$$GREETING (AWS_PROFILE=$$AWS_PROFILE)"'
+# wev and its own dependencies only: the stand-ins the demo starts come from
+# tests/fakes of this checkout and need nothing more (aiohttp is wev's).
+demo: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python examples/demo.py
 
 check: install
 	$(BIN)/ruff check .
