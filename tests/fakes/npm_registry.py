@@ -4,6 +4,10 @@ where the token must be currently valid for a token authority (normally a ``Fake
 Serves packuments and tarballs under ``/npm/<repository>/``, the path shape of CodeArtifact npm
 endpoints, for the packages added with ``add``; ``build_package`` writes such a tarball with
 ``tarfile``, so ``npm install`` works offline against it. Records every auth attempt.
+
+Packuments carry absolute tarball URLs to the registry's own host, as CodeArtifact's do; with
+``like_codeartifact=True`` a tarball download also answers 302 with a presigned URL on a second
+host (``FakeBlobStore``), as CodeArtifact's redirect to S3.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .pypi_index import TokenAuthority
+from .pypi_index import FakeBlobStore, TokenAuthority
 from .server import ServedFake, ThreadedAppServer
 
 
@@ -80,8 +86,9 @@ class BearerAttempt:
 class FakeNpmRegistry(ServedFake):
     """``with FakeNpmRegistry(fake_codeartifact) as registry: registry.add(package)``."""
 
-    def __init__(self, authority: TokenAuthority) -> None:
+    def __init__(self, authority: TokenAuthority, *, like_codeartifact: bool = False) -> None:
         self.authority = authority
+        self.blobs = FakeBlobStore() if like_codeartifact else None
         self._lock = threading.Lock()
         self._attempts: list[BearerAttempt] = []
         self._packages: dict[str, dict[str, NpmPackage]] = {}
@@ -90,6 +97,28 @@ class FakeNpmRegistry(ServedFake):
         app.router.add_get("/npm/{repository}/{name}", _packument)
         app.router.add_get("/npm/{repository}/{name}/-/{filename}", _tarball)
         self._server = ThreadedAppServer(app)
+
+    def __enter__(self) -> Self:
+        if self.blobs is not None:
+            self.blobs.__enter__()
+        try:
+            return super().__enter__()
+        except BaseException:
+            if self.blobs is not None:
+                self.blobs.__exit__(None, None, None)
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            super().__exit__(exc_type, exc, tb)
+        finally:
+            if self.blobs is not None:
+                self.blobs.__exit__(exc_type, exc, tb)
 
     def registry_url(self, repository: str) -> str:
         return f"{self.url}/npm/{repository}/"
@@ -159,7 +188,10 @@ async def _packument(request: web.Request) -> web.Response:
 
 async def _tarball(request: web.Request) -> web.Response:
     name, filename = request.match_info["name"], request.match_info["filename"]
-    for package in request.app[REGISTRY]._versions(name).values():
+    registry = request.app[REGISTRY]
+    for package in registry._versions(name).values():
         if package.filename == filename:
+            if registry.blobs is not None:
+                raise web.HTTPFound(registry.blobs.presign(filename, package.tarball))
             return web.Response(body=package.tarball, content_type="application/octet-stream")
     return web.json_response({"error": "Not found"}, status=404)

@@ -6,6 +6,11 @@ Routes exist both at the root (``/simple/``) and under ``/pypi/<repository>/``, 
 CodeArtifact repository endpoints; links are relative so they work under either prefix. A ``POST``
 to the root or to ``/pypi/<repository>/`` is the legacy upload API that twine speaks (multipart
 form, ``:action=file_upload``); an uploaded wheel is stored in the folder and served from then on.
+
+``like_codeartifact=True`` makes it behave as CodeArtifact's endpoint does: project pages carry
+absolute links to its own host (``<url>/pypi/<repository>/simple/<project>/<version>/<file>``),
+and each such download answers 302 with a presigned URL on a second host, a ``FakeBlobStore``
+(as CodeArtifact's redirect to S3), which wants no token and records each download.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import html
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -59,26 +67,98 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+class FakeBlobStore(ServedFake):
+    """The second host of CodeArtifact downloads (S3): serves a file only at a presigned URL."""
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(16)
+        self._lock = threading.Lock()
+        self._files: dict[str, Path | bytes] = {}
+        self._downloads: list[str] = []
+        app = web.Application()
+        app[BLOBS] = self
+        app.router.add_get("/blobs/{name}", _blob)
+        self._server = ThreadedAppServer(app)
+
+    def presign(self, name: str, content: Path | bytes) -> str:
+        """A URL that serves ``content`` as ``name``, without credentials, as S3's do."""
+        with self._lock:
+            self._files[name] = content
+        return f"{self.url}/blobs/{name}?X-Amz-Expires=900&X-Amz-Signature={self._sign(name)}"
+
+    @property
+    def downloads(self) -> list[str]:
+        with self._lock:
+            return list(self._downloads)
+
+    def _sign(self, name: str) -> str:
+        return hmac.new(self._key, name.encode(), "sha256").hexdigest()
+
+
+BLOBS = web.AppKey("fake_blob_store", FakeBlobStore)
+
+
+async def _blob(request: web.Request) -> web.StreamResponse:
+    store, name = request.app[BLOBS], request.match_info["name"]
+    signature = request.query.get("X-Amz-Signature", "")
+    with store._lock:
+        content = store._files.get(name)
+    if content is None or not hmac.compare_digest(signature, store._sign(name)):
+        return web.Response(status=403, text="SignatureDoesNotMatch")
+    with store._lock:
+        store._downloads.append(name)
+    if isinstance(content, Path):
+        return web.FileResponse(content)
+    return web.Response(body=content, content_type="application/octet-stream")
+
+
 class FakePyPIIndex(ServedFake):
     """``with FakePyPIIndex(wheel_dir, fake_codeartifact) as index: index.index_url(token)``.
 
     The folder is read on every request, so wheels may be added while the index runs.
     """
 
-    def __init__(self, wheel_dir: Path, authority: TokenAuthority) -> None:
+    def __init__(
+        self, wheel_dir: Path, authority: TokenAuthority, *, like_codeartifact: bool = False
+    ) -> None:
         self.wheel_dir = wheel_dir
         self.authority = authority
+        self.blobs = FakeBlobStore() if like_codeartifact else None
         self._lock = threading.Lock()
         self._attempts: list[AuthAttempt] = []
         self._uploads: list[Upload] = []
+        self._digests: dict[tuple[Path, int, int], str] = {}
         app = web.Application(middlewares=[_require_token])
         app[INDEX] = self
         for prefix in ("", "/pypi/{repository}"):
             app.router.add_post(prefix + "/", _upload)
             app.router.add_get(prefix + "/simple/", _project_list)
             app.router.add_get(prefix + "/simple/{project}/", _project_page)
+            app.router.add_get(prefix + "/simple/{project}/{version}/{filename}", _download)
             app.router.add_get(prefix + "/packages/{filename}", _package)
         self._server = ThreadedAppServer(app)
+
+    def __enter__(self) -> Self:
+        if self.blobs is not None:
+            self.blobs.__enter__()
+        try:
+            return super().__enter__()
+        except BaseException:
+            if self.blobs is not None:
+                self.blobs.__exit__(None, None, None)
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            super().__exit__(exc_type, exc, tb)
+        finally:
+            if self.blobs is not None:
+                self.blobs.__exit__(exc_type, exc, tb)
 
     def index_url(self, token: str, repository: str | None = None) -> str:
         """The ``--index-url`` for pip, credentials included."""
@@ -110,6 +190,19 @@ class FakePyPIIndex(ServedFake):
             self._attempts.append(AuthAttempt(path, username, token, valid, time.monotonic()))
         return valid
 
+    def _sha256(self, wheel: Path) -> str:
+        """The wheel's digest, computed once per version of the file (some are 50 MB)."""
+        st = wheel.stat()
+        key = (wheel, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            known = self._digests.get(key)
+        if known is None:
+            with wheel.open("rb") as file:
+                known = hashlib.file_digest(file, "sha256").hexdigest()
+            with self._lock:
+                self._digests[key] = known
+        return known
+
     def _wheels(self) -> dict[str, list[Path]]:
         projects: dict[str, list[Path]] = {}
         for wheel in sorted(self.wheel_dir.glob("*.whl")):
@@ -138,15 +231,35 @@ async def _project_list(request: web.Request) -> web.Response:
 
 
 async def _project_page(request: web.Request) -> web.Response:
-    wheels = request.app[INDEX]._wheels().get(normalize(request.match_info["project"]))
+    index = request.app[INDEX]
+    project = normalize(request.match_info["project"])
+    wheels = index._wheels().get(project)
     if not wheels:
         raise web.HTTPNotFound()
-    links = "".join(
-        f'<a href="../../packages/{html.escape(wheel.name)}'
-        f'#sha256={hashlib.sha256(wheel.read_bytes()).hexdigest()}">{html.escape(wheel.name)}</a>\n'
-        for wheel in wheels
-    )
-    return _page(links)
+    repository = request.match_info.get("repository")
+    base = f"{index.url}/pypi/{repository}" if repository else index.url
+    links = []
+    for wheel in wheels:
+        if index.blobs is not None:  # CodeArtifact: absolute, to its own host
+            version = wheel.name.split("-")[1]
+            href = f"{base}/simple/{project}/{version}/{wheel.name}"
+        else:
+            href = f"../../packages/{wheel.name}"
+        links.append(
+            f'<a href="{html.escape(href)}#sha256={index._sha256(wheel)}">'
+            f"{html.escape(wheel.name)}</a>\n"
+        )
+    return _page("".join(links))
+
+
+async def _download(request: web.Request) -> web.Response:
+    """CodeArtifact's download: a redirect to the file's presigned URL on another host."""
+    index = request.app[INDEX]
+    filename = request.match_info["filename"]
+    path = index.wheel_dir / filename
+    if index.blobs is None or "/" in filename or not path.is_file():
+        raise web.HTTPNotFound()
+    raise web.HTTPFound(index.blobs.presign(filename, path))
 
 
 async def _package(request: web.Request) -> web.FileResponse:
