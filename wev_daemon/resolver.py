@@ -171,6 +171,12 @@ class Resolver:
                 log.info("a client abandoned the question for %s", ", ".join(entry.names))
                 self.cache.end_prompt(entry)
 
+    async def resolution(self, item: Prepared) -> Resolution:
+        """One prepared entry's resolution through the cache, as a client without answers
+        would get it (the loopback proxy asks this way for its upstream token)."""
+        resolution, _ = await self._get(item, {})
+        return resolution
+
     async def _get(self, item: Prepared, answers: Mapping[str, str]) -> tuple[Resolution, bool]:
         async def fetch() -> Resolution:
             return await item.plugin.resolve(item.settings, item.context)

@@ -41,10 +41,16 @@ class PropertyError(ValueError):
 
 @dataclass(frozen=True)
 class Resolution:
-    """Resolved values, in the order of the configured names, and when they expire."""
+    """Resolved values, in the order of the configured names, and when they expire.
+
+    ``private`` holds what the daemon keeps for its own use beside the values
+    (the loopback proxy's upstream token and endpoint): cached with them, never
+    sent to a client, never shown.
+    """
 
     values: tuple[str, ...]
     expires_at: datetime.datetime | None = None
+    private: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.expires_at is not None and self.expires_at.tzinfo is None:

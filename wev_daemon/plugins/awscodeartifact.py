@@ -8,6 +8,12 @@ one block can hand each package tool the variables it reads: the token, the
 user name ``aws``, the endpoint, or (PyPI) an index URL carrying the token.
 ``values`` names what each configured name receives, in order.
 
+With ``proxy: true`` the repository's URLs are the daemon's loopback proxy
+(``wev_daemon.proxy``), which holds no token in them and never changes; the
+token and the real endpoint stay in the resolution's ``private`` part, cached
+like any value. Without a daemon (``WEV_NO_DAEMON=1``) such an entry gets the
+direct URLs instead, so a CI job with the same ``wev.yml`` still works.
+
 A profile with ``mfa_serial`` (assume-role with MFA) gets its code through the
 client that asked (``Context.ask``), as ``wev-awsmfa`` does.
 
@@ -53,6 +59,11 @@ VALUE_KINDS = (TOKEN, "username", ENDPOINT, INDEX_URL)
 #: Kinds that need ``repository`` and ``format``.
 REPOSITORY_KINDS = frozenset({ENDPOINT, INDEX_URL})
 
+#: Formats the loopback proxy serves, and how each sends the token upstream.
+PROXY_FORMATS = {"pypi": "basic", "npm": "bearer", "maven": "basic"}
+#: What a proxied entry may hand out: its URLs, never the token.
+PROXY_KINDS = frozenset({ENDPOINT, INDEX_URL})
+
 #: Endpoints kept at most (one per repository and identity; a user has a handful).
 MAX_ENDPOINTS = 256
 
@@ -69,10 +80,15 @@ class Settings:
     repository: str | None = None
     format: str | None = None
     values: tuple[str, ...] = (TOKEN,)
+    proxy: bool = False
 
 
-def _parse_values(properties: Mapping[str, object], fmt: str | None) -> tuple[str, ...]:
+def _parse_values(
+    properties: Mapping[str, object], fmt: str | None, proxy: bool
+) -> tuple[str, ...]:
     raw = properties.get("values")
+    if raw is None and proxy:
+        return (INDEX_URL if fmt == "pypi" else ENDPOINT,)
     if raw is None:  # one name: the token; two with a repository: token and its URL
         if fmt is None:
             return (TOKEN,)
@@ -88,7 +104,24 @@ def _parse_values(properties: Mapping[str, object], fmt: str | None) -> tuple[st
             raise PropertyError(f"'values': {item} needs 'repository' and 'format'")
         if item == INDEX_URL and fmt != "pypi":
             raise PropertyError(f"'values': index_url is for format pypi, not {fmt}")
+        if proxy and item not in PROXY_KINDS:
+            raise PropertyError(
+                f"'values': {item} is not handed out with proxy: true (the proxy keeps the "
+                "token); use endpoint or index_url"
+            )
     return tuple(items)
+
+
+def _parse_proxy(properties: Mapping[str, object], fmt: str | None) -> bool:
+    raw = properties.get("proxy", False)
+    if not isinstance(raw, bool):
+        raise PropertyError(f"'proxy' must be true or false, not {raw!r}")
+    if raw and fmt is None:
+        raise PropertyError("'proxy' needs 'repository' and 'format'")
+    if raw and fmt not in PROXY_FORMATS:
+        known = ", ".join(PROXY_FORMATS)
+        raise PropertyError(f"'proxy': format {fmt} is not proxied (known: {known})")
+    return raw
 
 
 def index_url(endpoint: str, token: str) -> str:
@@ -118,6 +151,7 @@ class CodeArtifactPlugin(Plugin[Settings]):
             "repository",
             "format",
             "values",
+            "proxy",
         }
     )
     context_vars = aws.AWS_CONTEXT
@@ -126,6 +160,9 @@ class CodeArtifactPlugin(Plugin[Settings]):
         # Both live in the daemon's memory only, like the cache; keys are digests.
         self._endpoints = SharedCalls[str](keep=True, limit=MAX_ENDPOINTS)
         self._token_fetches = SharedCalls[tuple[str, datetime.datetime]](keep=False)
+        #: The loopback URL of a proxied repository (ending in "/"), set by the
+        #: daemon's proxy; None in the client's own process.
+        self.proxy_endpoint: Callable[[Settings], str] | None = None
 
     def parse(self, properties: Mapping[str, object]) -> Settings:
         duration = optional_int(properties, "duration")
@@ -142,6 +179,7 @@ class CodeArtifactPlugin(Plugin[Settings]):
             raise PropertyError("'repository' and 'format' go together (e.g. format: pypi)")
         if fmt is not None:
             fmt = fmt.lower()
+        proxy = _parse_proxy(properties, fmt)
         account = optional_str(properties, "account") or None
         if account is not None and not (
             len(account) == 12 and account.isascii() and account.isdigit()
@@ -157,7 +195,8 @@ class CodeArtifactPlugin(Plugin[Settings]):
             duration=duration,
             repository=repository,
             format=fmt,
-            values=_parse_values(properties, fmt),
+            values=_parse_values(properties, fmt, proxy),
+            proxy=proxy,
         )
 
     def value_count(self, settings: Settings) -> int:
@@ -169,6 +208,8 @@ class CodeArtifactPlugin(Plugin[Settings]):
             parts.append(f"account {settings.account}")
         if settings.repository:
             parts.append(f"repository {settings.repository} ({settings.format})")
+        if settings.proxy:
+            parts.append("through the loopback proxy")
         if region := aws.region_for(context.env, settings.region):
             parts.append(f"region {region}")
         if profile := aws.profile_name(context.env, settings.profile):
@@ -178,6 +219,15 @@ class CodeArtifactPlugin(Plugin[Settings]):
         return ", ".join(parts)
 
     async def resolve(self, settings: Settings, context: Context) -> Resolution:
+        if settings.proxy and self.proxy_endpoint is not None:
+            (token, expiration), endpoint = await asyncio.gather(
+                self._token(settings, context), self._endpoint(settings, context)
+            )
+            local = self.proxy_endpoint(settings)
+            urls = {ENDPOINT: local, INDEX_URL: local + "simple/"}
+            return Resolution(
+                tuple(urls[kind] for kind in settings.values), expiration, (token, endpoint)
+            )
         needs_endpoint = any(kind in REPOSITORY_KINDS for kind in settings.values)
         if needs_endpoint:
             (token, expiration), endpoint = await asyncio.gather(
