@@ -4,7 +4,8 @@ This module is the single source of those texts. ``tests/test_package_clients.py
 ``tests/test_shell.py`` write each recipe's files as they are here (only the CodeArtifact host is
 pointed at the local stand-ins) and run its command through the real tool;
 ``test_readme_recipes_are_the_tested_ones`` checks that the README shows exactly
-``readme_section()``. Print it with ``python tests/recipes.py``.
+``readme_section()``. Print it with ``python tests/recipes.py``; the section on the loopback proxy
+(``proxy_section()``, run by ``tests/test_proxy.py``) with ``python tests/recipes.py proxy``.
 """
 
 from __future__ import annotations
@@ -201,6 +202,137 @@ in the pip and npm recipes) gets a valid token from either.
 """
 
 
+# -- Long-running tools and IDEs: the loopback proxy ----------------------------------------
+
+#: The proxy's address in the README (the default port of uid 1000); tests use their own port.
+PROXY_HOST = "127.0.0.1:24000"
+
+
+def _proxied(key: str, fmt: str) -> File:
+    return _wev_yml(key, "    repository: shared", f"    format: {fmt}", "    proxy: true")
+
+
+def proxy_url(fmt: str, port: int | None = None) -> str:
+    """The repository's loopback URL as the recipes write it (``port``: a test's own)."""
+    host = PROXY_HOST if port is None else f"127.0.0.1:{port}"
+    return f"http://{host}/corp/shared/{fmt}/"
+
+
+REGISTER = "wev true     # once per daemon start: it learns the repository and your AWS context"
+
+PROXY_PIP = Recipe(
+    "pip",
+    "`pip.conf` (or an IDE's interpreter settings) holds the loopback URL; `wev pip` sets it too:",
+    (
+        _proxied("PIP_INDEX_URL", "pypi"),
+        File("pip.conf", "ini", f"# pip.conf\n[global]\nindex-url = {proxy_url('pypi')}simple/\n"),
+    ),
+    f"{REGISTER}\npip install corp-lib",
+)
+
+PROXY_UV = Recipe(
+    "uv",
+    "The index URL goes into `pyproject.toml`, and so into `uv.lock`, token-free; it does not "
+    "change at each renewal, so uv's cache keeps hitting:",
+    (
+        _proxied("UV_INDEX_URL", "pypi"),
+        File(
+            "pyproject.toml",
+            "toml",
+            "# pyproject.toml\n"
+            "[[tool.uv.index]]\n"
+            'name = "corp"\n'
+            f'url = "{proxy_url("pypi")}simple/"\n'
+            "default = true\n",
+        ),
+    ),
+    f"{REGISTER}\nuv lock && uv sync",
+)
+
+PROXY_POETRY = Recipe(
+    "Poetry",
+    "The source's URL is the proxy's; Poetry needs no credentials for it:",
+    (
+        _proxied("CORP_PYPI_URL", "pypi"),
+        File(
+            "pyproject.toml",
+            "toml",
+            "# pyproject.toml\n"
+            "[[tool.poetry.source]]\n"
+            'name = "corp"\n'
+            f'url = "{proxy_url("pypi")}simple/"\n'
+            'priority = "primary"\n',
+        ),
+    ),
+    f"{REGISTER}\npoetry install",
+)
+
+PROXY_NPM = Recipe(
+    "npm",
+    "`.npmrc` names the proxy as the registry, with no `_authToken`:",
+    (
+        _proxied("NPM_CONFIG_REGISTRY", "npm"),
+        File(".npmrc", "ini", f"# .npmrc\nregistry={proxy_url('npm')}\n"),
+    ),
+    f"{REGISTER}\nnpm install",
+)
+
+PROXY_RECIPES = (PROXY_PIP, PROXY_UV, PROXY_POETRY, PROXY_NPM)
+
+PROXY_INTRO = """\
+A variable is frozen for the life of the process that got it: an IDE, a
+language server, a Gradle-style daemon or a long build keeps the token it
+started with and fails hours later, and a token in an index URL ends up in
+lockfiles and `ps`. With `proxy: true` (a `wev-awscodeartifact` entry with
+`repository` and `format` `pypi`, `npm` or `maven`), the variable is instead a
+loopback URL served by wev-daemon, `http://127.0.0.1:PORT/<domain>/<repository>/<format>/`
+(`<domain>-<account>` when `account` is set; for `pypi` the value is its
+`simple/` index unless `values: [endpoint]`). It holds no token and never
+changes, so it can sit in an IDE's settings, `pip.conf`, `.npmrc` or
+`pyproject.toml`. The daemon forwards each request to the repository with the
+token it keeps fresh (HTTP Basic `aws:TOKEN` for pypi and maven, Bearer for
+npm), streams bodies both ways (uploads too: `twine upload`), rewrites the
+repository's own URLs in index pages, packuments and `Location` headers to the
+proxy, and passes redirects elsewhere (downloads from S3) through untouched. A
+renewal never breaks a request in flight: each request takes the current token.
+
+- **The port** is `WEV_PROXY_PORT` in the daemon's environment, else
+  23000 + uid % 8000 (24000 for uid 1000): the same across restarts and
+  reboots. `wev --status` shows the URLs, their upstream, requests and the
+  last error. If another program holds the port, `wev` says so in one line.
+- **Registration.** Each `wev` call that resolves the entry tells the daemon
+  the repository and the AWS context to fetch its token with (the latest call
+  wins); the daemon keeps this in memory only. After the daemon restarts
+  (reboot, upgrade), the URL answers 503 with a one-line hint until a `wev`
+  call in the project registers it again: run `wev true` there (a service unit
+  that also listens on the port is a planned follow-up).
+- **Only you get in.** It listens on 127.0.0.1 only and answers only
+  `Host: 127.0.0.1:PORT` or `localhost:PORT`. On Linux it looks up who owns
+  the connecting socket (`/proc/net/tcp`, `tcp6`) and refuses every other
+  user but root with 403. Where that cannot be known (macOS), the URL carries
+  a per-user secret, `http://wev:SECRET@127.0.0.1:PORT/...`, kept 0600 in
+  wev's state folder; pip, uv and Poetry hide it in their output and keep it
+  out of lockfiles.
+- **Errors you can read.** When no token can be had, the proxy answers 401
+  (a login to renew, an MFA code to type in a terminal), 403 (AccessDenied) or
+  502 with one line naming the repository and AWS's error, in the body and the
+  daemon's log, instead of the 404 CodeArtifact gives for bad credentials.
+- Without a daemon (`WEV_NO_DAEMON=1`) the entry gets the direct URLs, with
+  the token, so CI runs the same `wev.yml`. Nothing is written to disk but the
+  secret; no token is logged.
+
+Each recipe below is run by the tests against the real tool
+(`tests/test_proxy.py`); replace the port with yours.
+"""
+
+
+def proxy_section() -> str:
+    """The README's ``## Long-running tools and IDEs`` section."""
+    parts = ["## Long-running tools and IDEs\n", PROXY_INTRO]
+    parts.extend(recipe.markdown() for recipe in PROXY_RECIPES)
+    return "\n".join(parts)
+
+
 def readme_section() -> str:
     """The README's ``## Recipes`` section, up to the next ``## `` heading."""
     parts = ["## Recipes\n", INTRO]
@@ -209,4 +341,6 @@ def readme_section() -> str:
 
 
 if __name__ == "__main__":
-    print(readme_section(), end="")
+    import sys
+
+    print(proxy_section() if sys.argv[1:] == ["proxy"] else readme_section(), end="")

@@ -174,6 +174,7 @@ async def _run(
     from wev_daemon import server
     from wev_daemon.app import make_app
     from wev_daemon.cache import Policy, TokenCache
+    from wev_daemon.proxy import Proxy
     from wev_daemon.resolver import Resolver
 
     lock, inode = None, None
@@ -200,6 +201,7 @@ async def _run(
             resolver=Resolver(cache=TokenCache(policy=policy)),
             socket_path=path,
             service_manager=inherited[0].manager if inherited else "",
+            proxy=Proxy.from_environ(os.environ),
         )
         await server.serve(
             app,

@@ -30,6 +30,7 @@ from wev_client.protocol import (
     VersionMismatch,
     WevError,
 )
+from wev_daemon.proxy import Proxy
 from wev_daemon.resolver import Resolver
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ STOP = web.AppKey("stop", asyncio.Event)
 SERVICE_MANAGER = web.AppKey("service_manager", str)
 #: Client versions newer than this daemon that it has served (logged once each).
 NEWER_CLIENTS = web.AppKey("newer_clients", set[str])
+#: The loopback proxy of ``proxy: true`` entries, when the daemon runs one.
+PROXY = web.AppKey("proxy", Proxy)
 
 #: Most versions remembered in NEWER_CLIENTS: a header is no reason to grow memory.
 MAX_NEWER_CLIENTS = 16
@@ -199,7 +202,15 @@ def _check_depth(document: object) -> None:
 
 
 async def resolve(request: web.Request) -> web.Response:
-    answer = await request.app[RESOLVER].resolve(await _read_request(request))
+    body = await _read_request(request)
+    proxy = request.app.get(PROXY)
+    if proxy is not None and not proxy.wants(body):
+        proxy = None
+    if proxy is not None:  # its URLs must lead somewhere before they are handed out
+        await proxy.ensure_listening()
+    answer = await request.app[RESOLVER].resolve(body)
+    if proxy is not None and answer.values:
+        proxy.register(body)
     return json_response(answer.to_json())
 
 
@@ -245,6 +256,7 @@ async def status(request: web.Request) -> web.Response:
             "socket": app[SOCKET_PATH],
             "upstream_calls": cache.upstream_calls,
             "entries": cache.status(),
+            "proxy": app[PROXY].status() if PROXY in app else None,
             "last_upstream_error": None
             if last is None
             else f"{last[0]:%Y-%m-%d %H:%M:%S} UTC: {last[1]}",
@@ -261,12 +273,17 @@ async def other_version(request: web.Request) -> web.Response:
 
 
 def make_app(
-    *, resolver: Resolver, socket_path: str = "", service_manager: str = ""
+    *,
+    resolver: Resolver,
+    socket_path: str = "",
+    service_manager: str = "",
+    proxy: Proxy | None = None,
 ) -> web.Application:
     """The application; background refresh runs while it is up.
 
     ``service_manager`` names the one that started the daemon ("systemd",
-    "launchd"), "" when a client did.
+    "launchd"), "" when a client did. ``proxy`` serves ``proxy: true`` entries
+    on loopback while the application is up.
     """
     app = web.Application(
         middlewares=[peer_middleware, error_middleware],
@@ -288,6 +305,10 @@ def make_app(
     other = rf"/v{{version:(?!{protocol.API_VERSION}/)\d+}}/{{rest:.*}}"
     app.router.add_route("*", other, other_version)
     app.cleanup_ctx.append(_background_refresh)
+    if proxy is not None:
+        app[PROXY] = proxy
+        proxy.attach(resolver)
+        app.cleanup_ctx.append(proxy.cleanup_ctx)
     return app
 
 
