@@ -217,7 +217,28 @@ def status(body: Mapping[str, object], client_version: str | None = None) -> str
             out.append(f"    last error: {entry['last_error']}")
     last = body.get("last_upstream_error")
     out.append(f"last upstream error: {last if last else 'none'}")
+    out.extend(_proxy_lines(body.get("proxy")))
     return "".join(printable(line) + "\n" for line in out)
+
+
+def _proxy_lines(proxy: object) -> list[str]:
+    """The loopback proxy's repositories and their last error (none: no lines)."""
+    if not isinstance(proxy, dict):
+        return []
+    listening = "listening" if proxy.get("listening") else "not listening"
+    if proxy.get("error"):
+        listening += f": {proxy['error']}"
+    out = [f"proxy: {proxy.get('url')} ({listening})"]
+    repositories = proxy.get("repositories")
+    for repository in repositories if isinstance(repositories, list) else []:
+        if not isinstance(repository, dict):
+            continue
+        upstream = repository.get("upstream") or "upstream not asked yet"
+        out.append(f"  {repository.get('url')} -> {upstream}")
+        out.append(f"    requests: {repository.get('requests', 0)}")
+        if repository.get("last_error"):
+            out.append(f"    last error: {repository['last_error']}")
+    return out
 
 
 def _version_notes(body: Mapping[str, object], client_version: str | None) -> list[str]:
