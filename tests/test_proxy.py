@@ -28,6 +28,7 @@ from fakes.pypi_index import FakePyPIIndex
 from fakes.wheels import build_wheel
 from recipes import Recipe
 from test_package_clients import POETRY_PROJECT, output, tool, tool_env
+from yarl import URL
 
 from wev_daemon import proxy
 from wev_daemon.plugins import PropertyError
@@ -426,3 +427,12 @@ def test_readme_has_the_tested_proxy_recipes() -> None:
     end = text.find("\n## ", start + 1)
     section = text[start + 1 : end + 1 if end >= 0 else len(text)]
     assert section.strip() == recipes.proxy_section().strip()
+
+
+def test_upstream_goes_through_the_callers_http_proxy_unless_no_proxy_names_it() -> None:
+    url = URL("https://corp-1.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/")
+    env = {"HTTPS_PROXY": "http://proxy.corp:3128"}
+
+    assert proxy._http_proxy(url, env) == "http://proxy.corp:3128"
+    assert proxy._http_proxy(url, {**env, "NO_PROXY": "localhost,.amazonaws.com"}) is None
+    assert proxy._http_proxy(url, {"HTTP_PROXY": "http://proxy.corp:3128"}) is None

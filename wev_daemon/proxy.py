@@ -405,6 +405,11 @@ class Proxy:
         try:
             resolution = await self._resolver.resolution(route.item)
         except InputNeeded:
+            # Abandoned at once: a tool cannot answer, and the next wev in a
+            # terminal must be asked instead of waiting for us.
+            entry = self._resolver.cache.entries.get(route.item.key)
+            if entry is not None:
+                self._resolver.cache.end_prompt(entry)
             return self._failed(
                 route,
                 401,
@@ -444,7 +449,12 @@ class Proxy:
         local = self.base + route.path
         try:
             async with session.request(
-                request.method, url, headers=headers, data=data, allow_redirects=False
+                request.method,
+                url,
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                proxy=_http_proxy(url, route.item.context.env),
             ) as upstream:
                 out_headers = {
                     k: v for k, v in upstream.headers.items() if k.lower() not in RESPONSE_DROPPED
@@ -478,9 +488,27 @@ class Proxy:
                 connector=aiohttp.TCPConnector(limit=64, limit_per_host=32, ttl_dns_cache=300),
                 timeout=UPSTREAM_TIMEOUT,
                 auto_decompress=False,  # bodies pass through as they came
-                trust_env=True,  # a corporate proxy in the daemon's environment
             )
         return self._session
+
+
+def _http_proxy(url: URL, env: Mapping[str, str]) -> str | None:
+    """The HTTP proxy of the ``wev`` call that registered the route, as for its AWS calls.
+
+    Not the daemon's: a daemon started by systemd has none, and the caller's
+    ``HTTPS_PROXY``/``NO_PROXY`` are what reach CodeArtifact from its network.
+    """
+    scheme = url.scheme.lower()
+    proxy = env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY")
+    if not proxy:
+        return None
+    no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
+    host = (url.host or "").lower()
+    for entry in no_proxy.lower().split(","):
+        name = entry.strip().split(":")[0].lstrip(".")
+        if name == "*" or (name and (host == name or host.endswith("." + name))):
+            return None
+    return proxy
 
 
 async def _read_decoded(upstream: aiohttp.ClientResponse) -> bytes:
