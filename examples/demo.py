@@ -132,13 +132,15 @@ class Demo:
         return result.stdout
 
     def stop_daemon(self) -> int | None:
-        """Stop the daemon that the first ``wev`` started; its pid, if one ran."""
+        """Stop the daemon that the first ``wev`` started; its pid, if one ran.
+
+        Its lock file, in the demo's own runtime folder, names it.
+        """
         try:
             pid = int(Path(self.socket + ".lock").read_text().strip() or 0)
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        if not pid or b"wev_daemon" not in command:
+        if not pid or not alive(pid):
             return None
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + DAEMON_STOP_TIMEOUT
@@ -154,8 +156,14 @@ def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie that init has yet to reap does not)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return False
+        try:  # no /proc (macOS): launchd reaps at once, so a live pid is running
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
