@@ -291,10 +291,15 @@ loopback URL served by wev-daemon, `http://127.0.0.1:PORT/<domain>/<repository>/
 changes, so it can sit in an IDE's settings, `pip.conf`, `.npmrc` or
 `pyproject.toml`. The daemon forwards each request to the repository with the
 token it keeps fresh (HTTP Basic `aws:TOKEN` for pypi and maven, Bearer for
-npm), streams bodies both ways (uploads too: `twine upload`), rewrites the
-repository's own URLs in index pages, packuments and `Location` headers to the
-proxy, and passes redirects elsewhere (downloads from S3) through untouched. A
-renewal never breaks a request in flight: each request takes the current token.
+npm), streams bodies both ways, rewrites the repository's own URLs in index
+pages, packuments and `Location` headers to the proxy, and passes redirects
+elsewhere (downloads from S3) through untouched. A renewal never breaks a
+request in flight: each request takes the current token. Uploads go through
+too, with whatever credentials the tool insists on, which the proxy replaces:
+`twine upload` with `TWINE_REPOSITORY_URL` set to the endpoint URL (`values:
+[endpoint]`) and any `TWINE_USERNAME`/`TWINE_PASSWORD`; `npm publish` with any
+`_authToken` for the proxy's URL in `.npmrc` (where the URL carries a secret,
+use the secret).
 
 - **The port** is `WEV_PROXY_PORT` in the daemon's environment, else
   23000 + uid % 8000 (24000 for uid 1000): the same across restarts and

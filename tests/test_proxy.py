@@ -9,6 +9,7 @@ repository, as an IDE would.
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import recipes
 from accounts import as_user, throwaway_user, why_no_throwaway_user
@@ -31,8 +33,10 @@ from test_package_clients import POETRY_PROJECT, output, tool, tool_env
 from yarl import URL
 
 from wev_daemon import proxy
+from wev_daemon.cache import TokenCache
 from wev_daemon.plugins import PropertyError
 from wev_daemon.plugins.awscodeartifact import CodeArtifactPlugin
+from wev_daemon.resolver import Resolver
 
 TOOL_TIMEOUT = 120.0
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -227,6 +231,27 @@ def test_npm_installs_through_the_proxy(
     assert registry.blobs is not None and registry.blobs.downloads == ["corp-widget-1.0.0.tgz"]
     assert all(a.valid for a in registry.attempts)
     assert_no_token(fake, lock, result.stdout, result.stderr)
+
+
+def test_npm_publishes_through_the_proxy(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, registry: FakeNpmRegistry
+) -> None:
+    tool("npm")
+    write(user, recipes.PROXY_NPM, port)
+    # npm publishes only with some credential for the registry; the proxy replaces it.
+    with (user.project / ".npmrc").open("a") as npmrc:
+        npmrc.write(f"//127.0.0.1:{port}/corp/shared/npm/:_authToken=unused\n")
+    (user.project / "package.json").write_text(
+        '{"name": "corp-new", "version": "0.1.0", "main": "index.js", "license": "MIT"}\n'
+    )
+    (user.project / "index.js").write_text("module.exports = 'new';\n")
+
+    result = run(user, f"{recipes.REGISTER}\nnpm publish")
+
+    assert result.returncode == 0, output(result)
+    assert [(p.name, p.version) for p in registry.published] == [("corp-new", "0.1.0")]
+    assert all(a.valid for a in registry.attempts)
+    assert_no_token(fake, result.stdout, result.stderr)
 
 
 def test_twine_uploads_through_the_proxy(
@@ -436,3 +461,43 @@ def test_upstream_goes_through_the_callers_http_proxy_unless_no_proxy_names_it()
     assert proxy._http_proxy(url, env) == "http://proxy.corp:3128"
     assert proxy._http_proxy(url, {**env, "NO_PROXY": "localhost,.amazonaws.com"}) is None
     assert proxy._http_proxy(url, {"HTTP_PROXY": "http://proxy.corp:3128"}) is None
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+async def test_where_uids_are_unknown_the_urls_secret_lets_in(tmp_path: Path) -> None:
+    """macOS: the URL's userinfo (pip, uv, Poetry) or npm's bearer token must be the secret."""
+    server = proxy.Proxy(
+        port=free_port(), secret_file=str(tmp_path / "s" / "secret"), uid_known=False
+    )
+    resolver = Resolver(cache=TokenCache())
+    server.attach(resolver)
+    await server.ensure_listening()
+    try:
+        secret = (tmp_path / "s" / "secret").read_text().strip()
+        assert (tmp_path / "s" / "secret").stat().st_mode & 0o777 == 0o600
+        settings = CodeArtifactPlugin().parse(
+            {"domain": "corp", "repository": "shared", "format": "pypi", "proxy": True}
+        )
+        url = server.endpoint_url(settings)
+        assert url == f"http://wev:{secret}@127.0.0.1:{server.port}/corp/shared/pypi/"
+        plain = f"{server.base}/corp/shared/pypi/simple/"
+        async with aiohttp.ClientSession() as session:
+            statuses = []
+            for auth in (
+                "",
+                basic("wev", "wrong"),
+                basic("wev", secret),
+                f"Bearer {secret}",
+                "Bearer nope",
+            ):
+                # A new connection each: the verdict holds for a connection's life.
+                headers = {"Connection": "close", **({"Authorization": auth} if auth else {})}
+                async with session.get(plain, headers=headers) as response:
+                    statuses.append(response.status)
+        # 503: let in, but no wev call registered the repository yet.
+        assert statuses == [403, 403, 503, 503, 403]
+    finally:
+        await server.close()

@@ -389,13 +389,17 @@ class Proxy:
             if uid in (os.getuid(), 0):
                 return None
             return f"a connection from uid {uid}: this proxy serves uid {os.getuid()} only"
-        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-        try:
-            given = base64.b64decode(encoded.strip(), validate=True).decode()
-        except (ValueError, UnicodeDecodeError):
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        given, expected = credentials.strip(), self._secret or ""
+        if scheme.lower() == "basic":  # the URL's userinfo: pip, uv, Poetry
+            try:
+                given = base64.b64decode(given, validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                given = ""
+            expected = f"{SECRET_USER}:{self._secret}"
+        elif scheme.lower() != "bearer":  # .npmrc's _authToken: npm
             given = ""
-        expected = f"{SECRET_USER}:{self._secret}"
-        if scheme.lower() == "basic" and self._secret and hmac.compare_digest(given, expected):
+        if self._secret and given and hmac.compare_digest(given.encode(), expected.encode()):
             return None
         return "a connection whose user is unknown and that has not the URL's secret"
 

@@ -7,7 +7,8 @@ endpoints, for the packages added with ``add``; ``build_package`` writes such a 
 
 Packuments carry absolute tarball URLs to the registry's own host, as CodeArtifact's do; with
 ``like_codeartifact=True`` a tarball download also answers 302 with a presigned URL on a second
-host (``FakeBlobStore``), as CodeArtifact's redirect to S3.
+host (``FakeBlobStore``), as CodeArtifact's redirect to S3. A ``PUT`` of a packument with its
+tarball attached (``npm publish``) adds that version; ``published`` lists them.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ class FakeNpmRegistry(ServedFake):
         app[REGISTRY] = self
         app.router.add_get("/npm/{repository}/{name}", _packument)
         app.router.add_get("/npm/{repository}/{name}/-/{filename}", _tarball)
+        app.router.add_put("/npm/{repository}/{name}", _publish)
+        self._published: list[NpmPackage] = []
         self._server = ThreadedAppServer(app)
 
     def __enter__(self) -> Self:
@@ -126,6 +129,11 @@ class FakeNpmRegistry(ServedFake):
     def add(self, package: NpmPackage) -> None:
         with self._lock:
             self._packages.setdefault(package.name, {})[package.version] = package
+
+    @property
+    def published(self) -> list[NpmPackage]:
+        with self._lock:
+            return list(self._published)
 
     @property
     def attempts(self) -> list[BearerAttempt]:
@@ -195,3 +203,23 @@ async def _tarball(request: web.Request) -> web.Response:
                 raise web.HTTPFound(registry.blobs.presign(filename, package.tarball))
             return web.Response(body=package.tarball, content_type="application/octet-stream")
     return web.json_response({"error": "Not found"}, status=404)
+
+
+async def _publish(request: web.Request) -> web.Response:
+    """``npm publish``: one new version, its tarball base64 in ``_attachments``."""
+    registry, name = request.app[REGISTRY], request.match_info["name"]
+    document = await request.json()
+    versions = document.get("versions") if isinstance(document, dict) else None
+    attachments = document.get("_attachments") if isinstance(document, dict) else None
+    if not isinstance(versions, dict) or len(versions) != 1 or not isinstance(attachments, dict):
+        return web.json_response({"error": "one version and its tarball, please"}, status=400)
+    [version] = versions
+    [attachment] = attachments.values()
+    tarball = base64.b64decode(attachment["data"])
+    package = NpmPackage(name, version, tarball)
+    if version in registry._versions(name):
+        return web.json_response({"error": f"{name}@{version} exists already"}, status=409)
+    registry.add(package)
+    with registry._lock:
+        registry._published.append(package)
+    return web.json_response({"ok": True, "id": name}, status=201)
