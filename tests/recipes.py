@@ -49,7 +49,8 @@ class Recipe:
     def markdown(self) -> str:
         parts = [f"### {self.title}\n", f"{self.intro}\n"]
         parts.extend(f.block() for f in self.files)
-        parts.append(f"```sh\n{self.command}\n```\n")
+        if self.command:  # a note may have none
+            parts.append(f"```sh\n{self.command}\n```\n")
         if self.note:
             parts.append(f"{self.note}\n")
         return "\n".join(parts)
@@ -338,6 +339,211 @@ def proxy_section() -> str:
     return "\n".join(parts)
 
 
+# -- Without typing wev: the doors tools already have ------------------------------------------
+
+#: Where the README's recipes say wev is installed (pipx's default); tests use the venv's.
+INSTALLED = "/home/me/.local/bin"
+
+AWS_CREDENTIALS = Recipe(
+    "AWS CLI, SDKs and Terraform: `credential_process`",
+    "A profile whose `credential_process` is wev gets the credentials of a wev entry, here an "
+    "MFA session: every AWS CLI, SDK and Terraform call shares the daemon's one session and "
+    "asks for the code once, on the terminal of the first call that needs it. The SDK runs "
+    "wev in its own working folder, so the entry lives in `~/.wev.yml`, which wev reads from "
+    "any folder (every `wev COMMAND` then gets the same session too; in a project's "
+    "`wev.yml`, the entry serves the AWS calls made in that project). `NAME` is any name of "
+    "the entry's key; its names ending in `ACCESS_KEY_ID`, `SECRET_ACCESS_KEY` and "
+    "`SESSION_TOKEN` give the credentials:",
+    (
+        File(
+            "~/.wev.yml",
+            "yaml",
+            "# ~/.wev.yml\n"
+            "[AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN]:\n"
+            "  plugin:\n"
+            "    id: wev-awsmfa\n"
+            "    mfa_device: arn:aws:iam::123456789012:mfa/alice\n"
+            "    duration: 3600\n",
+        ),
+        File(
+            "~/.aws/config",
+            "ini",
+            "# ~/.aws/config\n"
+            "[profile viawev]\n"
+            f"credential_process = {INSTALLED}/wev --aws-credentials AWS_ACCESS_KEY_ID\n"
+            "region = eu-west-1\n",
+        ),
+    ),
+    "AWS_PROFILE=viawev aws sts get-caller-identity\n"
+    "AWS_PROFILE=viawev terraform plan      # another terminal: the same session, no question",
+    "wev prints the `credential_process` JSON (`Version: 1`, the keys, the session token and "
+    "`Expiration` in UTC) on stdout and nothing else, and asks for the code on `/dev/tty`. "
+    "Without a terminal (an IDE, cron) it fails with one line naming the profile, "
+    "`wev: --aws-credentials AWS_ACCESS_KEY_ID (AWS profile viawev): [AWS_ACCESS_KEY_ID, ...]: "
+    "needs input (MFA code for ...) but wev has no terminal to ask on`: run such a call once "
+    "in a terminal and the daemon keeps the session until it expires. The session is asked "
+    "for with the entry's `profile:` (`profile: work` to use that profile's keys), else your "
+    "default credentials; the caller's `AWS_PROFILE` is the profile being served and plays no "
+    "part (an entry whose `profile:` is that very profile fails at once, naming the loop). "
+    "Give the path of `wev` in full: IDEs and GUI tools run it with a short `PATH`. SDKs "
+    "renew credentials that expire within 15 minutes, so prefer a `duration` of an hour or "
+    "more. (`tests/test_aws_credentials.py`: botocore and the AWS CLI sign STS calls with "
+    "them; two SDK processes on two terminals share one question.)",
+)
+
+KEYRING = Recipe(
+    "pip, uv, twine and Poetry: `keyring`",
+    "With `pip install 'wev[keyring]'` in the tool's environment, keyring asks wev for "
+    "CodeArtifact URLs: user name `aws` and the daemon's token, in about a millisecond. An "
+    "index URL on a CodeArtifact host names the domain, its owner and the region, so it needs "
+    "no configuration (the nearest `wev.yml` entry for that domain adds its `profile`); any "
+    "other URL is served when it lies in the repository endpoint of an entry with "
+    "`repository` and `format` (a mirror, a test index). The index URL holds no token:",
+    (
+        _wev_yml("[CODEARTIFACT_AUTH_TOKEN, PIP_INDEX_URL]", *PYPI),
+        File(
+            "pip.conf",
+            "ini",
+            f"# pip.conf\n[global]\nindex-url = https://{HOST}/pypi/shared/simple/\n"
+            "keyring-provider = import\n",
+        ),
+    ),
+    "pip install corp-lib\n"
+    "uv pip install --keyring-provider subprocess \\\n"
+    f"    --index-url https://aws@{HOST}/pypi/shared/simple/ corp-lib",
+    "uv runs the `keyring` command, which needs wev beside it (`uv tool install keyring --with "
+    "wev`), and the user name in the URL. twine and Poetry ask keyring by themselves when it "
+    "is installed in their environment (`pipx inject twine 'wev[keyring]'`, `poetry self add "
+    "'wev[keyring]'`). keyrings.codeartifact, which answers the same door, calls AWS on every "
+    "lookup; `bench/keyring_lookup.py` times both against the same stand-in. "
+    "(`tests/test_keyring.py` and `tests/test_door_recipes.py` run pip and uv.)",
+)
+
+PNPM = Recipe(
+    "pnpm: `tokenHelper`",
+    "pnpm runs a token helper, an absolute path without arguments, taken from the user's "
+    "`~/.npmrc` only. `wev-token` prints `Bearer TOKEN` for the nearest `wev.yml`'s "
+    "CodeArtifact entry with `format: npm` (else its first CodeArtifact entry); "
+    "`wev-token --raw [NAME]` prints the token alone:",
+    (
+        _wev_yml(
+            "[CODEARTIFACT_AUTH_TOKEN, NPM_CONFIG_REGISTRY]",
+            "    repository: shared",
+            "    format: npm",
+        ),
+        File(
+            "~/.npmrc",
+            "ini",
+            f"# ~/.npmrc\n//{HOST}/npm/shared/:tokenHelper={INSTALLED}/wev-token\n",
+        ),
+        File(".npmrc", "ini", f"# .npmrc\nregistry=https://{HOST}/npm/shared/\n"),
+    ),
+    "pnpm install",
+    "npm and yarn have no such door: npm reads `_authToken` from `.npmrc`, expanding "
+    "`${NAME}` from its environment, and yarn (berry) reads `npmAuthToken` from "
+    "`.yarnrc.yml` the same way, so both take the token from a variable that wev sets: "
+    "`wev npm install` with the [npm recipe](#npm)'s `.npmrc`, or "
+    '`npmAuthToken: "${CODEARTIFACT_AUTH_TOKEN}"` and `wev yarn install`. For an IDE that '
+    "keeps running, the loopback proxy needs no token at all "
+    "(see [Long-running tools and IDEs](#long-running-tools-and-ides)). "
+    "(`tests/test_token_helper.py` runs pnpm when it is installed.)",
+)
+
+DOCKER = Recipe(
+    "Docker builds: a BuildKit secret",
+    "The token reaches one `RUN` step as a secret file, never as a `--build-arg` or an "
+    "`ENV`, which `docker history` and every pushed layer would keep:",
+    (
+        _wev_yml("CODEARTIFACT_AUTH_TOKEN"),
+        File(
+            "Dockerfile",
+            "dockerfile",
+            "# syntax=docker/dockerfile:1\n"
+            "FROM python:3.12-slim\n"
+            "RUN --mount=type=secret,id=codeartifact \\\n"
+            f'    PIP_INDEX_URL="https://aws:$(cat /run/secrets/codeartifact)@{HOST}'
+            '/pypi/shared/simple/" \\\n'
+            "    pip install --no-cache-dir corp-lib\n",
+        ),
+    ),
+    "DOCKER_BUILDKIT=1 wev docker build --secret id=codeartifact,env=CODEARTIFACT_AUTH_TOKEN .",
+    "`docker build` reads the secret from the variable wev sets; inside the step it is the "
+    "file `/run/secrets/codeartifact`, for that step only. (No Docker engine on the test "
+    "machine: the tests check the shape, a secret mount and no `ARG`, `ENV` or "
+    "`--build-arg` for the token, and run the step's shell line against the stand-in index.)",
+)
+
+GITHUB_ACTIONS = Recipe(
+    "GitHub Actions with OIDC",
+    "The job trades GitHub's OIDC token for a role's credentials (no AWS keys stored in "
+    "GitHub), and wev resolves in its own process: one job, nothing to share a daemon with:",
+    (
+        File(
+            ".github/workflows/build.yml",
+            "yaml",
+            "# .github/workflows/build.yml\n"
+            "name: build\n"
+            "on: push\n"
+            "permissions:\n"
+            "  id-token: write   # GitHub's OIDC token, for AWS\n"
+            "  contents: read\n"
+            "jobs:\n"
+            "  build:\n"
+            "    runs-on: ubuntu-latest\n"
+            "    steps:\n"
+            "      - uses: actions/checkout@v4\n"
+            "      - uses: aws-actions/configure-aws-credentials@v4\n"
+            "        with:\n"
+            "          role-to-assume: arn:aws:iam::123456789012:role/ci-codeartifact\n"
+            "          aws-region: eu-west-1\n"
+            "      - run: pip install wev\n"
+            "      - run: WEV_NO_DAEMON=1 wev pip install corp-lib\n",
+        ),
+    ),
+    "",
+    "The project's `wev.yml` is the [pip recipe](#pip)'s, unchanged: the role's credentials "
+    "come from the variables the action sets. Without the action, `AWS_ROLE_ARN` and "
+    "`AWS_WEB_IDENTITY_TOKEN_FILE` work too. The role needs "
+    "`codeartifact:GetAuthorizationToken`, `codeartifact:GetRepositoryEndpoint`, "
+    "`codeartifact:ReadFromRepository` and `sts:GetServiceBearerToken`. (The tests parse this "
+    "workflow and run its last step with the credentials that the stand-in STS gives for the "
+    "role's web identity.)",
+)
+
+REMOTE = Recipe(
+    "Dev containers and Remote-SSH",
+    "wev and its daemon run where the command runs: inside the container, or on the remote "
+    "host with VS Code Remote-SSH. The socket is `$XDG_RUNTIME_DIR/wev/daemon.sock`; "
+    "containers and SSH sessions without a login manager have no `XDG_RUNTIME_DIR`, so it is "
+    "`/tmp/runtime-<uid>/wev/daemon.sock` there (`$TMPDIR` for `/tmp` if set; wev creates the "
+    "folder, mode 0700, and says so once). Do not mount the host's socket into a container: "
+    "the daemon serves its own user only, and what a request resolves with is the AWS context "
+    "of the `wev` that sends it. Give the container your AWS configuration read-only "
+    '(in `devcontainer.json`, `"mounts": ["source=${localEnv:HOME}/.aws,'
+    'target=/home/vscode/.aws,type=bind,readonly"]`) or container credentials '
+    "(`AWS_CONTAINER_CREDENTIALS_FULL_URI`, as `aws-vault exec --ecs-server` sets them). An "
+    "MFA question is asked in the container's or the remote host's terminal.",
+    (),
+    "",
+)
+
+DOORS = (AWS_CREDENTIALS, KEYRING, PNPM, DOCKER, GITHUB_ACTIONS, REMOTE)
+
+DOORS_INTRO = """\
+Many tools have a door of their own for credentials; wev answers each from
+the daemon's memory, with the token and the MFA session that every terminal
+shares, so the command needs no `wev` in front. Each recipe is tested with
+the real tool where the test machine has it, against the same stand-ins for AWS.
+"""
+
+
+def doors_section() -> str:
+    """The README's ``## Without typing wev`` section."""
+    parts = ["## Without typing wev\n", DOORS_INTRO]
+    parts.extend(recipe.markdown() for recipe in DOORS)
+    return "\n".join(parts)
+
+
 def readme_section() -> str:
     """The README's ``## Recipes`` section, up to the next ``## `` heading."""
     parts = ["## Recipes\n", INTRO]
@@ -348,4 +554,5 @@ def readme_section() -> str:
 if __name__ == "__main__":
     import sys
 
-    print(proxy_section() if sys.argv[1:] == ["proxy"] else readme_section(), end="")
+    sections = {"proxy": proxy_section, "doors": doors_section}
+    print(sections.get(" ".join(sys.argv[1:]), readme_section)(), end="")

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+import recipes
 from conftest import CREDENTIALS, DEFAULT_KEY, WEV, WORK_KEY, Daemon, User
 from fakes.sts import ACCOUNT, DEVICE, FakeSts
 
@@ -30,14 +31,11 @@ from wev_client import aws_credentials
 from wev_client.protocol import ConfigError, VariableSpec
 
 NAMES = "[AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN]"
-#: The user-level entry: found from any folder, as an SDK runs credential_process in its own.
-HOME_WEV_YML = f"""\
-{NAMES}:
-  plugin:
-    id: wev-awsmfa
-    mfa_device: {DEVICE}
-    duration: 3600
-"""
+RECIPE = recipes.AWS_CREDENTIALS
+#: The README's user-level entry: found from any folder, as an SDK runs credential_process in
+#: its own. Its device is the fake IAM user's.
+HOME_WEV_YML = RECIPE.file("~/.wev.yml").text
+assert DEVICE in HOME_WEV_YML
 CODE = "736251"
 QUESTION = f"wev: MFA code for {DEVICE}: ".encode()
 TIMEOUT = 30.0
@@ -52,14 +50,9 @@ print("key=" + session.get_credentials().access_key)
 
 
 def aws_config(user: User) -> Path:
-    """``~/.aws/config`` with the ``viawev`` profile, wev given by its absolute path."""
-    return user.write(
-        "home/.aws/config",
-        "[default]\nregion = eu-west-1\n\n"
-        "[profile viawev]\n"
-        f"credential_process = {WEV} --aws-credentials AWS_ACCESS_KEY_ID\n"
-        "region = eu-west-1\n",
-    )
+    """The README's ``~/.aws/config``: the ``viawev`` profile, with this venv's wev."""
+    profile = RECIPE.file("~/.aws/config").text.replace(f"{recipes.INSTALLED}/wev", WEV)
+    return user.write("home/.aws/config", "[default]\nregion = eu-west-1\n\n" + profile)
 
 
 class Pty:
