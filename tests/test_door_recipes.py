@@ -192,7 +192,9 @@ def test_docker_recipe_step_installs_with_the_secret_file(
     """The RUN step's shell line, with the secret where BuildKit puts it: a tmpfs file at
     /run/secrets/codeartifact (here in a private mount namespace), the token from wev."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("needs root and unshare for a private /run")
+        pytest.skip("needs root and unshare --mount for a private /run")
+    if subprocess.run(["unshare", "--mount", "true"], timeout=10).returncode:
+        pytest.skip("no private mount namespace here (no CAP_SYS_ADMIN)")
     recipe = recipes.DOCKER
     write(user, recipe.file("wev.yml"), index.url)
     # The index is plain HTTP; the Dockerfile's one URL is the repository's.
