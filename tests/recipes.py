@@ -385,10 +385,14 @@ AWS_CREDENTIALS = Recipe(
     "for with the entry's `profile:` (`profile: work` to use that profile's keys), else your "
     "default credentials; the caller's `AWS_PROFILE` is the profile being served and plays no "
     "part (an entry whose `profile:` is that very profile fails at once, naming the loop). "
+    "A role profile chains on it as on any profile: `role_arn` with `source_profile = viawev` "
+    "makes the SDK assume the role with wev's MFA session, so roles that require MFA ask no "
+    "second code. "
     "Give the path of `wev` in full: IDEs and GUI tools run it with a short `PATH`. SDKs "
     "renew credentials that expire within 15 minutes, so prefer a `duration` of an hour or "
     "more. (`tests/test_aws_credentials.py`: botocore and the AWS CLI sign STS calls with "
-    "them; two SDK processes on two terminals share one question.)",
+    "them; two SDK processes on two terminals share one question; a role profile assumes "
+    "its role with the session.)",
 )
 
 KEYRING = Recipe(

@@ -368,3 +368,33 @@ def test_the_document_from_values() -> None:
     assert aws_credentials.find_entry([spec], "PROD_AWS_SESSION_TOKEN") is spec
     with pytest.raises(ConfigError, match="holds no AWS credentials"):
         aws_credentials.credential_json({"TOKEN": "x"}, VariableSpec(("TOKEN",), {}, ()), None)
+
+
+ROLE_PROFILE = """
+[profile admin]
+role_arn = arn:aws:iam::123456789012:role/admin
+source_profile = viawev
+region = eu-west-1
+"""
+
+
+def test_a_role_profile_assumes_its_role_with_the_wev_session(
+    sdk_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
+) -> None:
+    with (sdk_user.home / ".aws" / "config").open("a") as config:
+        config.write(ROLE_PROFILE)
+    env = {**sdk_env(sdk_user), "AWS_PROFILE": "admin"}
+    terminal = Pty((sys.executable, "-c", WHO_AM_I), elsewhere(sdk_user), env)
+    ptys.append(terminal)
+    terminal.expect(QUESTION)
+    terminal.type(CODE + "\n")
+
+    assert terminal.wait() == 0, bytes(terminal.output)
+    session, role = sts.sessions
+    [assume] = sts.calls_of("AssumeRole")
+    assert (assume.access_key_id, assume.role_arn) == (
+        session.access_key_id,
+        "arn:aws:iam::123456789012:role/admin",
+    )
+    assert assume.signature_valid
+    assert caller_identity_calls(sts) == [role.access_key_id]
