@@ -71,6 +71,7 @@ class Setup:
         self.home.mkdir()
         self.project.mkdir()
         self.runtime.mkdir(mode=0o700)
+        (self.runtime / "wev").mkdir(mode=0o700)  # as a daemon's start makes it
         (self.project / "wev.yml").write_text("[A, B]: {plugin: {id: wev-echo, values: [a, b]}}\n")
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -256,14 +256,14 @@ def _is_entry(entry: object) -> bool:
 
 
 def _write_cache(path: str, cache: Cache) -> None:
-    """Write atomically, and only into a folder that is the user's alone."""
+    """Write atomically, and only into a folder that exists and is the user's alone.
+
+    The folder is the daemon's, beside its socket: it is never made here, but
+    where a daemon is started, with the checks on the folders above it
+    (``paths.make_private_folder``). A socket path that cannot be used, or a
+    folder above where others could swap it, gets no cache folder either.
+    """
     folder = os.path.dirname(path) or "."
-    # Born 0700 by mkdir itself (no chmod race); a folder that exists is checked below.
-    # (No contextlib.suppress: this module is on the hot path, contextlib is not.)
-    try:  # noqa: SIM105
-        os.mkdir(folder, 0o700)
-    except OSError:
-        pass
     if not _private_folder(folder):
         return
     while len(cache) > _CACHE_ENTRIES:
