@@ -419,7 +419,11 @@ KEYRING = Recipe(
     "wev`), and the user name in the URL. twine and Poetry ask keyring by themselves when it "
     "is installed in their environment (`pipx inject twine 'wev[keyring]'`, `poetry self add "
     "'wev[keyring]'`). keyrings.codeartifact, which answers the same door, calls AWS on every "
-    "lookup; `bench/keyring_lookup.py` times both against the same stand-in. "
+    "lookup; `bench/keyring_lookup.py` times both against the same local stand-in for AWS "
+    "(medians, 2 cores): 1.4 ms against 90 ms for a lookup in process (pip), 265 ms against "
+    "590 ms for a `keyring get` process (uv), of which keyring's own start-up takes 250 ms "
+    "and 440 ms, and one AWS call for 81 lookups against 81; real AWS adds its round trip "
+    "to each of those calls. "
     "(`tests/test_keyring.py` and `tests/test_door_recipes.py` run pip and uv.)",
 )
 
