@@ -310,8 +310,12 @@ use the secret).
   the repository and the AWS context to fetch its token with (the latest call
   wins); the daemon keeps this in memory only. After the daemon restarts
   (reboot, upgrade), the URL answers 503 with a one-line hint until a `wev`
-  call in the project registers it again: run `wev true` there (a service unit
-  that also listens on the port is a planned follow-up).
+  call in the project registers it again: run `wev true` there. With the
+  service installed (`wev-daemon --install-service`), systemd or launchd also
+  listens on the port (`wev-proxy.socket`, or the plist's `proxy` socket), so a
+  tool that connects after a reboot starts the daemon and gets that hint
+  instead of a refused connection; the port is then the one the service
+  was installed with.
 - **Only you get in.** It listens on 127.0.0.1 only and answers only
   `Host: 127.0.0.1:PORT` or `localhost:PORT`. On Linux it looks up who owns
   the connecting socket (`/proc/net/tcp`, `tcp6`) and refuses every other

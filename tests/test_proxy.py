@@ -13,6 +13,7 @@ import base64
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -32,7 +33,7 @@ from recipes import Recipe
 from test_package_clients import POETRY_PROJECT, output, tool, tool_env
 from yarl import URL
 
-from wev_daemon import proxy
+from wev_daemon import activation, proxy
 from wev_daemon.cache import TokenCache
 from wev_daemon.plugins import PropertyError
 from wev_daemon.plugins.awscodeartifact import CodeArtifactPlugin
@@ -501,3 +502,78 @@ async def test_where_uids_are_unknown_the_urls_secret_lets_in(tmp_path: Path) ->
         assert statuses == [403, 403, 503, 503, 403]
     finally:
         await server.close()
+
+
+# -- the service manager's socket ------------------------------------------------------------
+
+# What systemd does between fork and exec for wev.socket and wev-proxy.socket: fds 3 and 4,
+# named, and LISTEN_PID naming the very process that reads them.
+EXEC_WITH_TWO_SOCKETS = """
+import fcntl, os, sys
+copies = [fcntl.fcntl(int(fd), fcntl.F_DUPFD_CLOEXEC, 10) for fd in sys.argv[1:3]]
+for target, fd in zip((3, 4), copies):
+    os.dup2(fd, target)
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+def test_a_socket_activated_daemon_serves_the_proxy_on_the_service_managers_port(
+    user: User, fake: FakeCodeArtifact, index: FakePyPIIndex
+) -> None:
+    folder = Path(user.socket).parent
+    folder.mkdir(mode=0o700)
+    write(user, recipes.PROXY_PIP, free_port())  # the unit's port wins over WEV_PROXY_PORT
+    with (
+        socket.socket(socket.AF_UNIX) as unix,
+        socket.create_server(("127.0.0.1", 0)) as tcp,
+    ):
+        unix.bind(user.socket)
+        unix.listen(8)
+        port = tcp.getsockname()[1]
+        log = user.root / "activated.log"
+        with log.open("wb") as out:
+            daemon = subprocess.Popen(
+                [
+                    *(sys.executable, "-c", EXEC_WITH_TWO_SOCKETS),
+                    *(str(unix.fileno()), str(tcp.fileno())),
+                    *(str(BIN / "wev-daemon"), "--log-level", "DEBUG"),
+                ],
+                pass_fds=[unix.fileno(), tcp.fileno()],
+                env={**user.env, "LISTEN_FDS": "2", "LISTEN_FDNAMES": "wev.socket:proxy"},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
+        try:
+            wait_for_port(port)
+            deadline = time.monotonic() + 10
+            status, body = 0, ""
+            while status != 503 and time.monotonic() < deadline:  # the proxy, from the start
+                status, body = get(f"http://127.0.0.1:{port}/corp/shared/pypi/simple/")
+                time.sleep(0.05)
+            assert status == 503, (status, body, log.read_text())
+            # Never the daemon's own routes over TCP.
+            assert get(f"http://127.0.0.1:{port}/v1/status")[0] == 503
+            value = user.wev("sh", "-c", 'printf %s "$PIP_INDEX_URL"')
+            assert value.stdout == recipes.proxy_url("pypi", port) + "simple/", value.stderr
+            page = get(f"{value.stdout}corp-lib/")
+        finally:
+            daemon.terminate()
+            daemon.wait(10)
+    assert page[0] == 200 and f"127.0.0.1:{port}/corp/shared/pypi/simple/corp-lib/" in page[1]
+
+
+def test_only_a_loopback_socket_named_proxy_may_be_tcp() -> None:
+    with (
+        socket.create_server(("127.0.0.1", 0)) as loopback,
+        socket.create_server(("0.0.0.0", 0)) as anywhere,
+    ):
+        assert activation._checked(os.dup(loopback.fileno()), "proxy", "systemd").is_proxy
+        for sock, name in ((anywhere, "proxy"), (loopback, "wev.socket")):
+            fd = os.dup(sock.fileno())
+            try:
+                with pytest.raises(activation.BadInheritedSocket, match="not a Unix stream"):
+                    activation._checked(fd, name, "systemd")
+            finally:
+                os.close(fd)

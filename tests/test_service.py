@@ -23,11 +23,13 @@ from conftest import WEV_DAEMON
 
 from wev_client import paths
 from wev_daemon import service
-from wev_daemon.activation import LAUNCHD_SOCKET_NAME
+from wev_daemon.activation import LAUNCHD_SOCKET_NAME, PROXY_SOCKET_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0
-ENABLE = "systemctl --user daemon-reload && systemctl --user enable --now wev.socket"
+ENABLE = (
+    "systemctl --user daemon-reload && systemctl --user enable --now wev.socket wev-proxy.socket"
+)
 
 needs_systemd_analyze = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None,
@@ -104,15 +106,20 @@ def test_install_writes_units_that_systemd_accepts(home: Path, folder: str) -> N
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == ENABLE
 
-    socket_unit, service_unit = (unit_folder(home) / name for name in service.SYSTEMD_UNITS)
+    socket_unit, service_unit, proxy_unit = (
+        unit_folder(home) / name for name in service.SYSTEMD_UNITS
+    )
     assert socket_unit.read_text() == service.template("wev.socket")
+    # The loopback proxy's port, as the daemon of this user chooses it.
+    port = 23000 + os.getuid() % 8000
+    assert f"ListenStream=127.0.0.1:{port}\n" in proxy_unit.read_text()
     command = exec_start(service_unit)
     assert command == [str(link), "--log-level", "INFO"]
     assert os.access(command[0], os.X_OK)
     assert "ListenStream=%t/wev/daemon.sock" in socket_unit.read_text()
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed (Debian package: systemd)")
-    verify(home, socket_unit, service_unit)
+    verify(home, socket_unit, service_unit, proxy_unit)
 
 
 def test_install_is_idempotent_and_says_what_changed(home: Path) -> None:
@@ -126,7 +133,7 @@ def test_install_is_idempotent_and_says_what_changed(home: Path) -> None:
 
     again = run(home, "--install-service")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("unchanged: ") == 2
+    assert again.stdout.count("unchanged: ") == 3
     assert again.stdout.splitlines()[-1] == ENABLE
     assert unit.read_text() == written
 
@@ -154,7 +161,8 @@ def test_uninstall_removes_the_units_and_what_enable_linked(home: Path) -> None:
     result = run(home, "--uninstall-service")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in folder.rglob("*")) == ["other.service", "sockets.target.wants"]
-    assert "systemctl --user stop wev.socket wev.service" in result.stdout.splitlines()[-1]
+    stop = "systemctl --user stop wev.socket wev-proxy.socket wev.service"
+    assert stop in result.stdout.splitlines()[-1]
 
     again = run(home, "--uninstall-service")
     assert again.returncode == 0 and "nothing to remove" in again.stdout
@@ -195,6 +203,11 @@ def test_launch_agent_plist(home: Path) -> None:
     assert program == [WEV_DAEMON, "--log-level", "INFO"]
     assert os.path.isabs(program[0]) and os.access(program[0], os.X_OK)
     listener = plist["Sockets"][LAUNCHD_SOCKET_NAME]
+    assert plist["Sockets"][PROXY_SOCKET_NAME] == {
+        "SockNodeName": "127.0.0.1",
+        "SockServiceName": str(23000 + os.getuid() % 8000),
+        "SockFamily": "IPv4",
+    }
     assert listener["SockPathMode"] == 0o600
     # Where the client looks on macOS: platformdirs' user_runtime_dir there.
     assert listener["SockPathName"] == os.path.join(macos_runtime_dir(home), paths.SOCKET_NAME)
@@ -268,6 +281,10 @@ def test_the_repository_files_are_the_shipped_templates() -> None:
     assert (REPO / "systemd" / "wev.service").read_text() == service.template(
         "wev.service"
     ).replace(service.EXECUTABLE, pipx)
+    # The proxy's port of uid 1000, and of uid 501 on macOS.
+    assert (REPO / "systemd" / "wev-proxy.socket").read_text() == service.template(
+        "wev-proxy.socket"
+    ).replace(service.PROXY_PORT, "24000")
 
     you = "/Users/you"
     expected = (
@@ -275,6 +292,7 @@ def test_the_repository_files_are_the_shipped_templates() -> None:
         .replace(service.EXECUTABLE, f"{you}/.local/bin/wev-daemon")
         .replace(service.SOCKET, f"{you}/Library/Caches/TemporaryItems/wev/daemon.sock")
         .replace(service.LOG_FILE, f"{you}/Library/Logs/wev/daemon.log")
+        .replace(service.PROXY_PORT, "23501")
     )
     assert (REPO / "launchd" / f"{service.LABEL}.plist").read_text() == expected
 
@@ -284,4 +302,5 @@ def test_the_repository_units_verify_for_a_pipx_install(home: Path) -> None:
     pipx_bin = home / ".local" / "bin"
     pipx_bin.mkdir(parents=True)
     (pipx_bin / "wev-daemon").symlink_to(WEV_DAEMON)
-    verify(home, REPO / "systemd" / "wev.socket", REPO / "systemd" / "wev.service")
+    units = ("wev.socket", "wev.service", "wev-proxy.socket")
+    verify(home, *(REPO / "systemd" / name for name in units))

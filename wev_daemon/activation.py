@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 SD_LISTEN_FDS_START = 3
 #: The key of the socket under ``Sockets`` in the LaunchAgent plist.
 LAUNCHD_SOCKET_NAME = "Listeners"
+#: The name of the loopback proxy's TCP socket: systemd's ``FileDescriptorName=``
+#: and the plist's ``Sockets`` key. Only a socket so named may be TCP, and it
+#: goes to the proxy (``wev_daemon.proxy``), never to the daemon's own routes.
+PROXY_SOCKET_NAME = "proxy"
 
 
 class BadInheritedSocket(WevError):
@@ -48,6 +52,11 @@ class Inherited:
     manager: str  # "systemd" or "launchd"
 
     @property
+    def is_proxy(self) -> bool:
+        """The loopback proxy's TCP socket (see ``PROXY_SOCKET_NAME``)."""
+        return self.sock.family != socket.AF_UNIX
+
+    @property
     def path(self) -> str:
         """The socket's file system path; "@name" for an abstract one."""
         address = self.sock.getsockname()
@@ -60,7 +69,7 @@ def inherited_sockets(environ: MutableMapping[str, str]) -> list[Inherited]:
     """The sockets systemd or launchd handed to this process; [] when started otherwise."""
     sockets = systemd_sockets(environ)
     if not sockets and sys.platform == "darwin":
-        sockets = launchd_sockets(LAUNCHD_SOCKET_NAME)
+        sockets = launchd_sockets(LAUNCHD_SOCKET_NAME) + launchd_sockets(PROXY_SOCKET_NAME)
     return sockets
 
 
@@ -139,7 +148,11 @@ def _checked(fd: int, name: str, manager: str) -> Inherited:
     except OSError as error:
         raise BadInheritedSocket(f"{manager} passed fd {fd} ({name}): {error.strerror}") from None
     # A TCP socket would serve tokens to every local user: the peer uid check
-    # and the 0600 file mode only exist for Unix sockets.
+    # and the 0600 file mode only exist for Unix sockets. The proxy's own
+    # loopback socket is the exception: it checks who connects itself.
+    if name == PROXY_SOCKET_NAME and _loopback_stream(sock):
+        sock.set_inheritable(False)
+        return Inherited(sock, name, manager)
     if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
         sock.detach()
         raise BadInheritedSocket(
@@ -151,6 +164,16 @@ def _checked(fd: int, name: str, manager: str) -> Inherited:
         raise BadInheritedSocket(f"{manager} passed fd {fd} ({name}), which is not listening")
     sock.set_inheritable(False)  # nothing the daemon starts may hold it open
     return Inherited(sock, name, manager)
+
+
+def _loopback_stream(sock: socket.socket) -> bool:
+    """A listening TCP socket on 127.0.0.1 or ::1 (nothing else may reach the proxy)."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
+        return False
+    host = str(sock.getsockname()[0])
+    return host in ("127.0.0.1", "::1") and bool(
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    )
 
 
 @dataclass(frozen=True)

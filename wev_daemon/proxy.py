@@ -210,8 +210,19 @@ class Route:
 class Proxy:
     """The listener, its routes and the forwarding; one per daemon."""
 
-    def __init__(self, *, port: int, secret_file: str, uid_known: bool | None = None) -> None:
-        self.port = port
+    def __init__(
+        self,
+        *,
+        port: int,
+        secret_file: str,
+        uid_known: bool | None = None,
+        inherited: socket.socket | None = None,
+    ) -> None:
+        #: A socket of the service manager's (``wev-proxy.socket``) wins: tools reach its port.
+        self.inherited = inherited
+        self.port = int(inherited.getsockname()[1]) if inherited is not None else port
+        if self.port != port:
+            log.info("proxy: serving the service manager's port %d, not %d", self.port, port)
         self.secret_file = secret_file
         #: Whether the kernel tells who connects (Linux); else the URL carries the secret.
         self.uid_known = sys.platform == "linux" if uid_known is None else uid_known
@@ -222,11 +233,13 @@ class Proxy:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._verdicts: weakref.WeakKeyDictionary[object, str | None] = weakref.WeakKeyDictionary()
-        self._hosts = frozenset({f"{HOST}:{port}", f"localhost:{port}"})
+        self._hosts = frozenset({f"{HOST}:{self.port}", f"localhost:{self.port}"})
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Proxy:
-        return cls(port=port_from_environ(environ), secret_file=secret_path())
+    def from_environ(
+        cls, environ: Mapping[str, str], inherited: socket.socket | None = None
+    ) -> Proxy:
+        return cls(port=port_from_environ(environ), secret_file=secret_path(), inherited=inherited)
 
     # -- wiring ----------------------------------------------------------------------------
 
@@ -255,13 +268,14 @@ class Proxy:
         )
 
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
-        """Listen at start when this user has used the proxy before; close at the end.
+        """Listen at start on the service manager's socket, or when this user has used
+        the proxy before; close at the end.
 
         Listening at once lets a tool that kept the URL get the 503 hint
         instead of a refused connection after a restart.
         """
         try:
-            if load_secret(self.secret_file, create=False) is not None:
+            if self.inherited or load_secret(self.secret_file, create=False) is not None:
                 await self.ensure_listening()
         except WevError as error:
             log.warning("%s", error)
@@ -278,7 +292,10 @@ class Proxy:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
-            await web.TCPSite(runner, HOST, self.port, reuse_address=True).start()
+            if self.inherited is not None:
+                await web.SockSite(runner, self.inherited).start()
+            else:
+                await web.TCPSite(runner, HOST, self.port, reuse_address=True).start()
         except OSError as error:
             await runner.cleanup()
             self.error = f"cannot listen on {HOST}:{self.port}: {error.strerror}"

@@ -26,11 +26,13 @@ from wev_client.protocol import WevError
 
 #: The LaunchAgent's label, and the name of its plist.
 LABEL = "io.github.wev.daemon"
-SYSTEMD_UNITS = ("wev.socket", "wev.service")
+SYSTEMD_UNITS = ("wev.socket", "wev.service", "wev-proxy.socket")
 #: In every template: where the absolute path of ``wev-daemon`` goes.
 EXECUTABLE = "@WEV_DAEMON@"
 SOCKET = "@SOCKET@"
 LOG_FILE = "@LOG_FILE@"
+#: The loopback proxy's port (``wev_daemon.proxy``), fixed when installing.
+PROXY_PORT = "@PROXY_PORT@"
 
 
 class UnsupportedPlatform(WevError):
@@ -62,23 +64,27 @@ class Layout:
     uid: int
     executable: str = ""  # absolute path of wev-daemon; needed to install only
     socket_path: str = ""  # launchd's SockPathName (systemd's unit names %t itself)
+    proxy_port: int = 0  # the loopback proxy's, as the daemon would choose it
 
     @classmethod
     def for_user(cls, platform: str, environ: Mapping[str, str], *, executable: str = "") -> Layout:
+        from wev_daemon.proxy import port_from_environ
+
         home = environ.get("HOME") or os.path.expanduser("~")
+        port = port_from_environ(environ)
         if platform.startswith("linux"):
             config = environ.get("XDG_CONFIG_HOME", "")
             if not os.path.isabs(config):  # the XDG spec: a relative one is ignored
                 config = os.path.join(home, ".config")
             folder = os.path.join(config, "systemd", "user")
-            return cls("systemd", folder, home, os.getuid(), executable)
+            return cls("systemd", folder, home, os.getuid(), executable, proxy_port=port)
         if platform == "darwin":
             folder = os.path.join(home, "Library", "LaunchAgents")
             # platformdirs' user_runtime_dir on macOS, where the client puts the
             # socket (a test compares); launchd expands no "~", so it is absolute.
             runtime = os.path.join(home, "Library", "Caches", "TemporaryItems", paths.APP_NAME)
             socket_path = os.path.join(runtime, paths.SOCKET_NAME)
-            return cls("launchd", folder, home, os.getuid(), executable, socket_path)
+            return cls("launchd", folder, home, os.getuid(), executable, socket_path, port)
         raise UnsupportedPlatform(
             f"--install-service knows systemd (Linux) and launchd (macOS), not {platform!r}",
             hint="run wev-daemon under your service manager yourself, or let wev start it",
@@ -92,9 +98,9 @@ class Layout:
         """Each file to write (absolute path) and its content."""
         if self.manager == "systemd":
             return {
-                os.path.join(self.folder, name): template(name).replace(
-                    EXECUTABLE, systemd_word(self.executable)
-                )
+                os.path.join(self.folder, name): template(name)
+                .replace(EXECUTABLE, systemd_word(self.executable))
+                .replace(PROXY_PORT, str(self.proxy_port))
                 for name in SYSTEMD_UNITS
             }
         text = (
@@ -102,6 +108,7 @@ class Layout:
             .replace(EXECUTABLE, escape(self.executable))
             .replace(SOCKET, escape(self.socket_path))
             .replace(LOG_FILE, escape(self.log_file))
+            .replace(PROXY_PORT, str(self.proxy_port))
         )
         return {os.path.join(self.folder, f"{LABEL}.plist"): text}
 
@@ -164,7 +171,10 @@ def install(layout: Layout, environ: Mapping[str, str]) -> list[str]:
             )
         if shutil.which("systemctl", path=environ.get("PATH")) is None:
             lines.append("note: systemctl is not on PATH; these are systemd user units")
-        command = "systemctl --user daemon-reload && systemctl --user enable --now wev.socket"
+        command = (
+            "systemctl --user daemon-reload && "
+            "systemctl --user enable --now wev.socket wev-proxy.socket"
+        )
         if replaced:  # a daemon already running keeps the old ExecStart until restarted
             command += " && systemctl --user try-restart wev.service"
     else:
@@ -204,7 +214,10 @@ def uninstall(layout: Layout) -> list[str]:
     if not lines:
         lines.append(f"nothing to remove in {layout.folder}")
     if layout.manager == "systemd":
-        command = "systemctl --user stop wev.socket wev.service; systemctl --user daemon-reload"
+        command = (
+            "systemctl --user stop wev.socket wev-proxy.socket wev.service; "
+            "systemctl --user daemon-reload"
+        )
     else:
         command = f"launchctl bootout gui/{layout.uid}/{LABEL}"
     lines += ["stop a running one with:", command]
