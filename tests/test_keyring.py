@@ -8,6 +8,7 @@ accepts only tokens the fake CodeArtifact issued. The index URL in the command h
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -246,3 +247,29 @@ def test_which_urls_an_endpoint_serves() -> None:
     assert not codeartifact.endpoint_serves(endpoint, "http://127.0.0.1:8080/pypi/sharedx/")
     assert not codeartifact.endpoint_serves(endpoint, "https://127.0.0.1:8080/pypi/shared/")
     assert not codeartifact.endpoint_serves(endpoint, "http://127.0.0.1:9090/pypi/shared/")
+
+
+def test_a_proxied_entry_gives_the_token_for_its_repository_only(
+    user: User, fake: FakeCodeArtifact, index: FakePyPIIndex
+) -> None:
+    # The loopback proxy's URL needs no token: the backend answers the repository's own URL.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        user.env["WEV_PROXY_PORT"] = str(probe.getsockname()[1])
+    (user.project / "wev.yml").write_text(
+        "PIP_INDEX_URL:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"
+        "    repository: shared\n    format: pypi\n    proxy: true\n"
+    )
+    keyring = str(BIN / "keyring")
+    daemon = Daemon(user)
+    try:
+        loopback = user.wev("sh", "-c", 'printf %s "$PIP_INDEX_URL"').stdout
+        proxied = run(user, keyring, "get", loopback, "aws")
+        direct = run(user, keyring, "get", f"{index.url}/pypi/shared/simple/", "aws")
+    finally:
+        daemon.stop()
+
+    assert loopback.startswith(f"http://127.0.0.1:{user.env['WEV_PROXY_PORT']}/"), loopback
+    assert (proxied.returncode, proxied.stdout) == (1, "")
+    assert direct.returncode == 0, output(direct)
+    assert fake.is_valid_token(direct.stdout.strip())

@@ -34,7 +34,7 @@ USERNAME = "aws"
 TOKEN_NAME = "WEV_CODEARTIFACT_TOKEN"  # noqa: S105 - a variable name, not a secret
 ENDPOINT_NAME = "WEV_CODEARTIFACT_ENDPOINT"
 #: What an entry built from a URL keeps of the configured one.
-REPOSITORY_PROPERTIES = ("repository", "format", "values")
+REPOSITORY_PROPERTIES = ("repository", "format", "values", "proxy")
 
 
 def parse_host(host: str) -> tuple[str, str, str] | None:
@@ -102,7 +102,9 @@ def spec_for_host(
 
 def with_endpoint(spec: VariableSpec, index: int) -> VariableSpec:
     """``spec`` (with repository and format) giving its token and endpoint, under our names."""
-    plugin = {**spec.plugin, "values": ["token", "endpoint"]}
+    # The repository's own endpoint: a loopback proxy's URL needs no token (and gets none).
+    plugin = {k: v for k, v in spec.plugin.items() if k != "proxy"}
+    plugin["values"] = ["token", "endpoint"]
     names = (f"{TOKEN_NAME}_{index}", f"{ENDPOINT_NAME}_{index}")
     return VariableSpec(names, plugin, spec.sources)
 
