@@ -148,3 +148,16 @@ def test_the_daemon_refuses_a_malformed_parse_request(user: User, daemon: Daemon
         assert code == 400, answer
         assert isinstance(protocol.error_from_json(answer), protocol.ProtocolError)
     assert daemon.process.poll() is None
+
+
+def test_parse_messages_round_trip_through_json() -> None:
+    request = protocol.ParseRequest((("/home/me/wev.yml", "A: {plugin: {id: x}}\n"), ("/p/w", "")))
+    spec = protocol.VariableSpec(("A", "B"), {"id": "x", "n": [1, 2.5]}, ("/p/wev.yml",))
+    response = protocol.ParseResponse((spec,), "2.0.0")
+
+    again = protocol.ParseRequest.from_json(protocol.loads(protocol.dumps(request.to_json())))
+    answer = protocol.ParseResponse.from_json(protocol.loads(protocol.dumps(response.to_json())))
+
+    assert again.files == request.files
+    assert (answer.variables, answer.version) == ((spec,), "2.0.0")
+    assert "A: {plugin" not in repr(request), "a repr names the files, not their text"
