@@ -165,7 +165,7 @@ def load(
         _warn(warn, warnings)
         return tuple(VariableSpec(*item) for item in cached[1])  # type: ignore[index]
     texts = [(path, data) for path, why, data in files if not why]
-    specs = parse(texts) if parse is not None else None
+    specs = parse(texts) if parse is not None and texts else None
     if specs is None:
         specs = parse_texts(texts)
     _warn(warn, warnings)
