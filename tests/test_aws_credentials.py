@@ -398,3 +398,28 @@ def test_a_role_profile_assumes_its_role_with_the_wev_session(
     )
     assert assume.signature_valid
     assert caller_identity_calls(sts) == [role.access_key_id]
+
+
+@pytest.mark.parametrize(
+    ("chain", "refused"), [("AWS_ACCESS_KEY_ID", True), ("BASE_AWS_ACCESS_KEY_ID", False)]
+)
+def test_a_chain_is_refused_only_when_it_comes_back_to_the_entry(
+    sdk_user: User, chain: str, refused: bool
+) -> None:
+    # As the daemon runs the credential_process of the profile an entry resolves with:
+    # no terminal (a session of its own), the chain in its environment.
+    result = subprocess.run(
+        (WEV, "--aws-credentials", "AWS_SESSION_TOKEN"),
+        cwd=elsewhere(sdk_user),
+        env={**sdk_user.env, "WEV_NO_DAEMON": "1", aws_credentials.LOOP_VAR: chain},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+    assert result.returncode != 0 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert ("it would ask itself" in line) is refused
+    assert ("needs input" in line) is not refused

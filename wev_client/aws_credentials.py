@@ -12,7 +12,9 @@ The caller's ``AWS_PROFILE`` names the profile that runs this process (or one
 that chains to it), so it is not the entry's context: resolving in it would run
 this process again. The entry's own ``profile:`` says which identity it uses.
 A loop still configured by hand (the entry's profile is the one served) is cut
-by ``LOOP_VAR``: the nested call fails at once instead of waiting on itself.
+by ``LOOP_VAR``, the entries being resolved up the chain: a nested call for one
+of them fails at once instead of waiting on itself. Another entry may chain on
+(an MFA session whose profile is served by a second wev entry).
 
 Imported by ``cli`` only for this option: not on the hot path.
 """
@@ -30,7 +32,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-#: Set in the environment of what the entry's resolution runs (a credential_process).
+#: Set in the environment of what the entry's resolution runs (a credential_process):
+#: the keys of the entries being resolved, up the chain, separated by spaces.
 LOOP_VAR = "WEV_AWS_CREDENTIALS"
 #: The caller's profile selection: the profile being served, never the entry's context.
 PROFILE_VARS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
@@ -92,19 +95,20 @@ def run(name: str, environ: Mapping[str, str], warn: Callable[[str], None]) -> i
     profile = next((environ[var] for var in PROFILE_VARS if environ.get(var)), None)
     where = f"--aws-credentials {name}" + (f" (AWS profile {profile})" if profile else "")
     try:
-        if environ.get(LOOP_VAR):
-            raise ConfigError(
-                f"the entry's own credentials come from this credential_process (through "
-                f"--aws-credentials {environ[LOOP_VAR]}): it would ask itself",
-                hint="give the wev.yml entry a profile: that does not use wev",
-            )
         cwd = os.getcwd()
         specs = config.load(cwd, environ.get("HOME"), _cache_path(environ), warn)
         spec = find_entry(specs, name)
+        chain = environ.get(LOOP_VAR, "").split()
+        if spec.names[0] in chain:
+            raise ConfigError(
+                f"the entry's own credentials come from this credential_process (through "
+                f"--aws-credentials {name}): it would ask itself",
+                hint="give the wev.yml entry a profile: that does not use wev",
+            )
         if not _parts(spec):
             credential_json({}, spec, None)  # raises: says what the key lacks
         env = {k: v for k, v in environ.items() if k not in DROPPED_VARS}
-        env[LOOP_VAR] = name
+        env[LOOP_VAR] = " ".join([*chain, spec.names[0]])
         request = ResolveRequest((spec,), context_env(env, cwd), process_env=env, cwd=cwd)
         response = connection.resolve(request, env, lambda message: None)
         for warning in response.warnings:
