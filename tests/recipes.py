@@ -480,7 +480,10 @@ DOCKER = Recipe(
     ),
     "DOCKER_BUILDKIT=1 wev docker build --secret id=codeartifact,env=CODEARTIFACT_AUTH_TOKEN .",
     "`docker build` reads the secret from the variable wev sets; inside the step it is the "
-    "file `/run/secrets/codeartifact`, for that step only. (No Docker engine on the test "
+    "file `/run/secrets/codeartifact`, for that step only. Secrets need BuildKit: the "
+    "builder of `docker build` since Docker 23 when the buildx plugin is installed (as with "
+    "Docker Desktop and Docker's own packages), which `DOCKER_BUILDKIT=1` asks for on older "
+    "ones; `docker buildx build` takes the same options. (No Docker engine on the test "
     "machine: the tests check the shape, a secret mount and no `ARG`, `ENV` or "
     "`--build-arg` for the token, and run the step's shell line against the stand-in index.)",
 )
