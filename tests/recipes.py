@@ -547,8 +547,11 @@ DOORS = (AWS_CREDENTIALS, KEYRING, PNPM, DOCKER, GITHUB_ACTIONS, REMOTE)
 DOORS_INTRO = """\
 Many tools have a door of their own for credentials; wev answers each from
 the daemon's memory, with the token and the MFA session that every terminal
-shares, so the command needs no `wev` in front. Each recipe is tested with
-the real tool where the test machine has it, against the same stand-ins for AWS.
+shares, so the command needs no `wev` in front. Like `wev --export`, each door
+hands the value to the program that asks, on stdout or through keyring, and
+keeps nothing on disk; whoever can run a program as you can ask, as with the
+daemon's socket. Each recipe is tested with the real tool where the test
+machine has it, against the same stand-ins for AWS.
 """
 
 
