@@ -10,6 +10,7 @@ repository, as an IDE would.
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import socket
 import subprocess
@@ -362,6 +363,12 @@ def test_the_proxy_answers_its_own_host_only(
     assert get(url, {"Host": f"localhost:{port}"})[0] == 200
     status, body = get(url, {"Host": f"rebound.example:{port}"})
     assert status == 421 and "not rebound.example" in body
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:  # http.client sends the path as written
+        connection.request("GET", "/corp/shared/pypi/simple/../../../other/pypi/simple/")
+        assert connection.getresponse().status == 400
+    finally:
+        connection.close()
 
 
 WHY_NO_STRANGER = why_no_throwaway_user()

@@ -376,12 +376,15 @@ class Proxy:
                 f"no repository is registered at {self.base}{key}: run `wev true` once in a "
                 "project whose wev.yml has it with proxy: true, then retry",
             )
+        rest = path[len(key) :] if path.startswith(key) else path[len(key) - 1 :]
+        if {".", ".."} & set(rest.split("?", 1)[0].split("/")):
+            # Resolved upstream, it would leave the repository the route names.
+            return _text(400, f"{request.path}: a path with . or .. segments is not forwarded")
         route.requests += 1
         credentials = await self._credentials(route)
         if isinstance(credentials, web.Response):
             return credentials
         token, endpoint = credentials
-        rest = path[len(key) :] if path.startswith(key) else path[len(key) - 1 :]
         return await self._forward(request, route, token, endpoint, rest)
 
     def _refusal(self, request: web.Request) -> str | None:
