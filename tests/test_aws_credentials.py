@@ -8,24 +8,20 @@ MFA question that ``wev`` asks on ``/dev/tty`` is read and answered as a user wo
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
-import pty
-import select
 import shutil
 import subprocess
 import sys
-import termios
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import recipes
 from conftest import CREDENTIALS, DEFAULT_KEY, WEV, WORK_KEY, Daemon, User
 from fakes.sts import ACCOUNT, DEVICE, FakeSts
+from terminal import Pty
 
 from wev_client import aws_credentials
 from wev_client.protocol import ConfigError, VariableSpec
@@ -53,69 +49,6 @@ def aws_config(user: User) -> Path:
     """The README's ``~/.aws/config``: the ``viawev`` profile, with this venv's wev."""
     profile = RECIPE.file("~/.aws/config").text.replace(f"{recipes.INSTALLED}/wev", WEV)
     return user.write("home/.aws/config", "[default]\nregion = eu-west-1\n\n" + profile)
-
-
-class Pty:
-    """A command with a pseudo-terminal as its controlling terminal (and stdin/out/err)."""
-
-    def __init__(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
-        master, slave = pty.openpty()
-        self.master = master
-        self.output = bytearray()
-        try:
-            self.process = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=dict(env),
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                start_new_session=True,
-                preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
-            )
-        finally:
-            os.close(slave)
-
-    def _read(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self.master], [], [], timeout)
-        if not ready:
-            return True
-        try:
-            chunk = os.read(self.master, 4096)
-        except OSError as error:  # EIO: every process has closed the terminal
-            if error.errno != errno.EIO:
-                raise
-            return False
-        self.output += chunk
-        return bool(chunk)
-
-    def expect(self, text: bytes, timeout: float = TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            if time.monotonic() > deadline or not self._read(0.1):
-                raise AssertionError(
-                    f"{text!r} not shown; the terminal shows {bytes(self.output)!r}"
-                )
-
-    def settle(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and self._read(0.05):
-            pass
-
-    def type(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def wait(self, timeout: float = TIMEOUT) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._read(0.1):
-            pass
-        return self.process.wait(max(0.1, deadline - time.monotonic()))
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
-        os.close(self.master)
 
 
 @pytest.fixture

@@ -7,16 +7,9 @@ terminal; what it writes there is read back byte for byte, and keys are typed in
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import os
-import pty
-import select
 import signal
 import subprocess
 import sys
-import termios
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -24,6 +17,7 @@ import pytest
 from conftest import CREDENTIALS, DEFAULT_KEY, WEV, WORK_KEY, Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.sts import DEVICE, WRONG_CODE, FakeSts
+from terminal import Pty
 
 NAMES = "[AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN]"
 MFA = f"""\
@@ -43,70 +37,11 @@ SHOW = (
 TIMEOUT = 30.0
 
 
-class Terminal:
-    """The real ``wev`` with a pseudo-terminal as its controlling terminal (stdin/out/err too)."""
+class Terminal(Pty):
+    """The real ``wev`` on a pseudo-terminal, in the user's project."""
 
     def __init__(self, user: User, *args: str, env: Mapping[str, str] | None = None) -> None:
-        master, slave = pty.openpty()
-        self.master = master
-        self.output = bytearray()
-        try:
-            self.process = subprocess.Popen(
-                [WEV, *args],
-                cwd=user.project,
-                env={**user.env, "TERM": "xterm", **(env or {})},
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                start_new_session=True,
-                # The new session's leader takes the pty as its controlling terminal.
-                preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
-            )
-        finally:
-            os.close(slave)
-
-    def _read(self, timeout: float) -> bool:
-        """Read what is there within ``timeout``; False once the terminal is closed."""
-        ready, _, _ = select.select([self.master], [], [], timeout)
-        if not ready:
-            return True
-        try:
-            chunk = os.read(self.master, 4096)
-        except OSError as error:  # EIO: every process has closed the terminal
-            if error.errno != errno.EIO:
-                raise
-            return False
-        self.output += chunk
-        return bool(chunk)
-
-    def expect(self, text: bytes, timeout: float = TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            if time.monotonic() > deadline or not self._read(0.1):
-                raise AssertionError(
-                    f"{text!r} not shown; the terminal shows {bytes(self.output)!r}"
-                )
-
-    def settle(self, seconds: float) -> None:
-        """Collect output for ``seconds``."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and self._read(0.05):
-            pass
-
-    def type(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def wait(self, timeout: float = TIMEOUT) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._read(0.1):
-            pass
-        return self.process.wait(max(0.1, deadline - time.monotonic()))
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
-        os.close(self.master)
+        super().__init__([WEV, *args], user.project, {**user.env, "TERM": "xterm", **(env or {})})
 
 
 @pytest.fixture
