@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import os
 import socket
 import subprocess
@@ -25,13 +26,13 @@ import aiohttp
 import pytest
 import recipes
 from accounts import as_user, throwaway_user, why_no_throwaway_user
-from conftest import BIN, Daemon, User
+from conftest import BIN, Daemon, User, output
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.npm_registry import FakeNpmRegistry, build_package
-from fakes.pypi_index import FakePyPIIndex
+from fakes.pypi_index import JSON_PAGE, FakePyPIIndex
 from fakes.wheels import build_wheel
 from recipes import Recipe
-from test_package_clients import POETRY_PROJECT, output, tool, tool_env
+from test_package_clients import POETRY_PROJECT, tool, tool_env
 from yarl import URL
 
 from wev_daemon import activation, proxy
@@ -321,10 +322,17 @@ def test_the_url_is_the_same_after_a_restart(
         assert status == 503 and body.count("\n") == 1 and "run `wev true` once" in body
         after = user.wev("sh", "-c", 'printf %s "$PIP_INDEX_URL"')
         status, page = get(url)
+        # PEP 691 JSON, gzipped upstream: unzipped and rewritten too.
+        accept = {"Accept": JSON_PAGE, "Accept-Encoding": "gzip"}
+        listing = json.loads(get(url, accept)[1])
     finally:
         daemon.stop()
     assert before.stdout == after.stdout == recipes.proxy_url("pypi", port) + "simple/"
     assert status == 200 and f"127.0.0.1:{port}/corp/shared/pypi/simple/corp-lib/1.2.3/" in page
+    [wheel] = listing["files"]
+    assert wheel["url"] == (
+        f"http://127.0.0.1:{port}/corp/shared/pypi/simple/corp-lib/1.2.3/{wheel['filename']}"
+    )
     assert_no_token(fake, page)
 
 

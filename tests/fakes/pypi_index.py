@@ -35,6 +35,7 @@ from aiohttp.typedefs import Handler
 from .server import ServedFake, ThreadedAppServer
 
 USERNAME = "aws"
+JSON_PAGE = "application/vnd.pypi.simple.v1+json"
 REALM = 'Basic realm="codeartifact"'
 
 
@@ -239,6 +240,7 @@ async def _project_page(request: web.Request) -> web.Response:
     repository = request.match_info.get("repository")
     base = f"{index.url}/pypi/{repository}" if repository else index.url
     links = []
+    files = []
     for wheel in wheels:
         if index.blobs is not None:  # CodeArtifact: absolute, to its own host
             version = wheel.name.split("-")[1]
@@ -249,7 +251,20 @@ async def _project_page(request: web.Request) -> web.Response:
             f'<a href="{html.escape(href)}#sha256={index._sha256(wheel)}">'
             f"{html.escape(wheel.name)}</a>\n"
         )
-    return _page("".join(links))
+        files.append(
+            {"filename": wheel.name, "url": href, "hashes": {"sha256": index._sha256(wheel)}}
+        )
+    if index.blobs is None:
+        return _page("".join(links))
+    # The CodeArtifact shape also answers PEP 691 JSON to those who ask (pip and uv do),
+    # gzipped to those who accept it: both must reach a proxy's rewriting.
+    if JSON_PAGE in request.headers.get("Accept", ""):
+        body = {"meta": {"api-version": "1.0"}, "name": project, "files": files}
+        response = web.json_response(body, content_type=JSON_PAGE)
+    else:
+        response = _page("".join(links))
+    response.enable_compression()
+    return response
 
 
 async def _download(request: web.Request) -> web.Response:
