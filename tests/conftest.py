@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from fakes.codeartifact import FakeCodeArtifact
+from fakes.pypi_index import FakePyPIIndex
+from fakes.wheels import build_wheel
 from wire import wait_for_socket
 
 BIN = Path(sys.executable).parent
@@ -200,3 +202,18 @@ def daemon(user: User) -> Iterator[Daemon]:
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+def index(user: User, fake: FakeCodeArtifact) -> Iterator[FakePyPIIndex]:
+    """The private PyPI index holding corp-lib 1.2.3; CodeArtifact's endpoints point at it."""
+    wheels = user.root / "index"
+    build_wheel(wheels, "corp-lib", "1.2.3")
+    with FakePyPIIndex(wheels, fake) as server:
+        fake.repository_base_url = server.url
+        yield server
+
+
+def output(result: subprocess.CompletedProcess[str]) -> str:
+    """A tool's exit status and output, for an assertion's message."""
+    return f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import recipes
 import yaml
-from conftest import BIN, CREDENTIALS, WEV, Daemon, User
+from conftest import BIN, CREDENTIALS, WEV, Daemon, User, output
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.npm_registry import FakeNpmRegistry, build_package
 from fakes.pypi_index import FakePyPIIndex
@@ -79,19 +79,6 @@ def sh(
         timeout=TIMEOUT,
         stdin=subprocess.DEVNULL,
     )
-
-
-def output(result: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-
-
-@pytest.fixture
-def index(user: User, fake: FakeCodeArtifact) -> Iterator[FakePyPIIndex]:
-    wheels = user.root / "index"
-    build_wheel(wheels, "corp-lib", "1.2.3")
-    with FakePyPIIndex(wheels, fake) as server:
-        fake.repository_base_url = server.url
-        yield server
 
 
 def installed(target: Path) -> str:

@@ -11,14 +11,12 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BIN, DEFAULT_KEY, WORK_KEY, Daemon, User
+from conftest import BIN, DEFAULT_KEY, WORK_KEY, Daemon, User, output
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.pypi_index import FakePyPIIndex
-from fakes.wheels import build_wheel
 from test_client_imports import forbidden_in
 
 from wev_client import codeartifact
@@ -63,20 +61,6 @@ def run(user: User, *argv: str, cwd: Path | None = None) -> subprocess.Completed
         timeout=TOOL_TIMEOUT,
         stdin=subprocess.DEVNULL,
     )
-
-
-def output(result: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-
-
-@pytest.fixture
-def index(user: User, fake: FakeCodeArtifact) -> Iterator[FakePyPIIndex]:
-    """corp-lib 1.2.3 on a private index; CodeArtifact's endpoints point at it."""
-    wheels = user.root / "index"
-    build_wheel(wheels, "corp-lib", "1.2.3")
-    with FakePyPIIndex(wheels, fake) as server:
-        fake.repository_base_url = server.url
-        yield server
 
 
 def assert_only_valid_tokens(index: FakePyPIIndex) -> None:

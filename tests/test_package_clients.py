@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import recipes
-from conftest import BIN, DEFAULT_KEY, WORK_KEY, Daemon, User
+from conftest import BIN, DEFAULT_KEY, WORK_KEY, Daemon, User, output
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.npm_registry import FakeNpmRegistry, build_package
 from fakes.pypi_index import FakePyPIIndex
@@ -97,20 +97,6 @@ def run_recipe(
         timeout=TOOL_TIMEOUT,
         stdin=subprocess.DEVNULL,
     )
-
-
-def output(result: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-
-
-@pytest.fixture
-def index(user: User, fake: FakeCodeArtifact) -> Iterator[FakePyPIIndex]:
-    """The private PyPI index holding corp-lib 1.2.3; CodeArtifact's endpoints point at it."""
-    wheels = user.root / "index"
-    build_wheel(wheels, "corp-lib", "1.2.3")
-    with FakePyPIIndex(wheels, fake) as server:
-        fake.repository_base_url = server.url
-        yield server
 
 
 def assert_only_valid_tokens(index: FakePyPIIndex) -> None:
