@@ -310,7 +310,9 @@ use the secret).
   the repository and the AWS context to fetch its token with (the latest call
   wins); the daemon keeps this in memory only. After the daemon restarts
   (reboot, upgrade), the URL answers 503 with a one-line hint until a `wev`
-  call in the project registers it again: run `wev true` there. With the
+  call in the project registers it again: run `wev true` there (`wev
+  --forget` drops the route with the token, so that a switched account is
+  never used again by the proxy). With the
   service installed (`wev-daemon --install-service`), systemd or launchd also
   listens on the port (`wev-proxy.socket`, or the plist's `proxy` socket), so a
   tool that connects after a reboot starts the daemon and gets that hint

@@ -357,6 +357,35 @@ def test_no_token_gives_one_readable_line_and_a_status(
     assert "AccessDeniedException" in report.stdout.split("proxy:", 1)[1]
 
 
+def test_forget_drops_the_route_with_the_token(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, index: FakePyPIIndex
+) -> None:
+    """After switching accounts, the proxy must not fetch again with the old identity."""
+    write(user, recipes.PROXY_PIP, port)
+    url = recipes.proxy_url("pypi", port) + "simple/corp-lib/"
+    assert user.wev("true").returncode == 0 and get(url)[0] == 200
+
+    assert user.wev("--forget").returncode == 0
+    assert get(url)[0] == 503
+    assert user.wev("true").returncode == 0 and get(url)[0] == 200
+    assert user.wev("--forget", "--all").returncode == 0
+    assert get(url)[0] == 503
+    assert fake.call_count == 2
+
+
+def test_without_a_daemon_the_entry_gets_the_direct_url(
+    user: User, port: int, fake: FakeCodeArtifact, index: FakePyPIIndex
+) -> None:
+    """CI with WEV_NO_DAEMON=1 runs the same wev.yml: the tool gets the endpoint and token."""
+    write(user, recipes.PROXY_PIP, port)
+
+    result = user.wev("sh", "-c", 'printf %s "$PIP_INDEX_URL"', env={"WEV_NO_DAEMON": "1"})
+
+    assert result.returncode == 0, result.stderr
+    [token] = fake.issued
+    assert result.stdout == index.index_url(token, "shared")
+
+
 # -- who gets in -----------------------------------------------------------------------------
 
 

@@ -239,11 +239,16 @@ async def parse(request: web.Request) -> web.Response:
 
 
 async def forget(request: web.Request) -> web.Response:
-    forgotten = request.app[RESOLVER].forget(await _read_request(request))
+    body = await _read_request(request)
+    forgotten = request.app[RESOLVER].forget(body)
+    if PROXY in request.app:  # its routes would fetch again with the forgotten identity
+        request.app[PROXY].forget(body)
     return json_response({"forgotten": forgotten})
 
 
 async def forget_all(request: web.Request) -> web.Response:
+    if PROXY in request.app:
+        request.app[PROXY].forget(None)
     return json_response({"forgotten": request.app[RESOLVER].forget(None)})
 
 

@@ -339,6 +339,19 @@ class Proxy:
         while len(self.routes) > MAX_ROUTES:
             del self.routes[next(iter(self.routes))]
 
+    def forget(self, request: ResolveRequest | None) -> None:
+        """Drop the routes of the request's entries (None: all), as ``wev --forget`` does
+        with their tokens: until a ``wev`` call registers them again, they answer 503."""
+        if request is None:
+            self.routes.clear()
+            return
+        assert self._resolver is not None
+        keys = {item.key for item in self._resolver.prepare(request)[0]}
+        for path, route in list(self.routes.items()):
+            if route.item.key in keys:
+                log.info("proxy: forgot %s%s", self.base, path)
+                del self.routes[path]
+
     def status(self) -> dict[str, object]:
         """Secret-free facts for ``wev --status``."""
         return {
