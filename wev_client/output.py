@@ -223,8 +223,10 @@ def status(body: Mapping[str, object], client_version: str | None = None) -> str
 
 def _proxy_lines(proxy: object) -> list[str]:
     """The loopback proxy's repositories and their last error (none: no lines)."""
-    if not isinstance(proxy, dict):
-        return []
+    if not isinstance(proxy, dict) or not (
+        proxy.get("listening") or proxy.get("error") or proxy.get("repositories")
+    ):
+        return []  # never used: no line about it
     listening = "listening" if proxy.get("listening") else "not listening"
     if proxy.get("error"):
         listening += f": {proxy['error']}"

@@ -22,6 +22,11 @@ daemon's own user (or root): on Linux by the owner of the connecting socket
 the URL's userinfo (``http://wev:SECRET@127.0.0.1:PORT/...``), kept 0600 in the
 user's state folder. Nothing is cached on disk and no token is logged.
 
+A service manager may hand the daemon the proxy's socket (``wev-proxy.socket``,
+the plist's ``proxy`` socket; see ``activation``): it is served from the start,
+at its port, so a tool that connects after a reboot starts the daemon.
+``wev --forget`` drops routes with their tokens.
+
 Responses: simple pages, PEP 691 JSON and npm packuments are rewritten so that
 URLs to the endpoint point at the proxy; so is a ``Location`` to it. Other
 redirects (presigned S3 downloads) pass untouched, and other bodies stream
