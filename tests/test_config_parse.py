@@ -13,8 +13,11 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
+import pytest
 from conftest import Daemon, User
+from test_config import billion_laughs
 
 from wev_client import __version__, protocol, transport
 
@@ -161,3 +164,33 @@ def test_parse_messages_round_trip_through_json() -> None:
     assert again.files == request.files
     assert (answer.variables, answer.version) == ((spec,), "2.0.0")
     assert "A: {plugin" not in repr(request), "a repr names the files, not their text"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000,
+        "[" * 5_000 + "]" * 5_000,
+        "{a: " * 20_000,
+        "".join(" " * depth + "a:\n" for depth in range(1_200)),
+        billion_laughs(),
+        "A: [\n",
+        "\x00\x01binary",
+    ],
+    ids=["open", "balanced", "flow", "block", "alias-bomb", "syntax", "binary"],
+)
+def test_hostile_text_is_one_config_error_and_the_daemon_lives_on(
+    user: User, daemon: Daemon, text: str
+) -> None:
+    path = user.write("work/project/wev.yml", text)
+
+    started = time.monotonic()
+    through_daemon = user.wev("true")
+
+    assert time.monotonic() - started < 5
+    assert through_daemon.returncode == 78, through_daemon.stderr
+    assert through_daemon.stderr.startswith(f"wev: {path}: ")
+    assert through_daemon.stderr.count("\n") == 1
+    assert daemon.process.poll() is None
+    user.write("work/project/wev.yml", echo("after"))
+    assert user.wev("sh", "-c", 'printf %s "$GREETING"').stdout == "after"
