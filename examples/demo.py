@@ -201,6 +201,10 @@ def run(demo: Demo, codeartifact: FakeCodeArtifact, index: FakePyPIIndex) -> lis
     say("   waiting...")
     if not codeartifact.wait_for_call_count(2, REFRESH_TIMEOUT):
         raise DemoFailed(f"no refresh within {REFRESH_TIMEOUT:.0f} s")
+    # The call is counted as it arrives; its token is issued a moment later.
+    deadline = time.monotonic() + 5
+    while len(codeartifact.issued) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     margin = codeartifact.issued[first] - codeartifact.now()
     if margin <= 0:
         raise DemoFailed("the token expired before the daemon refreshed it")
