@@ -22,14 +22,12 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .pypi_index import FakeBlobStore, TokenAuthority
-from .server import ServedFake, ThreadedAppServer
+from .server import ServedWithBlobs, ThreadedAppServer
 
 
 @dataclass(frozen=True)
@@ -84,12 +82,12 @@ class BearerAttempt:
     time: float
 
 
-class FakeNpmRegistry(ServedFake):
+class FakeNpmRegistry(ServedWithBlobs):
     """``with FakeNpmRegistry(fake_codeartifact) as registry: registry.add(package)``."""
 
     def __init__(self, authority: TokenAuthority, *, like_codeartifact: bool = False) -> None:
         self.authority = authority
-        self.blobs = FakeBlobStore() if like_codeartifact else None
+        self.blobs: FakeBlobStore | None = FakeBlobStore() if like_codeartifact else None
         self._lock = threading.Lock()
         self._attempts: list[BearerAttempt] = []
         self._packages: dict[str, dict[str, NpmPackage]] = {}
@@ -100,28 +98,6 @@ class FakeNpmRegistry(ServedFake):
         app.router.add_put("/npm/{repository}/{name}", _publish)
         self._published: list[NpmPackage] = []
         self._server = ThreadedAppServer(app)
-
-    def __enter__(self) -> Self:
-        if self.blobs is not None:
-            self.blobs.__enter__()
-        try:
-            return super().__enter__()
-        except BaseException:
-            if self.blobs is not None:
-                self.blobs.__exit__(None, None, None)
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            super().__exit__(exc_type, exc, tb)
-        finally:
-            if self.blobs is not None:
-                self.blobs.__exit__(exc_type, exc, tb)
 
     def registry_url(self, repository: str) -> str:
         return f"{self.url}/npm/{repository}/"

@@ -26,13 +26,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .server import ServedFake, ThreadedAppServer
+from .server import ServedFake, ServedWithBlobs, ThreadedAppServer
 
 USERNAME = "aws"
 JSON_PAGE = "application/vnd.pypi.simple.v1+json"
@@ -113,7 +112,7 @@ async def _blob(request: web.Request) -> web.StreamResponse:
     return web.Response(body=content, content_type="application/octet-stream")
 
 
-class FakePyPIIndex(ServedFake):
+class FakePyPIIndex(ServedWithBlobs):
     """``with FakePyPIIndex(wheel_dir, fake_codeartifact) as index: index.index_url(token)``.
 
     The folder is read on every request, so wheels may be added while the index runs.
@@ -124,7 +123,7 @@ class FakePyPIIndex(ServedFake):
     ) -> None:
         self.wheel_dir = wheel_dir
         self.authority = authority
-        self.blobs = FakeBlobStore() if like_codeartifact else None
+        self.blobs: FakeBlobStore | None = FakeBlobStore() if like_codeartifact else None
         self._lock = threading.Lock()
         self._attempts: list[AuthAttempt] = []
         self._uploads: list[Upload] = []
@@ -138,28 +137,6 @@ class FakePyPIIndex(ServedFake):
             app.router.add_get(prefix + "/simple/{project}/{version}/{filename}", _download)
             app.router.add_get(prefix + "/packages/{filename}", _package)
         self._server = ThreadedAppServer(app)
-
-    def __enter__(self) -> Self:
-        if self.blobs is not None:
-            self.blobs.__enter__()
-        try:
-            return super().__enter__()
-        except BaseException:
-            if self.blobs is not None:
-                self.blobs.__exit__(None, None, None)
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            super().__exit__(exc_type, exc, tb)
-        finally:
-            if self.blobs is not None:
-                self.blobs.__exit__(exc_type, exc, tb)
 
     def index_url(self, token: str, repository: str | None = None) -> str:
         """The ``--index-url`` for pip, credentials included."""

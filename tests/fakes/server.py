@@ -116,3 +116,31 @@ class ServedFake:
         tb: TracebackType | None,
     ) -> None:
         self._server.stop()
+
+
+class ServedWithBlobs(ServedFake):
+    """A fake whose downloads may redirect to a second one (``blobs``), served alongside it."""
+
+    blobs: ServedFake | None = None
+
+    def __enter__(self) -> Self:
+        if self.blobs is not None:
+            self.blobs.__enter__()
+        try:
+            return super().__enter__()
+        except BaseException:
+            if self.blobs is not None:
+                self.blobs.__exit__(None, None, None)
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            super().__exit__(exc_type, exc, tb)
+        finally:
+            if self.blobs is not None:
+                self.blobs.__exit__(exc_type, exc, tb)
