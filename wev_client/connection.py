@@ -36,8 +36,6 @@ START_TIMEOUT = 10.0
 MAX_LOG_BYTES = 1024 * 1024
 #: Exit status with which a daemon says another one already holds the socket.
 ALREADY_RUNNING = 75
-#: Most rounds of questions one call answers (a plugin asks one or two).
-MAX_PROMPT_ROUNDS = 3
 
 
 def no_daemon(environ: Mapping[str, str]) -> bool:
@@ -63,7 +61,7 @@ def resolve(
 
     route = protocol.RESOLVE_ROUTE
     response = _ask(route, request, environ, debug, start=True, ask=ask)
-    for _ in range(MAX_PROMPT_ROUNDS):
+    for _ in range(protocol.MAX_PROMPT_ROUNDS):
         if not response.prompts:
             return _asked_for(request, response, debug)
         try:
@@ -81,7 +79,7 @@ def resolve(
         response = _ask(route, request, environ, debug, start=True, ask=ask)
     if response.prompts:
         raise WevError(
-            f"{response.prompts[0].label}: still asking after {MAX_PROMPT_ROUNDS} answers"
+            f"{response.prompts[0].label}: still asking after {protocol.MAX_PROMPT_ROUNDS} answers"
         )
     return _asked_for(request, response, debug)
 

@@ -36,6 +36,9 @@ CLIENT_VERSION_HEADER = "Wev-Client-Version"
 MAX_REQUEST_BYTES = 1024 * 1024
 #: Most configured entries one request may carry (a real project has a handful).
 MAX_VARIABLES = 1000
+#: Most rounds of questions one call answers (a plugin asks one or two), in the
+#: client and in the in-process resolution alike.
+MAX_PROMPT_ROUNDS = 3
 #: Most configuration files one parse request may carry (four names per folder).
 MAX_FILES = 1000
 

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 
 from wev_client import protocol
-from wev_client.connection import MAX_PROMPT_ROUNDS
 from wev_client.protocol import Prompt, ResolveRequest, ResolveResponse
 from wev_daemon.cache import TokenCache
 from wev_daemon.resolver import Resolver
@@ -45,7 +44,7 @@ def answer(
                 return resolver.explain(request)
             current = request
             response = await resolver.resolve(current)
-            for _ in range(MAX_PROMPT_ROUNDS):
+            for _ in range(protocol.MAX_PROMPT_ROUNDS):
                 if not response.prompts or ask is None:
                     break
                 # Blocks the loop while the user types: nothing else is running
