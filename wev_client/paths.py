@@ -27,7 +27,7 @@ MAX_SOCKET_PATH = 107 if sys.platform == "linux" else 103
 
 #: What of its starter's environment the daemon keeps: where the user's files
 #: are, the locale, and how to reach AWS. Never the starter's secrets: each
-#: request carries the caller's AWS context (``protocol.CONTEXT_ENV_VARS``).
+#: request carries the caller's AWS context (``protocol.context_env``).
 DAEMON_ENV = frozenset(
     {
         "PATH",
@@ -152,6 +152,17 @@ def folder_problem(folder: str) -> str | None:
         return f"{folder} belongs to uid {st.st_uid}, not to you (uid {uid})"
     if st.st_mode & 0o077:
         return f"{folder} is open to other users, mode {stat.S_IMODE(st.st_mode):04o}"
+    return None
+
+
+def chmod_hint(folder: str) -> str | None:
+    """The command that makes ``folder`` private, when it is this user's own left open."""
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return None
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077:
+        return f"chmod 0700 {folder}"
     return None
 
 

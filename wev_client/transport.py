@@ -128,21 +128,12 @@ def _check_path(path: str) -> None:
             owner = os.lstat(path).st_uid
             if owner not in _TRUSTED_UIDS:
                 problem = f"the socket belongs to uid {owner}, not to you (uid {os.geteuid()})"
-        elif _own_open_folder(folder):
-            hint = f"chmod 0700 {folder}"
+        else:
+            hint = paths.chmod_hint(folder) or hint
     except FileNotFoundError:
         raise NotListening(f"no daemon at {path}") from None
     if problem:
         raise UntrustedDaemon(f"not using the daemon at {path}: {problem}", hint=hint)
-
-
-def _own_open_folder(folder: str) -> bool:
-    """Whether ``folder`` is the user's own, left open to others (a chmod fixes it)."""
-    try:
-        st = os.lstat(folder)
-    except OSError:
-        return False
-    return st.st_uid == os.geteuid() and bool(st.st_mode & 0o077)
 
 
 def _check_peer(path: str, sock: _socket.socket) -> None:

@@ -75,12 +75,7 @@ def ensure_private_folder(folder: str) -> None:
     try:
         created = paths.make_private_folder(folder)
     except PermissionError as error:
-        hint = None
-        with contextlib.suppress(OSError):
-            st = os.lstat(folder)
-            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077:
-                hint = f"chmod 0700 {folder}"
-        raise UnsafeFolder(str(error), hint=hint) from None
+        raise UnsafeFolder(str(error), hint=paths.chmod_hint(folder)) from None
     for made in created:
         log.info("created %s (mode 0700)", made)
 
