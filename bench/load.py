@@ -43,6 +43,7 @@ from wire import (  # type: ignore[import-not-found,unused-ignore]
 )
 
 from wev_client import protocol
+from wev_client.protocol import codec, errors
 
 LEVELS = (1, 10, 100)
 #: The daemon's RSS is read again once this many requests have been made in all.
@@ -94,8 +95,8 @@ def check(raw: bytes, expected: dict[str, str]) -> str:
     if not status.startswith(b"HTTP/1.1 200 "):
         return status.decode(errors="replace") or "closed without an answer"
     try:
-        values = protocol.loads(body)
-    except protocol.ProtocolError:
+        values = codec.loads(body)
+    except errors.ProtocolError:
         return "an answer that is not JSON"
     if not isinstance(values, dict) or values.get("values") != expected:
         return "unexpected values"

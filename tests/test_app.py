@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from wev_client import __version__, protocol
+from wev_client.protocol import codec
 from wev_daemon import app as app_module
 from wev_daemon.app import make_app
 from wev_daemon.aws import FetchError
@@ -142,13 +143,13 @@ def body(*variables: dict[str, object], env: dict[str, str] | None = None) -> di
 
 async def decoded(response: ClientResponse) -> dict[str, Any]:
     assert response.content_type == "application/json"
-    answer = protocol.loads(await response.read())
+    answer = codec.loads(await response.read())
     assert isinstance(answer, dict)
     return answer
 
 
 async def post(client: Client, route: str, payload: object, *, status: int = 200) -> dict[str, Any]:
-    data = payload if isinstance(payload, bytes) else protocol.dumps(payload).encode()
+    data = payload if isinstance(payload, bytes) else codec.dumps(payload).encode()
     response = await client.post(route, data=data)
     answer = await decoded(response)
     assert response.status == status, answer
@@ -243,12 +244,12 @@ async def test_explain_never_returns_values(client: Client, tokens: TokenPlugin)
     await resolve(client, token("TOKEN", "marker-x1"), echo("PLAIN", "marker-x2"))
     response = await client.post(
         protocol.EXPLAIN_ROUTE,
-        data=protocol.dumps(body(token("TOKEN", "marker-x1"), echo("PLAIN", "marker-x2"))),
+        data=codec.dumps(body(token("TOKEN", "marker-x1"), echo("PLAIN", "marker-x2"))),
     )
     assert response.status == 200
     text = await response.text()
     assert "marker-x1-1" not in text
-    answer = protocol.loads(text)
+    answer = codec.loads(text)
     assert isinstance(answer, dict)
     assert answer["values"] == {}
     entries = answer["entries"]
@@ -264,7 +265,7 @@ async def test_status_describes_the_daemon_without_values(client: Client) -> Non
     assert response.status == 200
     text = await response.text()
     assert "marker-s1" not in text
-    answer = protocol.loads(text)
+    answer = codec.loads(text)
     assert isinstance(answer, dict)
     assert answer["pid"] == os.getpid()
     assert answer["version"] == __version__
@@ -419,7 +420,7 @@ async def test_unknown_routes_and_methods_get_json_errors(client: Client) -> Non
 async def test_another_client_version_is_still_served(client: Client) -> None:
     response = await client.post(
         protocol.RESOLVE_ROUTE,
-        data=protocol.dumps(body(echo("A", "a"))),
+        data=codec.dumps(body(echo("A", "a"))),
         headers={protocol.CLIENT_VERSION_HEADER: "0.0.1"},
     )
     assert response.status == 200
@@ -501,7 +502,7 @@ async def test_a_peer_of_another_user_is_refused(
     # The real SO_PEERCRED path is tested through the socket in test_daemon_socket.
     monkeypatch.setattr(app_module, "peer_uid", lambda request: os.getuid() + 1)
     for method, route in [("GET", protocol.STATUS_ROUTE), ("POST", protocol.RESOLVE_ROUTE)]:
-        response = await client.request(method, route, data=protocol.dumps(body(echo("A", "a"))))
+        response = await client.request(method, route, data=codec.dumps(body(echo("A", "a"))))
         assert response.status == 403
         assert (await decoded(response))["error"]["code"] == "forbidden"
 

@@ -24,7 +24,8 @@ from fakes.sts import ACCOUNT, DEVICE, FakeSts
 from terminal import Pty
 
 from wev_client import aws_credentials
-from wev_client.protocol import ConfigError, VariableSpec
+from wev_client.protocol.errors import ConfigError
+from wev_client.protocol.messages import VariableSpec
 
 NAMES = "[AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN]"
 RECIPE = recipes.AWS_CREDENTIALS

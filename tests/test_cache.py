@@ -16,7 +16,7 @@ from types import TracebackType
 
 import pytest
 
-from wev_client.protocol import UpstreamError, WevError
+from wev_client.protocol.errors import UpstreamError, WevError
 from wev_daemon import cache
 from wev_daemon.aws import FetchError
 from wev_daemon.cache import Outcome, Policy, TokenCache

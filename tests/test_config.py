@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from wev_client import config
-from wev_client.protocol import ConfigError, VariableSpec
+from wev_client.protocol.errors import ConfigError
+from wev_client.protocol.messages import VariableSpec
 
 ECHO = "wev-echo"
 

@@ -15,20 +15,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wev_client import protocol
-from wev_client.protocol import (
+from wev_client.protocol import codec, context, errors
+from wev_client.protocol.errors import (
     ConfigError,
     DaemonUnavailable,
-    EntryInfo,
     ProtocolError,
-    ResolveRequest,
-    ResolveResponse,
     UpstreamError,
     UsageError,
-    VariableSpec,
     VersionMismatch,
     WevError,
 )
+from wev_client.protocol.messages import EntryInfo, ResolveRequest, ResolveResponse, VariableSpec
 
 EXAMPLES = settings(max_examples=150, deadline=None)
 
@@ -55,21 +52,21 @@ json_values = st.recursive(
 @EXAMPLES
 @given(json_values)
 def test_json_reads_what_dumps_writes(value: object) -> None:
-    assert json.loads(protocol.dumps(value)) == value
+    assert json.loads(codec.dumps(value)) == value
 
 
 @EXAMPLES
 @given(json_values)
 def test_loads_reads_what_json_writes(value: object) -> None:
-    assert protocol.loads(json.dumps(value)) == value
-    assert protocol.loads(json.dumps(value, ensure_ascii=False)) == value
-    assert protocol.loads(json.dumps(value, indent=2).encode()) == value
+    assert codec.loads(json.dumps(value)) == value
+    assert codec.loads(json.dumps(value, ensure_ascii=False)) == value
+    assert codec.loads(json.dumps(value, indent=2).encode()) == value
 
 
 @EXAMPLES
 @given(json_values)
 def test_dumps_writes_ascii_as_json_does(value: object) -> None:
-    encoded = protocol.dumps(value)
+    encoded = codec.dumps(value)
 
     assert encoded.isascii()
     assert encoded == json.dumps(value, separators=(",", ":"))
@@ -82,9 +79,9 @@ def test_loads_agrees_with_json_on_any_text(data: str) -> None:
         expected = json.loads(data, parse_constant=_refuse)
     except (ValueError, RecursionError):
         with pytest.raises(ProtocolError):
-            protocol.loads(data)
+            codec.loads(data)
     else:
-        assert protocol.loads(data) == expected
+        assert codec.loads(data) == expected
 
 
 def _refuse(name: str) -> object:
@@ -95,14 +92,14 @@ def _refuse(name: str) -> object:
 @given(st.binary(max_size=50))
 def test_garbage_bytes_are_a_protocol_error(data: bytes) -> None:
     with contextlib.suppress(ProtocolError):
-        protocol.loads(data)
+        codec.loads(data)
 
 
 @EXAMPLES
 @given(st.text(st.sampled_from('[]{}",:0123456789.eE+-tfnaulrsTFN \\u\t\n'), max_size=30))
 def test_json_like_garbage_is_a_value_or_a_protocol_error(data: str) -> None:
     try:
-        value = protocol.loads(data)
+        value = codec.loads(data)
     except ProtocolError:
         return
     assert value == json.loads(data)
@@ -141,19 +138,19 @@ def test_json_like_garbage_is_a_value_or_a_protocol_error(data: str) -> None:
 )
 def test_invalid_documents_are_a_protocol_error(data: str | bytes) -> None:
     with pytest.raises(ProtocolError):
-        protocol.loads(data)
+        codec.loads(data)
 
 
 @pytest.mark.parametrize("data", ["NaN", "Infinity", "-Infinity", '{"a": [NaN]}'])
 def test_nan_and_infinity_are_refused_when_read(data: str) -> None:
     with pytest.raises(ProtocolError):
-        protocol.loads(data)
+        codec.loads(data)
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, {"a": [math.inf]}])
 def test_nan_and_infinity_are_refused_when_written(value: object) -> None:
     with pytest.raises(ValueError, match="NaN and Infinity") as caught:
-        protocol.dumps(value)
+        codec.dumps(value)
     assert isinstance(caught.value, ProtocolError), "wev reports it as its own error"
 
 
@@ -163,42 +160,42 @@ def test_nan_and_infinity_are_refused_when_written(value: object) -> None:
 )
 def test_deeply_nested_input_is_a_protocol_error(data: str | bytes) -> None:
     with pytest.raises(ProtocolError):
-        protocol.loads(data)
+        codec.loads(data)
 
 
 def test_whitespace_around_a_document_is_fine() -> None:
-    assert protocol.loads(' \r\n\t{"a": [1, 2.5, "x"]} \n') == {"a": [1, 2.5, "x"]}
+    assert codec.loads(' \r\n\t{"a": [1, 2.5, "x"]} \n') == {"a": [1, 2.5, "x"]}
 
 
 @pytest.mark.parametrize("data", [b'{"a": 1}', bytearray(b'{"a": 1}'), memoryview(b'{"a": 1}')])
 def test_loads_takes_bytes_like_input(data: bytes) -> None:
-    assert protocol.loads(data) == {"a": 1}
+    assert codec.loads(data) == {"a": 1}
 
 
 def test_loads_keeps_the_last_of_duplicate_keys_as_json_does() -> None:
-    assert protocol.loads('{"a": 1, "a": 2}') == json.loads('{"a": 1, "a": 2}') == {"a": 2}
+    assert codec.loads('{"a": 1, "a": 2}') == json.loads('{"a": 1, "a": 2}') == {"a": 2}
 
 
 def test_dumps_writes_tuples_as_lists() -> None:
-    assert protocol.dumps({"names": ("A", "B")}) == '{"names":["A","B"]}'
+    assert codec.dumps({"names": ("A", "B")}) == '{"names":["A","B"]}'
 
 
 def test_dumps_writes_non_string_keys_as_json_does() -> None:
     value = {7: "a", True: "b", False: "c", None: "d", 2.5: "e"}
 
-    assert json.loads(protocol.dumps(value)) == json.loads(json.dumps(value))
+    assert json.loads(codec.dumps(value)) == json.loads(json.dumps(value))
 
 
 def test_dumps_escapes_what_json_escapes() -> None:
     value = 'quote " backslash \\ newline \n nul \x00 del \x7f é ☃ 🐍 \u2028'
 
-    assert protocol.dumps(value) == json.dumps(value)
+    assert codec.dumps(value) == json.dumps(value)
 
 
 @pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes", {"a": object()}])
 def test_dumps_refuses_other_types(value: object) -> None:
     with pytest.raises(TypeError):
-        protocol.dumps(value)
+        codec.dumps(value)
 
 
 # -- messages -----------------------------------------------------------------------
@@ -206,7 +203,7 @@ def test_dumps_refuses_other_types(value: object) -> None:
 
 def wire(body: dict[str, object]) -> object:
     """As the other side sees ``body``: encoded, sent, decoded."""
-    return protocol.loads(protocol.dumps(body).encode())
+    return codec.loads(codec.dumps(body).encode())
 
 
 SPEC = VariableSpec(
@@ -415,18 +412,18 @@ def test_reprs_never_show_values_or_the_environment() -> None:
 def test_context_env_keeps_only_what_a_resolution_depends_on() -> None:
     environ = {"AWS_PROFILE": "work", "HOME": "/h", "PATH": "/bin", "SECRET_TOKEN": "x"}
 
-    assert protocol.context_env(environ) == {"AWS_PROFILE": "work", "HOME": "/h"}
+    assert context.context_env(environ) == {"AWS_PROFILE": "work", "HOME": "/h"}
 
 
 # -- errors --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [cls for _, cls in sorted(protocol.ERRORS_BY_CODE.items())])
+@pytest.mark.parametrize("cls", [cls for _, cls in sorted(errors.ERRORS_BY_CODE.items())])
 @pytest.mark.parametrize("hint", [None, "run `aws sso login`"])
 def test_an_error_survives_the_wire(cls: type[WevError], hint: str | None) -> None:
     sent = cls("something failed: é", hint=hint)
 
-    received = protocol.error_from_json(wire(sent.to_json()))
+    received = errors.error_from_json(wire(sent.to_json()))
 
     assert type(received) is cls
     assert received.message == "something failed: é"
@@ -436,7 +433,7 @@ def test_an_error_survives_the_wire(cls: type[WevError], hint: str | None) -> No
 
 
 def test_error_codes_and_exit_statuses() -> None:
-    assert {cls.code: cls.exit_status for cls in protocol.ERRORS_BY_CODE.values()} == {
+    assert {cls.code: cls.exit_status for cls in errors.ERRORS_BY_CODE.values()} == {
         "error": 70,
         "usage": 64,
         "config": 78,
@@ -452,7 +449,7 @@ def test_error_codes_and_exit_statuses() -> None:
 
 
 def test_an_unknown_error_code_is_a_plain_wev_error() -> None:
-    error = protocol.error_from_json(
+    error = errors.error_from_json(
         {"error": {"code": "from_the_future", "message": "m", "hint": 5}}
     )
 
@@ -465,7 +462,7 @@ def test_an_unknown_error_code_is_a_plain_wev_error() -> None:
     [None, "boom", [], {}, {"error": "boom"}, {"error": {}}, {"error": {"message": 5}}],
 )
 def test_an_error_body_that_is_not_one_is_a_protocol_error(body: object) -> None:
-    assert type(protocol.error_from_json(body)) is ProtocolError
+    assert type(errors.error_from_json(body)) is ProtocolError
 
 
 def test_an_error_shows_its_hint_in_one_line() -> None:

@@ -33,9 +33,8 @@ from fakes.pypi_index import JSON_PAGE, FakePyPIIndex
 from fakes.wheels import build_wheel
 from recipes import Recipe
 from test_package_clients import POETRY_PROJECT, tool, tool_env
-from yarl import URL
 
-from wev_daemon import activation, proxy
+from wev_daemon import activation, network, proxy
 from wev_daemon.cache import TokenCache
 from wev_daemon.plugins import PropertyError
 from wev_daemon.plugins.awscodeartifact import CodeArtifactPlugin
@@ -500,12 +499,12 @@ def test_readme_has_the_tested_proxy_recipes() -> None:
 
 
 def test_upstream_goes_through_the_callers_http_proxy_unless_no_proxy_names_it() -> None:
-    url = URL("https://corp-1.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/")
+    url = "https://corp-1.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/"
     env = {"HTTPS_PROXY": "http://proxy.corp:3128"}
 
-    assert proxy._http_proxy(url, env) == "http://proxy.corp:3128"
-    assert proxy._http_proxy(url, {**env, "NO_PROXY": "localhost,.amazonaws.com"}) is None
-    assert proxy._http_proxy(url, {"HTTP_PROXY": "http://proxy.corp:3128"}) is None
+    assert network.proxy_for(url, env) == "http://proxy.corp:3128"
+    assert network.proxy_for(url, {**env, "NO_PROXY": "localhost,.amazonaws.com"}) is None
+    assert network.proxy_for(url, {"HTTP_PROXY": "http://proxy.corp:3128"}) is None
 
 
 def basic(user: str, password: str) -> str:

@@ -39,6 +39,7 @@ from wire import exchange, resolve_message
 
 from wev_client import __version__, protocol
 from wev_client.output import status as status_text
+from wev_client.protocol import codec
 from wev_client.versions import compare, sort_key
 from wev_daemon.app import STOP, make_app
 from wev_daemon.cache import TokenCache
@@ -130,7 +131,7 @@ async def test_only_a_newer_client_stops_a_daemon_no_service_manager_started(
     client = await aiohttp_client(app)
     response = await client.post(
         protocol.RESOLVE_ROUTE,
-        data=protocol.dumps(ECHO_REQUEST),
+        data=codec.dumps(ECHO_REQUEST),
         headers={protocol.CLIENT_VERSION_HEADER: client_version},
     )
     assert response.status == (409 if stops else 200)

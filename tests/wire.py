@@ -15,7 +15,9 @@ import time
 from collections.abc import Mapping
 
 from wev_client import __version__, config, protocol
-from wev_client.protocol import ResolveRequest, context_env
+from wev_client.protocol import codec
+from wev_client.protocol.context import context_env
+from wev_client.protocol.messages import ResolveRequest
 
 #: A project with a token to fetch once and a fixed value: the load and hostile tests' daemon.
 WARM_WEV_YML = """\
@@ -51,7 +53,7 @@ def wait_for_socket(
 def resolve_message(project: str, home: str, env: Mapping[str, str]) -> bytes:
     """The bytes ``wev`` sends from ``project``: head and body."""
     specs = config.load(project, home, None)
-    body = protocol.dumps(ResolveRequest(specs, context_env(env)).to_json()).encode()
+    body = codec.dumps(ResolveRequest(specs, context_env(env)).to_json()).encode()
     head = (
         f"POST {protocol.RESOLVE_ROUTE} HTTP/1.1\r\nHost: wev\r\nConnection: close\r\n"
         f"{protocol.CLIENT_VERSION_HEADER}: {__version__}\r\n"

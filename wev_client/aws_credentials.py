@@ -25,8 +25,11 @@ import datetime
 import os
 import sys
 
-from wev_client import config, connection, paths, protocol
-from wev_client.protocol import ConfigError, ResolveRequest, VariableSpec, WevError, context_env
+from wev_client import config, connection, paths
+from wev_client.protocol import codec
+from wev_client.protocol.context import context_env
+from wev_client.protocol.errors import ConfigError, WevError
+from wev_client.protocol.messages import ResolveRequest, VariableSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,7 +90,7 @@ def credential_json(values: Mapping[str, str], spec: VariableSpec, expires_at: s
         # ISO 8601 in UTC, as AWS writes it: 2024-05-01T10:00:00Z.
         when = datetime.datetime.fromisoformat(expires_at).astimezone(datetime.UTC)
         document["Expiration"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return protocol.dumps(document)
+    return codec.dumps(document)
 
 
 def run(name: str, environ: Mapping[str, str], warn: Callable[[str], None]) -> int:

@@ -12,14 +12,16 @@ import sys
 
 from wev_client import __version__, config, connection, paths
 from wev_client.execute import exec_command
-from wev_client.protocol import ResolveRequest, UsageError, WevError, context_env
+from wev_client.protocol.context import context_env
+from wev_client.protocol.errors import UsageError, WevError
+from wev_client.protocol.messages import ResolveRequest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal  # the same functions, with stubs
     from collections.abc import Callable, Mapping, Sequence
 
-    from wev_client.protocol import VariableSpec
+    from wev_client.protocol.messages import VariableSpec
 else:
     import _signal  # built in and loaded at start-up: free, unlike signal (enum, ~3 ms)
 
@@ -421,10 +423,10 @@ def show_status(options: Options, environ: Mapping[str, str]) -> int:
     except WevError as error:
         if not options.as_json:
             raise
-        from wev_client import protocol
+        from wev_client.protocol import codec
 
         body = {"running": False, "pid": None, "error": error.message}
-        print(protocol.dumps(body))
+        print(codec.dumps(body))
         return error.exit_status
     if options.as_json:
         import json

@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 
 from wev_client import config, connection, paths
-from wev_client.protocol import ResolveRequest, VariableSpec, context_env
+from wev_client.protocol.context import context_env
+from wev_client.protocol.messages import ResolveRequest, VariableSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ def token_of_entry(
 ) -> str:
     """The token of the entry that sets ``name``; without one, of the nearest entry for npm
     (``format: npm``), else of the first CodeArtifact entry. ConfigError when there is none."""
-    from wev_client.protocol import ConfigError
+    from wev_client.protocol.errors import ConfigError
 
     cwd = os.getcwd() if cwd is None else cwd
     configured = load(environ, cwd, warn)

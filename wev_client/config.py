@@ -30,7 +30,8 @@ import marshal
 import os
 import stat
 
-from wev_client.protocol import ConfigError, VariableSpec, is_variable_name
+from wev_client.protocol.errors import ConfigError
+from wev_client.protocol.messages import VariableSpec, is_variable_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

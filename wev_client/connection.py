@@ -17,14 +17,9 @@ import sys
 import time
 
 from wev_client import __version__, paths, protocol, transport
-from wev_client.protocol import (
-    DaemonUnavailable,
-    Prompt,
-    ResolveRequest,
-    ResolveResponse,
-    VariableSpec,
-    WevError,
-)
+from wev_client.protocol import errors, messages
+from wev_client.protocol.errors import DaemonUnavailable, WevError
+from wev_client.protocol.messages import Prompt, ResolveRequest, ResolveResponse, VariableSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,7 +61,7 @@ def resolve(
             return _asked_for(request, response, debug)
         try:
             answers = ask(response.prompts)
-        except (KeyboardInterrupt, protocol.InputRequired):
+        except (KeyboardInterrupt, errors.InputRequired):
             # Free the question at once, so another terminal is asked without waiting
             # (a caller with no terminal, an SDK's credential_process in an IDE, too).
             cancel = request.with_answers({}, tuple(p.id for p in response.prompts))
@@ -119,7 +114,7 @@ def parse_config(
     try:
         # JSON carries text: other bytes (UTF-16, binary) are left to the local parser.
         texts = tuple((path, data.decode()) for path, data in files)
-        body = protocol.ParseRequest(texts).to_json()
+        body = messages.ParseRequest(texts).to_json()
         path = _socket_path(environ)
         code, answer = transport.request(
             path, "POST", protocol.PARSE_ROUTE, body, version=__version__
@@ -130,13 +125,13 @@ def parse_config(
         debug(f"parsing the configuration in this process: {error}")
         return None
     if code != 200:
-        refusal = protocol.error_from_json(answer)
-        if isinstance(refusal, protocol.ConfigError):
+        refusal = errors.error_from_json(answer)
+        if isinstance(refusal, errors.ConfigError):
             raise refusal
         debug(f"parsing the configuration in this process: {refusal}")
         return None
     try:
-        parsed = protocol.ParseResponse.from_json(answer)
+        parsed = messages.ParseResponse.from_json(answer)
     except WevError as error:
         debug(f"parsing the configuration in this process: {error}")
         return None
@@ -174,7 +169,7 @@ def forget(request: ResolveRequest | None, environ: Mapping[str, str]) -> int | 
     except transport.NotListening:
         return None
     if code != 200 or not isinstance(answer, dict):
-        raise protocol.error_from_json(answer)
+        raise errors.error_from_json(answer)
     forgotten = answer.get("forgotten")
     return forgotten if isinstance(forgotten, int) else 0
 
@@ -187,7 +182,7 @@ def status(environ: Mapping[str, str]) -> dict[str, object]:
     except transport.NotListening:
         raise DaemonUnavailable(f"no wev-daemon is running (socket {path})") from None
     if code != 200 or not isinstance(body, dict):
-        raise protocol.error_from_json(body)
+        raise errors.error_from_json(body)
     body.setdefault("socket", path)
     return body
 
@@ -230,14 +225,14 @@ def _ask(
             print(f"wev: warning: {unusable}; resolving in this process", file=sys.stderr)
             return _in_process(route, request, ask)
     if code != 200:
-        error = protocol.error_from_json(answer)
-        if not isinstance(error, protocol.VersionMismatch) or not start:
+        error = errors.error_from_json(answer)
+        if not isinstance(error, errors.VersionMismatch) or not start:
             raise error
         debug(f"{error.message}: restarting it")
         _await_current_daemon(path, environ, debug)
         code, answer = transport.request(path, "POST", route, body, version=__version__)
         if code != 200:
-            raise protocol.error_from_json(answer)
+            raise errors.error_from_json(answer)
     return ResolveResponse.from_json(answer)
 
 

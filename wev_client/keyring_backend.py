@@ -55,7 +55,7 @@ def _token(service: str) -> str | None:
     """The token for ``service``, or None; a failure is one line on stderr, then None."""
     from wev_client import codeartifact
     from wev_client.output import printable
-    from wev_client.protocol import WevError
+    from wev_client.protocol.errors import WevError
 
     def warn(message: str) -> None:
         print(f"wev: warning: {printable(message)}", file=sys.stderr)

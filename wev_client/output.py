@@ -12,8 +12,9 @@ the hot path of an unchanged configuration.
 
 from __future__ import annotations
 
-from wev_client import protocol
-from wev_client.protocol import ResolveResponse, UsageError, VariableSpec
+from wev_client.protocol import codec
+from wev_client.protocol.errors import UsageError
+from wev_client.protocol.messages import ResolveResponse, VariableSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ EXPORT_FORMATS: dict[str, Callable[[str, str], str]] = {
 def export(values: Mapping[str, str], fmt: str = "sh") -> str:
     """The variables for a shell (``sh``, ``fish``), a ``.env`` file or a program (``json``)."""
     if fmt == "json":
-        return protocol.dumps(dict(values)) + "\n"
+        return codec.dumps(dict(values)) + "\n"
     line = EXPORT_FORMATS[fmt]
     lines = []
     for name, value in values.items():

@@ -27,7 +27,7 @@ MAX_SOCKET_PATH = 107 if sys.platform == "linux" else 103
 
 #: What of its starter's environment the daemon keeps: where the user's files
 #: are, the locale, and how to reach AWS. Never the starter's secrets: each
-#: request carries the caller's AWS context (``protocol.context_env``).
+#: request carries the caller's AWS context (``protocol.context.context_env``).
 DAEMON_ENV = frozenset(
     {
         "PATH",

@@ -17,7 +17,8 @@ import os
 import termios
 
 from wev_client.output import printable
-from wev_client.protocol import InputRequired, Prompt
+from wev_client.protocol.errors import InputRequired
+from wev_client.protocol.messages import Prompt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

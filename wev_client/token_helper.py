@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from wev_client.protocol import UsageError, WevError
+from wev_client.protocol.errors import UsageError, WevError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

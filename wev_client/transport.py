@@ -20,7 +20,8 @@ import sys
 import time
 
 from wev_client import paths, protocol
-from wev_client.protocol import ProtocolError, WevError
+from wev_client.protocol import codec
+from wev_client.protocol.errors import ProtocolError, WevError
 
 #: Errors that mean "no daemon is listening there", so one may be started.
 NOT_LISTENING = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK})
@@ -76,7 +77,7 @@ def request(
     path: str, method: str, route: str, body: object = None, *, version: str = ""
 ) -> tuple[int, object]:
     """Send one request, return ``(status, decoded JSON body)``."""
-    payload = b"" if body is None else protocol.dumps(body).encode()
+    payload = b"" if body is None else codec.dumps(body).encode()
     head = (
         f"{method} {route} HTTP/1.1\r\nHost: wev\r\nConnection: close\r\n"
         f"{protocol.CLIENT_VERSION_HEADER}: {version}\r\n"
@@ -209,4 +210,4 @@ def _parse_response(raw: bytes) -> tuple[int, object]:
             body = body[: int(value.strip())]
         elif name == b"transfer-encoding" and value.strip().lower() != b"identity":
             raise ProtocolError("the daemon's answer uses an unsupported transfer encoding")
-    return status, protocol.loads(body) if body else None
+    return status, codec.loads(body) if body else None

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from wev_client import __version__, paths
-from wev_client.protocol import WevError
+from wev_client.protocol.errors import WevError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

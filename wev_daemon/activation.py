@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 
-from wev_client.protocol import WevError
+from wev_client.protocol.errors import WevError
 
 log = logging.getLogger(__name__)
 

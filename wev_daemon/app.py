@@ -22,14 +22,9 @@ from aiohttp import web
 # yaml_loader: PyYAML loaded once here, so that a client whose config changed
 # has it parsed without importing PyYAML itself (see ``parse``).
 from wev_client import __version__, config, protocol, versions, yaml_loader  # noqa: F401
-from wev_client.protocol import (
-    ParseRequest,
-    ParseResponse,
-    ProtocolError,
-    ResolveRequest,
-    VersionMismatch,
-    WevError,
-)
+from wev_client.protocol import codec
+from wev_client.protocol.errors import ProtocolError, VersionMismatch, WevError
+from wev_client.protocol.messages import ParseRequest, ParseResponse, ResolveRequest
 from wev_daemon.proxy import Proxy
 from wev_daemon.resolver import Resolver
 
@@ -81,7 +76,7 @@ class UnsupportedVersion(VersionMismatch):
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
-    return web.Response(text=protocol.dumps(body), status=status, content_type="application/json")
+    return web.Response(text=codec.dumps(body), status=status, content_type="application/json")
 
 
 def error_response(error: WevError) -> web.Response:
@@ -152,7 +147,7 @@ async def _read_json(request: web.Request) -> object:
             raw = await request.read()
     except TimeoutError:
         raise SlowRequest(f"the request body did not arrive within {BODY_TIMEOUT:.0f} s") from None
-    body = protocol.loads(raw)
+    body = codec.loads(raw)
     _check_depth(body)
     return body
 

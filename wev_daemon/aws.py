@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from aiobotocore.config import AioConfig
 from botocore import exceptions as boto
 
-from wev_client.protocol import PROXY_VARS, UpstreamError
+from wev_client.protocol.context import PROXY_VARS
+from wev_client.protocol.errors import UpstreamError
 from wev_daemon.aws_session import Caller, CallerSession
 
 if TYPE_CHECKING:

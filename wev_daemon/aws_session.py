@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,6 +54,8 @@ from botocore.configprovider import (
     SectionConfigProvider,
 )
 from botocore.utils import JSONFileCache, resolve_imds_endpoint_mode
+
+from wev_daemon import network
 
 #: Variables that name a file; one that cannot be read is an error, never a
 #: reason to fall through to another identity.
@@ -162,20 +163,13 @@ def _proxies(
     env: Mapping[str, str], service_name: str, endpoint_url: str | None
 ) -> dict[str, str] | None:
     """The client's proxies for this service's endpoint; None when it has none."""
-    proxies = {
-        scheme: value
-        for scheme in ("http", "https")
-        if (value := env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY"))
-    }
+    proxies = network.proxies(env)
     if not proxies:
         return None
     suffix = service_name.upper().replace("-", "_")
     url = endpoint_url or env.get(f"AWS_ENDPOINT_URL_{suffix}") or env.get("AWS_ENDPOINT_URL")
-    no_proxy = env.get("no_proxy") or env.get("NO_PROXY")
-    if url and no_proxy:
-        host = url.partition("://")[2].split("/", 1)[0]
-        if urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]
-            return {}
+    if url and network.bypasses(url, env):
+        return {}
     return proxies
 
 

@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from wev_client.protocol import UpstreamError, WevError
+from wev_client.protocol.errors import UpstreamError, WevError
 from wev_daemon.plugins import InputNeeded, Resolution
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 
 from wev_client import protocol
-from wev_client.protocol import Prompt, ResolveRequest, ResolveResponse
+from wev_client.protocol.messages import Prompt, ResolveRequest, ResolveResponse
 from wev_daemon.cache import TokenCache
 from wev_daemon.resolver import Resolver
 

@@ -57,7 +57,9 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from wev_client.protocol import ResolveRequest, UpstreamError, WevError
+from wev_client.protocol.errors import UpstreamError, WevError
+from wev_client.protocol.messages import ResolveRequest
+from wev_daemon import network
 from wev_daemon.plugins import Context, InputNeeded
 from wev_daemon.plugins.awscodeartifact import PROXY_FORMATS, USERNAME, Settings
 from wev_daemon.resolver import Prepared, Resolver
@@ -496,7 +498,7 @@ class Proxy:
                 headers=headers,
                 data=data,
                 allow_redirects=False,
-                proxy=_http_proxy(url, route.item.context.env),
+                proxy=network.proxy_for(str(url), route.item.context.env),
             ) as upstream:
                 out_headers = {
                     k: v for k, v in upstream.headers.items() if k.lower() not in RESPONSE_DROPPED
@@ -532,25 +534,6 @@ class Proxy:
                 auto_decompress=False,  # bodies pass through as they came
             )
         return self._session
-
-
-def _http_proxy(url: URL, env: Mapping[str, str]) -> str | None:
-    """The HTTP proxy of the ``wev`` call that registered the route, as for its AWS calls.
-
-    Not the daemon's: a daemon started by systemd has none, and the caller's
-    ``HTTPS_PROXY``/``NO_PROXY`` are what reach CodeArtifact from its network.
-    """
-    scheme = url.scheme.lower()
-    proxy = env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY")
-    if not proxy:
-        return None
-    no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or ""
-    host = (url.host or "").lower()
-    for entry in no_proxy.lower().split(","):
-        name = entry.strip().split(":")[0].lstrip(".")
-        if name == "*" or (name and (host == name or host.endswith("." + name))):
-            return None
-    return proxy
 
 
 async def _read_decoded(upstream: aiohttp.ClientResponse) -> bytes:

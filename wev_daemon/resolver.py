@@ -16,15 +16,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from wev_client.protocol import (
-    ConfigError,
+from wev_client.protocol.errors import ConfigError, UpstreamError, WevError
+from wev_client.protocol.messages import (
     EntryInfo,
     Prompt,
     ResolveRequest,
     ResolveResponse,
-    UpstreamError,
     VariableSpec,
-    WevError,
 )
 from wev_daemon.cache import TokenCache
 from wev_daemon.plugins import (

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from wev_client import paths
-from wev_client.protocol import WevError
+from wev_client.protocol.errors import WevError
 from wev_daemon.activation import Notifier
 from wev_daemon.app import RESOLVER, STOP, Handler
 

@@ -22,7 +22,7 @@ from importlib import resources
 from xml.sax.saxutils import escape
 
 from wev_client import paths
-from wev_client.protocol import WevError
+from wev_client.protocol.errors import WevError
 
 #: The LaunchAgent's label, and the name of its plist.
 LABEL = "io.github.wev.daemon"

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from wire import WARM_WEV_YML, resolve_message, rss_kib
 
 from wev_client import protocol
-from wev_client.protocol import MAX_REQUEST_BYTES, MAX_VARIABLES
+from wev_client.protocol import MAX_REQUEST_BYTES, MAX_VARIABLES, codec
 from wev_daemon.app import BODY_TIMEOUT, MAX_REQUEST_DEPTH
 from wev_daemon.server import CONNECTION_IDLE_TIMEOUT
 
@@ -149,7 +149,7 @@ def parse(raw: bytes) -> tuple[int, object]:
     assert separator and status_line.startswith(b"HTTP/1."), f"not HTTP: {raw[:200]!r}"
     status = int(status_line.split()[1])
     if b"application/json" in head.lower():
-        return status, protocol.loads(body)
+        return status, codec.loads(body)
     return status, body
 
 

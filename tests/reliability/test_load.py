@@ -27,7 +27,7 @@ from conftest import Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
 from wire import WARM_WEV_YML, exchange, resolve_message, rss_kib
 
-from wev_client import protocol
+from wev_client.protocol import codec
 from wev_daemon.server import BACKLOG
 
 CONCURRENCY = 200
@@ -58,7 +58,7 @@ def parse_response(raw: bytes) -> tuple[int, object]:
     status_line = head.split(b"\r\n", 1)[0]
     if not separator or not status_line.startswith(b"HTTP/1.1 "):
         raise ValueError(f"not an HTTP response: {raw[:80]!r}")
-    return int(status_line.split()[1]), protocol.loads(body) if body else None
+    return int(status_line.split()[1]), codec.loads(body) if body else None
 
 
 @dataclass

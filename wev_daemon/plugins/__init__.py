@@ -86,7 +86,7 @@ def _no_answers(text: str, secret: bool) -> str:
 class Context:
     """The requesting client's AWS context and, for helper processes, the rest.
 
-    ``env`` holds the variables a resolution depends on (``protocol.context_env``:
+    ``env`` holds the variables a resolution depends on (``protocol.context.context_env``:
     AWS_*, proxies, HOME) and is part of the cache key. ``process_env`` (the
     client's whole environment) and ``cwd`` (its working folder) are what a
     ``credential_process`` helper runs with; ``asker`` answers questions from
@@ -139,7 +139,7 @@ class Plugin(ABC, Generic[SettingsT]):
 
     @abstractmethod
     async def resolve(self, settings: SettingsT, context: Context) -> Resolution:
-        """Fetch the values; raise protocol.UpstreamError with a clear message on failure."""
+        """Fetch the values; raise protocol.errors.UpstreamError with a clear message on failure."""
 
     def forget(self, settings: SettingsT, context: Context) -> None:
         """Drop what the plugin remembers for this entry (``wev --forget``)."""

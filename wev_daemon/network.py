@@ -1,0 +1,54 @@
+"""The caller's network: which proxy a request to a URL goes through, which CAs it trusts.
+
+One rule for the whole daemon, for its AWS calls and for the loopback proxy's
+forwarded requests alike, and the rule botocore applies in-process (so the
+daemon and ``WEV_NO_DAEMON=1`` agree): the caller's ``https_proxy`` /
+``HTTPS_PROXY`` (lower case first, as urllib reads them), unless its
+``no_proxy`` / ``NO_PROXY`` names the host being called. Never the daemon's
+own variables: a daemon started by systemd has none, and one started from a
+shell has that shell's, not the caller's.
+
+Standard library only; imported by ``aws_session`` and ``proxy``.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+#: The variables that name the caller's CA bundle, in botocore's order.
+CA_BUNDLE_VARS = ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
+
+
+def proxies(env: Mapping[str, str]) -> dict[str, str]:
+    """The caller's proxy for each scheme ("http", "https") it sets one for."""
+    return {
+        scheme: value
+        for scheme in ("http", "https")
+        if (value := env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY"))
+    }
+
+
+def bypasses(url: str, env: Mapping[str, str]) -> bool:
+    """Whether the caller's ``NO_PROXY`` names the host of ``url`` (a URL or a bare host)."""
+    no_proxy = env.get("no_proxy") or env.get("NO_PROXY")
+    if not no_proxy:
+        return False
+    netloc = urlsplit(url).netloc if "://" in url else url
+    host = netloc.rpartition("@")[2]
+    return bool(urllib.request.proxy_bypass_environment(host, {"no": no_proxy}))  # type: ignore[attr-defined]
+
+
+def proxy_for(url: str, env: Mapping[str, str]) -> str | None:
+    """The proxy a request to ``url`` goes through for this caller, or None."""
+    scheme = url.partition("://")[0].lower() or "https"
+    proxy = proxies(env).get(scheme)
+    if proxy is None or bypasses(url, env):
+        return None
+    return proxy
+
+
+def ca_bundle(env: Mapping[str, str]) -> str | None:
+    """The caller's CA bundle, if it names one (``AWS_CA_BUNDLE``, else ``REQUESTS_CA_BUNDLE``)."""
+    return next((env[name] for name in CA_BUNDLE_VARS if env.get(name)), None)
