@@ -53,7 +53,9 @@ def wait_for_socket(
 def resolve_message(project: str, home: str, env: Mapping[str, str]) -> bytes:
     """The bytes ``wev`` sends from ``project``: head and body."""
     specs = config.load(project, home, None)
-    body = codec.dumps(ResolveRequest(specs, context_env(env)).to_json()).encode()
+    body = codec.dumps(
+        ResolveRequest(specs, context_env(env, project), process_env=env, cwd=project).to_json()
+    ).encode()
     head = (
         f"POST {protocol.RESOLVE_ROUTE} HTTP/1.1\r\nHost: wev\r\nConnection: close\r\n"
         f"{protocol.CLIENT_VERSION_HEADER}: {__version__}\r\n"
