@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from conftest import BIN, CREDENTIALS, User
-from ecr_harness import REGISTRY, assert_no_password_on_disk
+from ecr_harness import REGISTRY, World, assert_no_password_on_disk
 from fakes.ecr import FakeEcr
 from fakes.network import FakeInternet
 from fakes.registry import FakeRegistry
@@ -39,15 +38,6 @@ def ecr_user(user: User, ecr: FakeEcr) -> Iterator[User]:
     )
     yield user
     assert_no_password_on_disk(user.root, ecr)
-
-
-@dataclass
-class World:
-    """The registry and the internet that reaches it; ``env``: a tool's environment."""
-
-    registry: FakeRegistry
-    internet: FakeInternet
-    env: dict[str, str]
 
 
 @pytest.fixture

@@ -6,10 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import BIN, User
 from fakes.ecr import ACCOUNT, FakeEcr
+from fakes.network import FakeInternet
+from fakes.registry import FakeRegistry
 
 REGION = "eu-west-1"
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
@@ -31,6 +34,15 @@ def assert_no_password_on_disk(root: Path, ecr: FakeEcr) -> None:
             except OSError:
                 continue
             assert not any(secret in content for secret in secrets), f"a password is in {path}"
+
+
+@dataclass
+class World:
+    """The registry and the internet that reaches it; ``env``: a tool's environment."""
+
+    registry: FakeRegistry
+    internet: FakeInternet
+    env: dict[str, str]
 
 
 def helper(
