@@ -89,7 +89,10 @@ def test_variables_are_added_to_the_environment(user: User, daemon: Daemon) -> N
         ("A: just a string\n", "'plugin'"),
         ("A:\n  plugin: wev-echo\n", "'plugin' must be a mapping"),
         ("A:\n  plugin:\n    value: x\n", "no 'id'"),
-        ("A:\n  plugin:\n    id: wev-nosuch\n", "known: wev-awscodeartifact, wev-awsmfa, wev-echo"),
+        (
+            "A:\n  plugin:\n    id: wev-nosuch\n",
+            "known: wev-awscodeartifact, wev-awsecr, wev-awsmfa, wev-echo",
+        ),
         ("A:\n  plugin:\n    id: wev-awscodeartifact\n", "'domain' is required"),
         ("A:\n  plugin:\n    id: wev-echo\n", "'value' is required"),
         ("[A, B]:\n  plugin:\n    id: wev-echo\n    value: x\n", "resolves 1"),

@@ -30,6 +30,7 @@ usage: wev [OPTIONS] COMMAND [ARGS...]
        wev --export [--format FORMAT] | --explain | --status [--json]
        wev --forget [--all] | --version
        wev --aws-credentials NAME
+       wev --install-docker-helper [ECR_REGISTRY_HOST...]
 
 Run COMMAND with the environment variables that the wev.yml files of this
 folder and its parents configure, resolved by wev-daemon. ${NAME} in the
@@ -48,6 +49,9 @@ options:
   --aws-credentials NAME
                      print the AWS credential_process JSON of the entry that
                      sets NAME (credential_process = wev --aws-credentials NAME)
+  --install-docker-helper [HOST...]
+                     make Docker and the containers tools ask wev for these ECR
+                     registries' passwords (default: those wev.yml names)
   --log-level LEVEL  DEBUG, INFO, WARNING or ERROR (default WARNING), on stderr
   --version          print wev's version
   -h, --help         show this help
@@ -88,6 +92,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         "--export": "export",
         "--status": "status",
         "--forget": "forget",
+        "--install-docker-helper": "install-docker-helper",
     }
     index = 0
     while index < len(argv):
@@ -136,7 +141,10 @@ def parse_args(argv: Sequence[str]) -> Options:
         raise UsageError("--format goes with --export")
     if options.action == "run" and not options.command:
         raise UsageError("no command given", hint="usage: wev [OPTIONS] COMMAND [ARGS...]")
-    if options.action not in ("run", "help", "version") and options.command:
+    if (
+        options.action not in ("run", "help", "version", "install-docker-helper")
+        and options.command
+    ):
         raise UsageError(f"--{options.action} takes no command")
     return options
 
@@ -230,6 +238,10 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         from wev_client import aws_credentials  # a credential_process: not the hot path
 
         return aws_credentials.run(options.entry, environ, log.warning)
+    if options.action == "install-docker-helper":
+        from wev_client import docker_setup  # rare: not the hot path
+
+        return docker_setup.run(options.command, environ)
     if options.action == "forget" and options.every:
         return show_forgotten(connection.forget(None, environ), "everything it held")
 
