@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from yarl import URL
 
 #: Largest page or packument rewritten, once inflated; bigger ones answer 502.
-MAX_INFLATED = 256 * 1024 * 1024
+MAX_INFLATED = 128 * 1024 * 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
 SLASH = rb"(?:/|\\/)"
 
