@@ -11,7 +11,8 @@ host (``FakeBlobStore``), as CodeArtifact's redirect to S3. A ``PUT`` of a packu
 tarball attached (``npm publish``) adds that version; ``published`` lists them.
 ``explicit_port=True`` writes tarball URLs as CodeArtifact does, with the scheme's port spelled
 out (``https://host:443/`` there, ``http://host:80/`` here), serving on port 80 of a loopback
-address of its own so that its endpoint URL has no port.
+address of its own so that its endpoint URL has no port. ``readme_bytes`` pads each packument
+with a readme of that size, as large real ones are (``bench/proxy.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 import threading
 import time
@@ -94,8 +96,11 @@ class FakeNpmRegistry(ServedWithBlobs):
         *,
         like_codeartifact: bool = False,
         explicit_port: bool = False,
+        readme_bytes: int = 0,
     ) -> None:
         self.authority = authority
+        # Printable, and as incompressible as text gets: a readme, not a run of one byte.
+        self.readme = base64.b64encode(os.urandom(readme_bytes * 3 // 4)).decode()
         self.blobs: FakeBlobStore | None = FakeBlobStore() if like_codeartifact else None
         self._lock = threading.Lock()
         self._attempts: list[BearerAttempt] = []
@@ -165,6 +170,7 @@ async def _packument(request: web.Request) -> web.Response:
     body = {
         "name": name,
         "dist-tags": {"latest": latest},
+        **({"readme": request.app[REGISTRY].readme} if request.app[REGISTRY].readme else {}),
         "versions": {
             version: {
                 "name": name,

@@ -20,8 +20,8 @@ Its rooms, each with one job:
 Imported by ``wev_daemon.app``, ``wev_daemon.__main__`` and ``wev_daemon.service``.
 """
 
-from wev_daemon.proxy.access import PORT_ENV, default_port, port_from_environ
-from wev_daemon.proxy.endpoint import Proxy, ProxyUnavailable
+from wev_daemon.proxy.access import PORT_ENV, ProxyUnavailable, default_port, port_from_environ
+from wev_daemon.proxy.endpoint import Proxy
 from wev_daemon.proxy.routes import route_path
 
 __all__ = [

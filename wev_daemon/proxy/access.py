@@ -17,8 +17,9 @@ so the door is never wider than the daemon's Unix socket:
   ``localhost:PORT`` (DNS rebinding).
 
 Refusals are logged at most once a minute per uid (or per reason), so that no
-one can fill the log. The port is ``WEV_PROXY_PORT``, else fixed per uid;
-``port_holders`` names who holds it when it is taken.
+one can fill the log. The port is ``WEV_PROXY_PORT``, else fixed per uid,
+held on both loopback addresses (``bind_loopback``); ``port_holders`` names
+who holds it when it is taken.
 
 Imported by the proxy's other modules and by ``wev_daemon.service``.
 """
@@ -27,13 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import hmac
 import logging
 import os
 import pwd
 import secrets
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 from aiohttp import web
@@ -58,10 +61,15 @@ SECRET_FILE = "proxy-secret"  # noqa: S105 - a file name
 REFUSAL_LOG_INTERVAL = 60.0
 #: Most uids remembered for that; more are logged again.
 MAX_REFUSERS = 1024
+BACKLOG = 256
 #: A refused connection is closed once the peer has read its line, or after this long.
 REFUSED_LINGER = 1.0
 #: Refused connections waiting for that at once; more are dropped at once.
 MAX_REFUSED = 64
+
+
+class ProxyUnavailable(UpstreamError):
+    """The loopback proxy cannot serve (its port, its secret); the daemon serves the rest."""
 
 
 class BadPort(UpstreamError):
@@ -139,6 +147,56 @@ def port_holders(port: int) -> str:
         except KeyError:
             names.append(f"uid {uid}")
     return " and ".join(names)
+
+
+def bind_loopback(port: int, inherited: Sequence[socket.socket]) -> list[socket.socket]:
+    """Listening sockets on the loopback addresses that no ``inherited`` one covers.
+
+    ProxyUnavailable naming who holds the port when it is taken; where there
+    is no IPv6 loopback, IPv4 alone.
+    """
+    covered = {sock.family for sock in inherited}
+    bound: list[socket.socket] = []
+    for family, host in ((socket.AF_INET, HOST), (socket.AF_INET6, HOST6)):
+        if family in covered:
+            continue
+        try:
+            bound.append(_bound(family, host, port))
+        except OSError as error:
+            if family == socket.AF_INET6 and error.errno in (
+                errno.EADDRNOTAVAIL,
+                errno.EAFNOSUPPORT,
+            ):
+                log.debug("proxy: no IPv6 loopback here (%s)", error.strerror)
+                continue
+            for sock in bound:
+                sock.close()
+            where = f"[{host}]" if family == socket.AF_INET6 else host
+            if error.errno == errno.EADDRINUSE:
+                reason = f"{port_holders(port)} holds it"
+            else:
+                reason = str(error.strerror)
+            raise ProxyUnavailable(
+                f"the loopback proxy cannot listen on {where}:{port}: {reason}",
+                hint=f"set {PORT_ENV} to a free port for wev-daemon, then restart it",
+            ) from None
+    return bound
+
+
+def _bound(family: int, host: str, port: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        # Our own connections in TIME_WAIT from the last run must not keep the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class Throttle:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import errno
 import functools
 import logging
 import os
@@ -40,7 +39,7 @@ from wev_daemon import aws
 from wev_daemon.plugins import InputNeeded
 from wev_daemon.plugins.awscodeartifact import Settings
 from wev_daemon.proxy import access
-from wev_daemon.proxy.access import HOST, HOST6, PORT_ENV, Door, Gate, Throttle
+from wev_daemon.proxy.access import BACKLOG, HOST, Door, Gate, ProxyUnavailable, Throttle
 from wev_daemon.proxy.forward import Forwarder, GatewayError, StreamBroken
 from wev_daemon.proxy.rewrite import Spellings
 from wev_daemon.proxy.routes import Route, Routes, route_path, split
@@ -49,7 +48,6 @@ from wev_daemon.resolver import Prepared, Resolver
 log = logging.getLogger("wev_daemon.proxy")
 
 PLUGIN_ID = "wev-awscodeartifact"
-BACKLOG = 256
 #: After an error answer, how long the rest of an unread upload is drained.
 LINGERING_TIME = 2.0
 SHUTDOWN_TIMEOUT = 5.0
@@ -59,10 +57,6 @@ STATUS_BY_KIND: tuple[tuple[type[Exception], int], ...] = (
     (aws.LoginNeeded, 401),
     (aws.AccessDenied, 403),
 )
-
-
-class ProxyUnavailable(UpstreamError):
-    """The loopback proxy cannot serve (its port, its secret); the daemon serves the rest."""
 
 
 class TokenUnavailable(Exception):
@@ -196,7 +190,7 @@ class Proxy:
         # ``server`` imports the application, which imports this module).
         from wev_daemon.server import CONNECTION_IDLE_TIMEOUT
 
-        socks = self.inherited + self._bind_missing()
+        socks = self.inherited + access.bind_loopback(self.port, self.inherited)
         app = web.Application(middlewares=self.middlewares)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         runner = web.AppRunner(
@@ -224,36 +218,6 @@ class Proxy:
         self._runner = runner
         where = ", ".join(_address(sock) for sock in socks)
         log.info("proxy listening on %s", where)
-
-    def _bind_missing(self) -> list[socket.socket]:
-        """Our own sockets for the loopback addresses no inherited socket covers."""
-        assert self.port is not None
-        families = {sock.family for sock in self.inherited}
-        bound: list[socket.socket] = []
-        for family, host in ((socket.AF_INET, HOST), (socket.AF_INET6, HOST6)):
-            if family in families:
-                continue
-            try:
-                bound.append(_bound(family, host, self.port))
-            except OSError as error:
-                if family == socket.AF_INET6 and error.errno in (
-                    errno.EADDRNOTAVAIL,
-                    errno.EAFNOSUPPORT,
-                ):
-                    log.debug("proxy: no IPv6 loopback here (%s)", error.strerror)
-                    continue
-                for sock in bound:
-                    sock.close()
-                where = f"[{host}]" if family == socket.AF_INET6 else host
-                if error.errno == errno.EADDRINUSE:
-                    reason = f"{access.port_holders(self.port)} holds it"
-                else:
-                    reason = str(error.strerror)
-                raise ProxyUnavailable(
-                    f"the loopback proxy cannot listen on {where}:{self.port}: {reason}",
-                    hint=f"set {PORT_ENV} to a free port for wev-daemon, then restart it",
-                ) from None
-        return bound
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -293,7 +257,7 @@ class Proxy:
     def status(self) -> dict[str, object]:
         """Secret-free facts for ``wev --status``."""
         return {
-            "url": self.base if self.port is not None else f"{PORT_ENV}?",
+            "url": self.base if self.port is not None else None,
             "listening": self.listening,
             "error": self.error,
             "repositories": self.routes.status(self.base),
@@ -382,22 +346,6 @@ def _spellings(endpoint: str, local: str) -> Spellings:
 
 def _exists(path: str) -> bool:
     return os.path.exists(path)
-
-
-def _bound(family: int, host: str, port: int) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        # Our own connections in TIME_WAIT from the last run must not keep the port.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _address(sock: socket.socket) -> str:

@@ -152,6 +152,8 @@ class Forwarder:
             except (aiohttp.ClientError, TimeoutError, BadPage) as error:
                 raise GatewayError(f"{upstream.url.host}: {_reason(error)}") from None
             headers.pop("Content-Encoding", None)
+            if len(page) <= CHUNK:  # most pages: headers and body in one write
+                return web.Response(status=upstream.status, headers=headers, body=page)
             response = web.StreamResponse(status=upstream.status, headers=headers)
             response.content_length = len(page)
             await response.prepare(request)
