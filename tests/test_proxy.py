@@ -549,6 +549,25 @@ async def test_where_uids_are_unknown_the_urls_secret_lets_in(tmp_path: Path) ->
         await server.close()
 
 
+async def test_a_secret_that_cannot_be_made_leaves_the_proxy_down_not_the_daemon(
+    tmp_path: Path,
+) -> None:
+    """macOS, with a read-only state folder: the reason goes to the wev call and --status."""
+    (tmp_path / "state").write_text("")  # a file where the folder would be
+    server = proxy.Proxy(
+        port=free_port(), secret_file=str(tmp_path / "state" / "wev" / "secret"), uid_known=False
+    )
+    server.attach(Resolver(cache=TokenCache()))
+    try:
+        with pytest.raises(proxy.ProxyUnavailable, match=r"secret .* cannot be made: Not a dir"):
+            await server.ensure_listening()
+        status = server.status()
+    finally:
+        await server.close()
+    assert status["listening"] is False
+    assert "cannot be made: Not a directory" in str(status["error"])
+
+
 # -- the service manager's socket ------------------------------------------------------------
 
 # What systemd does between fork and exec for wev.socket and wev-proxy.socket: fds 3 and 4,

@@ -85,7 +85,7 @@ class Proxy:
             handed = int(self.inherited[0].getsockname()[1])
             if handed != port:
                 log.info("proxy: serving the service manager's port %d, not %s", handed, port)
-            port = handed
+            port, problem = handed, None  # a bad WEV_PROXY_PORT does not matter then
         self.port = port
         #: Why the proxy can never listen in this run (a bad ``WEV_PROXY_PORT``).
         self.problem = problem
