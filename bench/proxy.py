@@ -13,6 +13,11 @@ Both run in two modes of the index: ``streamed``, where the index serves the fil
 proxy carries all 50 MB), and ``redirected``, the CodeArtifact shape, where the page links back
 to the index and the download answers 302 to a second host (the proxy passes the redirect and
 the bytes bypass it). It prints the medians and the ratio proxy / direct for each.
+
+Then memory: ``npm install`` of 15 packages whose packuments are 20 MB each (a big readme and
+200 versions, whose tarball URLs the proxy rewrites), all through the proxy, from the fake
+registry in CodeArtifact's shape; it prints the daemon's peak RSS (``VmHWM``) before and after,
+against the target of 150 MiB.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))  # the fakes
 
 from fakes.codeartifact import FakeCodeArtifact  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
+from fakes.npm_registry import FakeNpmRegistry, build_package  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 from fakes.pypi_index import FakePyPIIndex  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 from fakes.wheels import build_wheel  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 
@@ -47,6 +53,10 @@ BIN = Path(sys.executable).parent
 KEY, SECRET = "AKIABENCHPROXY000001", "bench-secret-key-000000000000000000000000"
 BIG_MB = 50
 PAGES = 200
+NPM_PACKAGES = 15
+PACKUMENT_MB = 20
+NPM_VERSIONS = 200
+RSS_TARGET_MIB = 150
 TIMEOUT = 300.0
 WEV_YML = """\
 DIRECT_INDEX_URL:
@@ -62,6 +72,15 @@ PROXY_INDEX_URL:
     domain: corp
     repository: shared
     format: pypi
+    proxy: true
+"""
+NPM_WEV_YML = """\
+NPM_CONFIG_REGISTRY:
+  plugin:
+    id: wev-awscodeartifact
+    domain: corp
+    repository: shared
+    format: npm
     proxy: true
 """
 
@@ -88,7 +107,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def daemon(env: dict[str, str], socket_path: str, log: Path) -> Iterator[None]:
+def daemon(env: dict[str, str], socket_path: str, log: Path) -> Iterator[int]:
     with log.open("w") as out:
         process = subprocess.Popen(
             [str(BIN / "wev-daemon"), "--socket", socket_path, "--log-level", "WARNING"],
@@ -103,7 +122,7 @@ def daemon(env: dict[str, str], socket_path: str, log: Path) -> Iterator[None]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"wev-daemon did not start: {log.read_text()}")
             time.sleep(0.02)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         try:
@@ -166,11 +185,69 @@ def fetch_pages(index_url: str, projects: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set (``VmHWM``), in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/PID/status")
+
+
+def npm_memory(root: Path, base_env: dict[str, str]) -> dict[str, float]:
+    """The daemon's peak RSS before and after npm installs the big packuments through it."""
+    project = root / "npm-project"
+    project.mkdir()
+    (project / "wev.yml").write_text(NPM_WEV_YML)
+    names = [f"corp-pkg-{i:02d}" for i in range(NPM_PACKAGES)]
+    dependencies = ", ".join(f'"{name}": "1.0.{NPM_VERSIONS - 1}"' for name in names)
+    (project / "package.json").write_text(
+        f'{{"name": "app", "version": "1.0.0", "private": true, '
+        f'"dependencies": {{{dependencies}}}}}\n'
+    )
+    with ExitStack() as stack:
+        fake = stack.enter_context(FakeCodeArtifact({KEY: SECRET}))
+        registry = stack.enter_context(
+            FakeNpmRegistry(fake, like_codeartifact=True, readme_bytes=PACKUMENT_MB * 1000 * 1000)
+        )
+        for name in names:
+            for version in range(NPM_VERSIONS):
+                main = f"module.exports = {version};\n"
+                registry.add(build_package(name, f"1.0.{version}", main))
+        fake.repository_base_url = registry.url
+        port = free_port()
+        socket_path = str(root / "run" / "npm.sock")
+        env = {
+            **base_env,
+            "AWS_ENDPOINT_URL_CODEARTIFACT": fake.url,
+            "WEV_PROXY_PORT": str(port),
+            "WEV_SOCKET": socket_path,
+        }
+        pid = stack.enter_context(daemon(env, socket_path, root / "npm.log"))
+        subprocess.run([str(BIN / "wev"), "true"], cwd=project, env=env, check=True, timeout=60)
+        before = peak_rss_mib(pid)
+        (project / ".npmrc").write_text(f"registry=http://127.0.0.1:{port}/corp/shared/npm/\n")
+        started = time.perf_counter()
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--prefer-online"],
+            cwd=project,
+            env={**env, "npm_config_cache": str(root / "npm-cache")},
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=True,
+        )
+        elapsed = time.perf_counter() - started
+        assert (project / "node_modules" / names[-1] / "index.js").exists()
+        return {"before_mib": before, "peak_mib": peak_rss_mib(pid), "npm_seconds": elapsed}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--skip-npm", action="store_true", help="no memory figure (no npm here)")
     args = parser.parse_args(argv)
+    memory: dict[str, float] = {}
 
     root = Path(tempfile.mkdtemp(prefix="wev-bench-proxy-"))
     results: dict[str, dict[str, float]] = {}
@@ -189,6 +266,15 @@ def main(argv: list[str] | None = None) -> int:
             f"[default]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n"
         )
         (home / ".aws" / "config").write_text("[default]\nregion = eu-west-1\n")
+        base_env = {
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "XDG_RUNTIME_DIR": str(runtime),
+            "XDG_STATE_HOME": str(root / "state"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "NO_PROXY": "127.0.0.1",
+        }
         for mode in ("streamed", "redirected"):
             with ExitStack() as stack:
                 fake = stack.enter_context(FakeCodeArtifact({KEY: SECRET}))
@@ -197,15 +283,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 fake.repository_base_url = index.url
                 env = {
-                    "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-                    "HOME": str(home),
-                    "LANG": "C.UTF-8",
-                    "XDG_RUNTIME_DIR": str(runtime),
-                    "XDG_STATE_HOME": str(root / "state"),
+                    **base_env,
                     "AWS_ENDPOINT_URL_CODEARTIFACT": fake.url,
-                    "AWS_EC2_METADATA_DISABLED": "true",
                     "WEV_PROXY_PORT": str(free_port()),
-                    "NO_PROXY": "127.0.0.1",
                     "PIP_CONFIG_FILE": os.devnull,
                     "PIP_NO_INPUT": "1",
                 }
@@ -226,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                             fetch_pages(url, projects)
                         )
                 results[mode] = {name: statistics.median(values) for name, values in times.items()}
+        if not args.skip_npm:
+            memory = npm_memory(root, base_env)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -238,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         for mode, figures in results.items()
     }
     if args.json:
-        print(json.dumps({"medians_seconds": results, "ratios": ratios, "rounds": args.rounds}))
+        document = {"medians_seconds": results, "ratios": ratios, "rounds": args.rounds}
+        print(json.dumps({**document, "npm_memory": memory}))
         return 0
     print(
         f"{platform.python_implementation()} {platform.python_version()}, "
@@ -254,6 +337,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {mode} | {name} | {direct * 1000:.0f} ms | {proxied * 1000:.0f} ms | "
                 f"{ratios[mode][what]:.2f}x |"
             )
+    if memory:
+        print(
+            f"npm install of {NPM_PACKAGES} packages with {PACKUMENT_MB} MB packuments through "
+            f"the proxy ({memory['npm_seconds']:.1f} s): daemon peak RSS "
+            f"{memory['before_mib']:.0f} MiB before, {memory['peak_mib']:.0f} MiB after "
+            f"(target: under {RSS_TARGET_MIB} MiB)"
+        )
     return 0
 
 

@@ -304,34 +304,57 @@ use the secret).
 
 - **The port** is `WEV_PROXY_PORT` in the daemon's environment, else
   23000 + uid % 8000 (24000 for uid 1000): the same across restarts and
-  reboots. `wev --status` shows the URLs, their upstream, requests and the
-  last error. If another program holds the port, `wev` says so in one line.
+  reboots. The proxy holds it on `127.0.0.1` and, where IPv6 loopback exists,
+  on `[::1]`, so a `localhost` URL reaches no one else. `wev --status` shows
+  the URLs, their upstream, requests and the last error. When the proxy
+  cannot serve (another user holds the port, a bad `WEV_PROXY_PORT`), the
+  daemon serves everything else; the `wev` call that needs the proxy fails
+  (exit 69) with one line naming the reason, and the uid that holds the port,
+  and `wev --status` says the same.
 - **Registration.** Each `wev` call that resolves the entry tells the daemon
   the repository and the AWS context to fetch its token with (the latest call
-  wins); the daemon keeps this in memory only. After the daemon restarts
-  (reboot, upgrade), the URL answers 503 with a one-line hint until a `wev`
-  call in the project registers it again: run `wev true` there (`wev
-  --forget` drops the route with the token, so that a switched account is
-  never used again by the proxy). With the
-  service installed (`wev-daemon --install-service`), systemd or launchd also
-  listens on the port (`wev-proxy.socket`, or the plist's `proxy` socket), so a
-  tool that connects after a reboot starts the daemon and gets that hint
-  instead of a refused connection; the port is then the one the service
-  was installed with.
-- **Only you get in.** It listens on 127.0.0.1 only and answers only
-  `Host: 127.0.0.1:PORT` or `localhost:PORT`. On Linux it looks up who owns
-  the connecting socket (`/proc/net/tcp`, `tcp6`) and refuses every other
-  user but root with 403. Where that cannot be known (macOS), the URL carries
-  a per-user secret, `http://wev:SECRET@127.0.0.1:PORT/...`, kept 0600 in
-  wev's state folder; pip, uv and Poetry hide it in their output and keep it
-  out of lockfiles.
+  wins); the daemon keeps this in memory only. A daemon that `wev` started
+  opens the port at the first such call; after it restarts (reboot, upgrade),
+  the URL answers again once a `wev` call in the project has registered it:
+  run `wev true` there (`wev --forget` drops the route with the token, so that
+  a switched account is never used again by the proxy; the URL then answers
+  503 with a one-line hint). With the service installed (`wev-daemon
+  --install-service`), systemd or launchd listens on the port from the start
+  (`wev-proxy.socket`, or the plist's `proxy` sockets), so a tool that
+  connects after a reboot starts the daemon and gets that hint instead of a
+  refused connection; the port is then the one the service was installed with.
+- **Only you get in.** It answers only `Host: 127.0.0.1:PORT`,
+  `[::1]:PORT` or `localhost:PORT`, and never a web page: a request with
+  `Origin`, or with `Sec-Fetch-Site` other than `none`, gets 403 (package
+  tools send neither; a page in your browser could otherwise publish with a
+  `no-cors` POST). On Linux a connection is judged when it is accepted, by
+  the owner of the connecting socket as the kernel reports it (sock_diag, else
+  `/proc/net/tcp`): only you and root, and only a socket a process still
+  holds (a socket closed by its owner once passed for root's). Another user's
+  connection gets one 403 line and is closed, its request unread; refusals
+  are logged at most once a minute per uid. Where the kernel does not say
+  (macOS), the URL carries a per-user secret,
+  `http://wev:SECRET@127.0.0.1:PORT/...`, kept 0600 in wev's state folder and
+  made only there; pip, uv and Poetry hide it in their output and keep it out
+  of lockfiles.
+- **Right against CodeArtifact.** Every spelling of the repository's URL in
+  pages, packuments, JSON and `Location` becomes the proxy's: an explicit
+  `:443` (as npm packuments write it), any case of the host, JSON's `\\/`, a
+  relative redirect. A page is inflated as it arrives and rewritten into one
+  copy, at most 128 MiB once inflated (bigger: 502 with the reason) and two at
+  a time. A download that breaks half-way breaks the tool's connection too,
+  so the tool sees a failed download. Forwarded requests go through your
+  `HTTPS_PROXY` unless `NO_PROXY` names the host, and trust your
+  `AWS_CA_BUNDLE`, as the AWS calls do; a connection idle or slow for 10 s
+  is closed, and requests count as activity for `--idle-exit`.
 - **Errors you can read.** When no token can be had, the proxy answers 401
-  (a login to renew, an MFA code to type in a terminal), 403 (AccessDenied) or
-  502 with one line naming the repository and AWS's error, in the body and the
-  daemon's log, instead of the 404 CodeArtifact gives for bad credentials.
+  (a login to renew, an MFA code to type in a terminal), 403 (AWS refuses
+  your identity) or 502 with one line naming the repository and AWS's error,
+  in the body and the daemon's log, instead of the 404 CodeArtifact gives for
+  bad credentials.
 - Without a daemon (`WEV_NO_DAEMON=1`) the entry gets the direct URLs, with
   the token, so CI runs the same `wev.yml`. Nothing is written to disk but the
-  secret; no token is logged.
+  secret (macOS); no token is logged.
 
 Each recipe below is run by the tests against the real tool
 (`tests/test_proxy.py`); replace the port with yours.

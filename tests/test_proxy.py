@@ -38,6 +38,7 @@ from wev_daemon import activation, network, proxy
 from wev_daemon.cache import TokenCache
 from wev_daemon.plugins import PropertyError
 from wev_daemon.plugins.awscodeartifact import CodeArtifactPlugin
+from wev_daemon.proxy import owners
 from wev_daemon.resolver import Resolver
 
 TOOL_TIMEOUT = 120.0
@@ -316,9 +317,10 @@ def test_the_url_is_the_same_after_a_restart(
         daemon.stop()
     daemon = Daemon(user)
     try:
-        wait_for_port(port)
-        status, body = get(url)  # listening again, but nobody registered the route yet
-        assert status == 503 and body.count("\n") == 1 and "run `wev true` once" in body
+        # Without the service manager's socket the port opens with the first wev call that
+        # hands out the URL (and registers its route); with it, see the socket-activated test.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
         after = user.wev("sh", "-c", 'printf %s "$PIP_INDEX_URL"')
         status, page = get(url)
         # PEP 691 JSON, gzipped upstream: unzipped and rewritten too.
@@ -446,7 +448,7 @@ def test_connection_uid_names_the_owner_of_a_loopback_socket() -> None:
     ):
         accepted, _ = server.accept()
         with accepted:
-            owner = proxy.connection_uid(accepted.getpeername(), accepted.getsockname())
+            owner = owners.connection_uid(accepted.getpeername(), accepted.getsockname())
     assert owner == (os.getuid() if os.path.exists("/proc/net/tcp") else None)
 
 
@@ -545,6 +547,25 @@ async def test_where_uids_are_unknown_the_urls_secret_lets_in(tmp_path: Path) ->
         assert statuses == [403, 403, 503, 503, 403]
     finally:
         await server.close()
+
+
+async def test_a_secret_that_cannot_be_made_leaves_the_proxy_down_not_the_daemon(
+    tmp_path: Path,
+) -> None:
+    """macOS, with a read-only state folder: the reason goes to the wev call and --status."""
+    (tmp_path / "state").write_text("")  # a file where the folder would be
+    server = proxy.Proxy(
+        port=free_port(), secret_file=str(tmp_path / "state" / "wev" / "secret"), uid_known=False
+    )
+    server.attach(Resolver(cache=TokenCache()))
+    try:
+        with pytest.raises(proxy.ProxyUnavailable, match=r"secret .* cannot be made: Not a dir"):
+            await server.ensure_listening()
+        status = server.status()
+    finally:
+        await server.close()
+    assert status["listening"] is False
+    assert "cannot be made: Not a directory" in str(status["error"])
 
 
 # -- the service manager's socket ------------------------------------------------------------

@@ -112,7 +112,7 @@ def test_install_writes_units_that_systemd_accepts(home: Path, folder: str) -> N
     assert socket_unit.read_text() == service.template("wev.socket")
     # The loopback proxy's port, as the daemon of this user chooses it.
     port = 23000 + os.getuid() % 8000
-    assert f"ListenStream=127.0.0.1:{port}\n" in proxy_unit.read_text()
+    assert f"ListenStream=127.0.0.1:{port}\nListenStream=[::1]:{port}\n" in proxy_unit.read_text()
     command = exec_start(service_unit)
     assert command == [str(link), "--log-level", "INFO"]
     assert os.access(command[0], os.X_OK)
@@ -203,11 +203,15 @@ def test_launch_agent_plist(home: Path) -> None:
     assert program == [WEV_DAEMON, "--log-level", "INFO"]
     assert os.path.isabs(program[0]) and os.access(program[0], os.X_OK)
     listener = plist["Sockets"][LAUNCHD_SOCKET_NAME]
-    assert plist["Sockets"][PROXY_SOCKET_NAME] == {
-        "SockNodeName": "127.0.0.1",
-        "SockServiceName": str(23000 + os.getuid() % 8000),
-        "SockFamily": "IPv4",
-    }
+    # Both loopback addresses: no other user may answer a "localhost" URL on ::1.
+    assert plist["Sockets"][PROXY_SOCKET_NAME] == [
+        {
+            "SockNodeName": host,
+            "SockServiceName": str(23000 + os.getuid() % 8000),
+            "SockFamily": family,
+        }
+        for host, family in (("127.0.0.1", "IPv4"), ("::1", "IPv6"))
+    ]
     assert listener["SockPathMode"] == 0o600
     # Where the client looks on macOS: platformdirs' user_runtime_dir there.
     assert listener["SockPathName"] == os.path.join(macos_runtime_dir(home), paths.SOCKET_NAME)

@@ -231,7 +231,7 @@ def _proxy_lines(proxy: object) -> list[str]:
     listening = "listening" if proxy.get("listening") else "not listening"
     if proxy.get("error"):
         listening += f": {proxy['error']}"
-    out = [f"proxy: {proxy.get('url')} ({listening})"]
+    out = [f"proxy: {proxy.get('url') or 'no port'} ({listening})"]
     repositories = proxy.get("repositories")
     for repository in repositories if isinstance(repositories, list) else []:
         if not isinstance(repository, dict):

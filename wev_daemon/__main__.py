@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Taken out of the environment first: nothing the daemon starts may see them.
         notifier = activation.Notifier.from_environ(os.environ)
         inherited = activation.inherited_sockets(os.environ)
-        # The loopback proxy's TCP socket is the proxy's alone, never the daemon's routes'.
+        # The loopback proxy's TCP sockets are the proxy's alone, never the daemon's routes'.
         proxy_socks = [item.sock for item in inherited if item.is_proxy]
         inherited = [item for item in inherited if not item.is_proxy]
         if inherited:
@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wait_timeout=args.wait_timeout,
                 idle_exit=idle_exit,
                 idle_exit_with_entries=args.idle_exit_with_entries,
-                proxy_sock=proxy_socks[0] if proxy_socks else None,
+                proxy_socks=proxy_socks,
             )
         )
     except WevError as error:
@@ -175,7 +175,7 @@ async def _run(
     wait_timeout: float,
     idle_exit: float,
     idle_exit_with_entries: bool,
-    proxy_sock: socket.socket | None = None,
+    proxy_socks: Sequence[socket.socket] = (),
 ) -> int:
     # Imported here so that `wev-daemon --help` stays quick.
     from wev_daemon import server
@@ -208,7 +208,7 @@ async def _run(
             resolver=Resolver(cache=TokenCache(policy=policy)),
             socket_path=path,
             service_manager=inherited[0].manager if inherited else "",
-            proxy=Proxy.from_environ(os.environ, proxy_sock),
+            proxy=Proxy.from_environ(os.environ, proxy_socks),
         )
         await server.serve(
             app,

@@ -200,14 +200,14 @@ def _check_depth(document: object) -> None:
 
 async def resolve(request: web.Request) -> web.Response:
     body = await _read_request(request)
-    proxy = request.app.get(PROXY)
-    if proxy is not None and not proxy.wants(body):
-        proxy = None
-    if proxy is not None:  # its URLs must lead somewhere before they are handed out
-        await proxy.ensure_listening()
-    answer = await request.app[RESOLVER].resolve(body)
-    if proxy is not None and answer.values:
-        proxy.register(body)
+    resolver, proxy = request.app[RESOLVER], request.app.get(PROXY)
+    if proxy is None or body.cancel or not proxy.wants(body):
+        return json_response((await resolver.resolve(body)).to_json())
+    prepared = resolver.prepare(body)
+    await proxy.ensure_listening()  # its URLs must lead somewhere before they are handed out
+    answer = await resolver.resolve(body, prepared)
+    if answer.values:
+        proxy.register(prepared[0])
     return json_response(answer.to_json())
 
 

@@ -77,6 +77,18 @@ class FetchError(UpstreamError):
         self.local = local
 
 
+class LoginNeeded(FetchError):
+    """The caller's AWS login must be made or renewed (SSO, keys, session) before a retry."""
+
+
+class AccessDenied(FetchError):
+    """AWS refuses the caller's identity what was asked."""
+
+
+#: AWS error codes of a refusal.
+_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
+
+
 def profile_name(env: Mapping[str, str], configured: str | None) -> str | None:
     """The profile in effect: the plugin's, else AWS_PROFILE, else AWS_DEFAULT_PROFILE."""
     return configured or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or None
@@ -124,15 +136,19 @@ def fetch_error(error: Exception, what: str, profile: str | None) -> FetchError:
         message = detail.get("Message") or "no message"
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         transient = code in _TRANSIENT_CODES or status >= 500 or status == 429
-        hint = "refresh your AWS credentials" if code in _EXPIRED_CODES else None
-        return FetchError(f"{what}: {code}: {message}", hint=hint, transient=transient)
+        line = f"{what}: {code}: {message}"
+        if code in _EXPIRED_CODES:
+            return LoginNeeded(line, hint="refresh your AWS credentials", transient=transient)
+        if code in _DENIED_CODES:
+            return AccessDenied(line, transient=transient)
+        return FetchError(line, transient=transient)
     # Found on this machine, without asking AWS: the next client retries at once.
     if isinstance(error, boto.SSOError | boto.TokenRetrievalError | boto.SSOTokenLoadError):
-        return FetchError(
+        return LoginNeeded(
             f"{what}: the AWS SSO session has expired or is missing", hint=login, local=True
         )
     if isinstance(error, boto.UnauthorizedSSOTokenError):
-        return FetchError(f"{what}: the AWS SSO session has expired", hint=login, local=True)
+        return LoginNeeded(f"{what}: the AWS SSO session has expired", hint=login, local=True)
     if isinstance(error, boto.ProfileNotFound):
         return FetchError(
             f"{what}: the AWS profile {profile!r} is not configured",
@@ -140,7 +156,7 @@ def fetch_error(error: Exception, what: str, profile: str | None) -> FetchError:
             local=True,
         )
     if isinstance(error, boto.NoCredentialsError | boto.PartialCredentialsError):
-        return FetchError(
+        return LoginNeeded(
             f"{what}: no AWS credentials found" + (f" for profile {profile!r}" if profile else ""),
             hint="set AWS_PROFILE, a profile in wev.user.yml, or run `aws configure`",
             local=True,

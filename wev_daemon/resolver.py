@@ -105,12 +105,20 @@ class Resolver:
             )
         return prepared, warnings
 
-    async def resolve(self, request: ResolveRequest) -> ResolveResponse:
-        """Every variable's value; concurrent entries resolve in parallel."""
+    async def resolve(
+        self,
+        request: ResolveRequest,
+        prepared_once: tuple[list[Prepared], list[str]] | None = None,
+    ) -> ResolveResponse:
+        """Every variable's value; concurrent entries resolve in parallel.
+
+        ``prepared_once``: what ``prepare`` made of this very request, when the
+        caller needed it first (the loopback proxy registers its routes with it).
+        """
         if request.cancel:
             self.cancel(request.cancel)
             return ResolveResponse({})
-        prepared, warnings = self.prepare(request)
+        prepared, warnings = prepared_once or self.prepare(request)
         outcomes = await asyncio.gather(
             *(self._get(item, request.answers) for item in prepared), return_exceptions=True
         )

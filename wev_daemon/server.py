@@ -34,7 +34,7 @@ from aiohttp import web
 from wev_client import paths
 from wev_client.protocol.errors import WevError
 from wev_daemon.activation import Notifier
-from wev_daemon.app import RESOLVER, STOP, Handler
+from wev_daemon.app import PROXY, RESOLVER, STOP, Handler
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +191,8 @@ async def serve(
     notifier = notifier or Notifier()
     activity = Activity(loop.time)
     app.middlewares.append(activity.middleware)  # innermost: refused peers are no activity
+    if PROXY in app:  # a tool using the loopback proxy is activity too
+        app[PROXY].middlewares.append(activity.middleware)
 
     def on_signal(signum: int) -> None:
         if stop.is_set():  # a second Ctrl-C: stop waiting for the drain

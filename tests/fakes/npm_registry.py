@@ -9,6 +9,10 @@ Packuments carry absolute tarball URLs to the registry's own host, as CodeArtifa
 ``like_codeartifact=True`` a tarball download also answers 302 with a presigned URL on a second
 host (``FakeBlobStore``), as CodeArtifact's redirect to S3. A ``PUT`` of a packument with its
 tarball attached (``npm publish``) adds that version; ``published`` lists them.
+``explicit_port=True`` writes tarball URLs as CodeArtifact does, with the scheme's port spelled
+out (``https://host:443/`` there, ``http://host:80/`` here), serving on port 80 of a loopback
+address of its own so that its endpoint URL has no port. ``readme_bytes`` pads each packument
+with a readme of that size, as large real ones are (``bench/proxy.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 import threading
 import time
@@ -85,8 +90,17 @@ class BearerAttempt:
 class FakeNpmRegistry(ServedWithBlobs):
     """``with FakeNpmRegistry(fake_codeartifact) as registry: registry.add(package)``."""
 
-    def __init__(self, authority: TokenAuthority, *, like_codeartifact: bool = False) -> None:
+    def __init__(
+        self,
+        authority: TokenAuthority,
+        *,
+        like_codeartifact: bool = False,
+        explicit_port: bool = False,
+        readme_bytes: int = 0,
+    ) -> None:
         self.authority = authority
+        # Printable, and as incompressible as text gets: a readme, not a run of one byte.
+        self.readme = base64.b64encode(os.urandom(readme_bytes * 3 // 4)).decode()
         self.blobs: FakeBlobStore | None = FakeBlobStore() if like_codeartifact else None
         self._lock = threading.Lock()
         self._attempts: list[BearerAttempt] = []
@@ -97,7 +111,8 @@ class FakeNpmRegistry(ServedWithBlobs):
         app.router.add_get("/npm/{repository}/{name}/-/{filename}", _tarball)
         app.router.add_put("/npm/{repository}/{name}", _publish)
         self._published: list[NpmPackage] = []
-        self._server = ThreadedAppServer(app)
+        self.explicit_port = explicit_port
+        self._server = ThreadedAppServer(app, on_port_80=explicit_port)
 
     def registry_url(self, repository: str) -> str:
         return f"{self.url}/npm/{repository}/"
@@ -148,11 +163,14 @@ async def _packument(request: web.Request) -> web.Response:
     versions = request.app[REGISTRY]._versions(name)
     if not versions:
         return web.json_response({"error": "Not found"}, status=404)
-    base = f"{request.scheme}://{request.host}/npm/{repository}/{name}/-/"
+    registry = request.app[REGISTRY]
+    own = registry.url_with_port if registry.explicit_port else f"{request.scheme}://{request.host}"
+    base = f"{own}/npm/{repository}/{name}/-/"
     latest = max(versions, key=lambda v: tuple(int(p) for p in v.split(".")))
     body = {
         "name": name,
         "dist-tags": {"latest": latest},
+        **({"readme": request.app[REGISTRY].readme} if request.app[REGISTRY].readme else {}),
         "versions": {
             version: {
                 "name": name,

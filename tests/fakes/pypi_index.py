@@ -11,6 +11,9 @@ form, ``:action=file_upload``); an uploaded wheel is stored in the folder and se
 absolute links to its own host (``<url>/pypi/<repository>/simple/<project>/<version>/<file>``),
 and each such download answers 302 with a presigned URL on a second host, a ``FakeBlobStore``
 (as CodeArtifact's redirect to S3), which wants no token and records each download.
+``explicit_port=True`` also writes those links as CodeArtifact does, with the scheme's port
+spelled out (``https://host:443/`` there, ``http://host:80/`` here): the index then serves on
+port 80 of a loopback address of its own, so that its endpoint URL has no port.
 """
 
 from __future__ import annotations
@@ -119,7 +122,12 @@ class FakePyPIIndex(ServedWithBlobs):
     """
 
     def __init__(
-        self, wheel_dir: Path, authority: TokenAuthority, *, like_codeartifact: bool = False
+        self,
+        wheel_dir: Path,
+        authority: TokenAuthority,
+        *,
+        like_codeartifact: bool = False,
+        explicit_port: bool = False,
     ) -> None:
         self.wheel_dir = wheel_dir
         self.authority = authority
@@ -136,12 +144,13 @@ class FakePyPIIndex(ServedWithBlobs):
             app.router.add_get(prefix + "/simple/{project}/", _project_page)
             app.router.add_get(prefix + "/simple/{project}/{version}/{filename}", _download)
             app.router.add_get(prefix + "/packages/{filename}", _package)
-        self._server = ThreadedAppServer(app)
+        self.explicit_port = explicit_port
+        self._server = ThreadedAppServer(app, on_port_80=explicit_port)
 
     def index_url(self, token: str, repository: str | None = None) -> str:
         """The ``--index-url`` for pip, credentials included."""
         prefix = f"/pypi/{repository}" if repository else ""
-        return f"http://{USERNAME}:{token}@127.0.0.1:{self._server.port}{prefix}/simple/"
+        return f"http://{USERNAME}:{token}@{self.url.removeprefix('http://')}{prefix}/simple/"
 
     @property
     def attempts(self) -> list[AuthAttempt]:
@@ -215,7 +224,8 @@ async def _project_page(request: web.Request) -> web.Response:
     if not wheels:
         raise web.HTTPNotFound()
     repository = request.match_info.get("repository")
-    base = f"{index.url}/pypi/{repository}" if repository else index.url
+    own = index.url_with_port if index.explicit_port else index.url
+    base = f"{own}/pypi/{repository}" if repository else own
     links = []
     files = []
     for wheel in wheels:

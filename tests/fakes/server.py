@@ -2,12 +2,21 @@
 
 Startup and shutdown are bounded; handlers that wait for something should also wait on
 ``app[CLOSING]``, which is set when the server starts stopping.
+
+``on_port_80=True`` serves on port 80 of a loopback address of its own (127.x.y.z), so that
+its URL needs no port, as a real endpoint's on 443 does; that takes root (or a lowered
+``net.ipv4.ip_unprivileged_port_start``): ``why_not_on_port_80`` says why it cannot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
+import random
+import socket
+import ssl
 import threading
 from types import TracebackType
 from typing import Self
@@ -17,13 +26,53 @@ from aiohttp import web
 CLOSING = web.AppKey("closing", asyncio.Event)
 
 START_TIMEOUT = 10.0
+HTTP_PORT = 80
+
+
+def why_not_on_port_80() -> str | None:
+    """Why a fake cannot serve on port 80 here, or None."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as limit:
+            lowest = int(limit.read())
+    except (OSError, ValueError):
+        lowest = 1024
+    if os.geteuid() != 0 and lowest > HTTP_PORT:
+        return "serving on port 80 needs root (or net.ipv4.ip_unprivileged_port_start <= 80)"
+    return None
+
+
+def _socket_on_port_80() -> socket.socket:
+    """A listening socket on port 80 of a random 127.x.y.z (others may hold some of them)."""
+    for _ in range(20):
+        host = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+        sock = socket.socket()
+        try:
+            sock.bind((host, HTTP_PORT))
+        except OSError as error:
+            sock.close()
+            if error.errno != errno.EADDRINUSE:
+                raise
+            continue
+        sock.listen(128)
+        return sock
+    raise RuntimeError("no free 127.x.y.z:80 found")
 
 
 class ThreadedAppServer:
     """Serve ``app`` on a free 127.0.0.1 port from a daemon thread; usable as a context manager."""
 
-    def __init__(self, app: web.Application, *, shutdown_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        shutdown_timeout: float = 2.0,
+        on_port_80: bool = False,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.app = app
+        self._on_port_80 = on_port_80
+        self._tls = tls
+        self._host = "127.0.0.1"
         self._closing = asyncio.Event()  # binds to the server loop on first use
         app[CLOSING] = self._closing
         self._shutdown_timeout = shutdown_timeout
@@ -40,9 +89,16 @@ class ThreadedAppServer:
         return self._port
 
     @property
+    def host(self) -> str:
+        return self._host
+
+    @property
     def url(self) -> str:
         """Base URL without a trailing slash, e.g. ``http://127.0.0.1:54321``."""
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self._tls else "http"
+        if self.port == HTTP_PORT:
+            return f"{scheme}://{self._host}"
+        return f"{scheme}://{self._host}:{self.port}"
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="fake-server", daemon=True)
@@ -87,7 +143,13 @@ class ThreadedAppServer:
         runner = web.AppRunner(self.app, shutdown_timeout=self._shutdown_timeout, access_log=None)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site: web.BaseSite
+            if self._on_port_80:
+                sock = _socket_on_port_80()
+                site = web.SockSite(runner, sock)
+                self._host = sock.getsockname()[0]
+            else:
+                site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self._tls)
             await site.start()
             self._port = runner.addresses[0][1]
             self._ready.set()
@@ -104,6 +166,11 @@ class ServedFake:
     @property
     def url(self) -> str:
         return self._server.url
+
+    @property
+    def url_with_port(self) -> str:
+        """The base URL with its port spelled out, even the scheme's own (``:80``)."""
+        return f"http://{self._server.host}:{self._server.port}"
 
     def __enter__(self) -> Self:
         self._server.start()

@@ -305,8 +305,8 @@ class SharedCalls(Generic[T]):
         try:
             # Shielded: one block giving up must not cancel another's wait.
             return await asyncio.shield(task)
-        except aws.FetchError as error:  # each waiter gets its own error object
-            raise aws.FetchError(
+        except aws.FetchError as error:  # each waiter gets its own error object, of its kind
+            raise type(error)(
                 error.message, hint=error.hint, transient=error.transient, local=error.local
             ) from None
         finally:

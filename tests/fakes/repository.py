@@ -1,0 +1,105 @@
+"""A repository endpoint that answers what the test sets, misbehaviour included.
+
+For the loopback proxy's edge cases: ``answer`` serves a fixed response at a path (a relative
+``Location``, a gzip bomb); ``cut`` announces a length and closes the connection half-way.
+With ``tls`` it serves HTTPS with a certificate of its own (``make_certificate``). Records
+each request's path and ``Authorization``; checks no token (the tests look at what arrived).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from .server import ServedFake, ThreadedAppServer
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (``openssl``)."""
+    certificate, key = folder / "repository.pem", folder / "repository.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(certificate), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return certificate, key
+
+
+@dataclass(frozen=True)
+class Seen:
+    path: str
+    authorization: str | None
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    cut_after: int | None
+
+
+class FakeRepository(ServedFake):
+    """``with FakeRepository() as repository: repository.answer("/pypi/r/x", b"...")``."""
+
+    def __init__(self, *, tls: tuple[Path, Path] | None = None) -> None:
+        context = None
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+        self._lock = threading.Lock()
+        self._answers: dict[str, _Fixed] = {}
+        self._seen: list[Seen] = []
+        app = web.Application()
+        app[REPOSITORY] = self
+        app.router.add_route("*", "/{tail:.*}", _answer)
+        self._server = ThreadedAppServer(app, tls=context)
+
+    def answer(
+        self, path: str, body: bytes, *, status: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
+        with self._lock:
+            self._answers[path] = _Fixed(status, headers or {}, body, None)
+
+    def cut(self, path: str, body: bytes, *, after: int) -> None:
+        """At ``path``, announce ``body``'s length, send ``after`` bytes of it and hang up."""
+        with self._lock:
+            self._answers[path] = _Fixed(200, {}, body, after)
+
+    @property
+    def seen(self) -> list[Seen]:
+        with self._lock:
+            return list(self._seen)
+
+
+REPOSITORY = web.AppKey("fake_repository", FakeRepository)
+
+
+async def _answer(request: web.Request) -> web.StreamResponse:
+    repository = request.app[REPOSITORY]
+    with repository._lock:
+        repository._seen.append(Seen(request.path, request.headers.get("Authorization")))
+        fixed = repository._answers.get(request.path)
+    if fixed is None:
+        return web.Response(status=404, text="Not found")
+    if fixed.cut_after is None:
+        return web.Response(status=fixed.status, headers=fixed.headers, body=fixed.body)
+    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    response.content_length = len(fixed.body)
+    await response.prepare(request)
+    await response.write(fixed.body[: fixed.cut_after])
+    await asyncio.sleep(0.2)  # the bytes reach the proxy before the connection drops
+    assert request.transport is not None
+    request.transport.abort()
+    return response

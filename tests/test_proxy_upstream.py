@@ -1,0 +1,322 @@
+"""The loopback proxy against its repository: every spelling of its URLs, failures, limits, network.
+
+Real tools (npm, pnpm, pip) against the fakes in the shape of the real CodeArtifact, which writes
+its URLs with the scheme's port spelled out; a repository that misbehaves on purpose
+(``fakes.repository``); the caller's HTTP proxy and CA bundle applied to forwarded requests.
+"""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import socket
+import time
+import zlib
+from collections.abc import Iterator
+
+import pytest
+import recipes
+import test_proxy
+from botocore.exceptions import ClientError
+from conftest import Daemon, User, output
+from fakes.codeartifact import FakeCodeArtifact
+from fakes.forward_proxy import FakeForwardProxy
+from fakes.npm_registry import FakeNpmRegistry, build_package
+from fakes.pypi_index import FakePyPIIndex
+from fakes.repository import FakeRepository, make_certificate
+from fakes.server import why_not_on_port_80
+from fakes.wheels import build_wheel
+from test_package_clients import tool
+from test_proxy import assert_no_token, get, run, write
+from yarl import URL
+
+from wev_daemon import aws
+from wev_daemon.proxy import endpoint, rewrite
+from wev_daemon.proxy.rewrite import Rewriter, Spellings
+
+port = test_proxy.port  # the fixture: the test's proxy port
+
+WHY_NOT_ON_PORT_80 = why_not_on_port_80()
+needs_port_80 = pytest.mark.skipif(WHY_NOT_ON_PORT_80 is not None, reason=str(WHY_NOT_ON_PORT_80))
+PACKAGE_JSON = (
+    '{"name": "app", "version": "1.0.0", "private": true,'
+    ' "dependencies": {"corp-widget": "1.0.0"}}\n'
+)
+
+
+@pytest.fixture
+def registry(fake: FakeCodeArtifact) -> Iterator[FakeNpmRegistry]:
+    """The npm registry as CodeArtifact writes it: ``http://host:80/npm/...`` tarball URLs."""
+    if WHY_NOT_ON_PORT_80:
+        pytest.skip(WHY_NOT_ON_PORT_80)
+    with FakeNpmRegistry(fake, like_codeartifact=True, explicit_port=True) as server:
+        server.add(build_package("corp-widget", "1.0.0", "module.exports = 'widget 1.0.0';\n"))
+        fake.repository_base_url = server.url
+        yield server
+
+
+@pytest.fixture
+def repository(fake: FakeCodeArtifact) -> Iterator[FakeRepository]:
+    with FakeRepository() as server:
+        fake.repository_base_url = server.url
+        yield server
+
+
+# -- every spelling of the endpoint ------------------------------------------------------------
+
+
+@needs_port_80
+def test_npm_installs_from_a_registry_that_writes_its_port(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, registry: FakeNpmRegistry
+) -> None:
+    tool("npm")
+    (user.project / "package.json").write_text(PACKAGE_JSON)
+    write(user, recipes.PROXY_NPM, port)
+
+    result = run(user, recipes.PROXY_NPM.command)
+
+    assert result.returncode == 0, output(result)
+    main = user.project / "node_modules" / "corp-widget" / "index.js"
+    assert main.read_text() == "module.exports = 'widget 1.0.0';\n"
+    lock = (user.project / "package-lock.json").read_text()
+    assert f"127.0.0.1:{port}/corp/shared/npm/corp-widget/-/corp-widget-1.0.0.tgz" in lock
+    # The tarball came through the proxy, with the token: never from the registry without it.
+    tarball = "/npm/shared/corp-widget/-/corp-widget-1.0.0.tgz"
+    assert [(a.path, a.valid) for a in registry.attempts if a.path == tarball] == [(tarball, True)]
+    assert all(a.valid for a in registry.attempts)
+    assert_no_token(fake, lock, result.stdout, result.stderr)
+
+
+@needs_port_80
+def test_pnpm_installs_from_a_registry_that_writes_its_port(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, registry: FakeNpmRegistry
+) -> None:
+    if shutil.which("pnpm") is None:
+        pytest.skip("pnpm is not installed (npm install -g pnpm)")
+    (user.project / "package.json").write_text(PACKAGE_JSON)
+    write(user, recipes.PROXY_NPM, port)
+
+    result = run(user, f"wev true && pnpm install --store-dir {user.root / 'pnpm-store'}")
+
+    assert result.returncode == 0, output(result)
+    main = user.project / "node_modules" / "corp-widget" / "index.js"
+    assert main.read_text() == "module.exports = 'widget 1.0.0';\n"
+    assert registry.blobs is not None and registry.blobs.downloads == ["corp-widget-1.0.0.tgz"]
+    assert registry.attempts and all(a.valid for a in registry.attempts)
+
+
+@needs_port_80
+def test_pip_installs_from_an_index_that_writes_its_port(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact
+) -> None:
+    tool("pip")
+    build_wheel(user.root / "index", "corp-lib", "1.2.3")
+    write(user, recipes.PROXY_PIP, port)
+    target = user.root / "target"
+    with FakePyPIIndex(
+        user.root / "index", fake, like_codeartifact=True, explicit_port=True
+    ) as index:
+        fake.repository_base_url = index.url
+        result = run(
+            user,
+            f"{recipes.PROXY_PIP.command} --no-cache-dir --target {target}",
+            {"PIP_CONFIG_FILE": str(user.project / "pip.conf")},
+        )
+
+    assert result.returncode == 0, output(result)
+    assert (target / "corp_lib.py").exists()
+    wheel = "/pypi/shared/simple/corp-lib/1.2.3/corp_lib-1.2.3-py3-none-any.whl"
+    assert (wheel, True) in [(a.path, a.valid) for a in index.attempts]
+    assert all(a.valid for a in index.attempts)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "https://corp-1.d.codeartifact.eu-west-1.amazonaws.com:443/npm/shared/a/-/a-1.tgz",
+        "HTTPS://Corp-1.D.CodeArtifact.eu-west-1.amazonaws.com/npm/shared/a/-/a-1.tgz",
+        r"https:\/\/corp-1.d.codeartifact.eu-west-1.amazonaws.com\/npm\/shared\/a/-/a-1.tgz",
+    ],
+)
+def test_every_spelling_of_the_endpoint_is_the_proxys(written: str) -> None:
+    spellings = Spellings(
+        "https://corp-1.d.codeartifact.eu-west-1.amazonaws.com/npm/shared/",
+        "http://127.0.0.1:24000/corp/shared/npm/",
+    )
+    page = f'{{"tarball": "{written}", "other": "https://registry.npmjs.org/npm/shared/x"}}'
+    for size in (1, 7, len(page)):  # a spelling cut by a chunk's end too
+        rewriter = Rewriter(spellings, "")
+        for start in range(0, len(page), size):
+            rewriter.feed(page[start : start + size].encode())
+        assert bytes(rewriter.finish()).decode() == (
+            '{"tarball": "http://127.0.0.1:24000/corp/shared/npm/a/-/a-1.tgz", '
+            '"other": "https://registry.npmjs.org/npm/shared/x"}'
+        )
+    elsewhere = "https://corp-1.d.codeartifact.eu-west-1.amazonaws.com:8443/npm/shared/a"
+    assert spellings.location(elsewhere, URL("https://x/")) == elsewhere
+
+
+def test_a_relative_location_into_the_repository_is_the_proxys(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, repository: FakeRepository
+) -> None:
+    write(user, recipes.PROXY_PIP, port)
+    repository.answer(
+        "/pypi/shared/simple/Corp_Lib/",
+        b"",
+        status=301,
+        headers={"Location": "/pypi/shared/simple/corp-lib/"},
+    )
+    assert user.wev("true").returncode == 0
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", "/corp/shared/pypi/simple/Corp_Lib/")
+        answer = connection.getresponse()
+    finally:
+        connection.close()
+
+    assert answer.status == 301
+    assert answer.getheader("Location") == f"{recipes.proxy_url('pypi', port)}simple/corp-lib/"
+
+
+# -- failures ------------------------------------------------------------------------------------
+
+
+def test_a_download_cut_off_upstream_breaks_the_clients_connection(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, repository: FakeRepository
+) -> None:
+    write(user, recipes.PROXY_PIP, port)
+    repository.cut("/pypi/shared/packages/big.whl", bytes(1024 * 1024), after=300 * 1024)
+    assert user.wev("true").returncode == 0
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", "/corp/shared/pypi/packages/big.whl")
+        answer = connection.getresponse()
+        assert answer.status == 200 and answer.length == 1024 * 1024
+        try:
+            received, broken = answer.read(), False
+        except http.client.IncompleteRead as error:
+            received, broken = error.partial, True
+        except ConnectionError:
+            received, broken = b"", True
+    finally:
+        connection.close()
+    report = user.wev("--status")
+
+    assert broken and b"HTTP/1.1" not in received and len(received) < 1024 * 1024
+    assert "cut off" in report.stdout.split("proxy:", 1)[1]
+
+
+def test_a_page_that_inflates_past_the_cap_is_refused(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, repository: FakeRepository
+) -> None:
+    write(user, recipes.PROXY_PIP, port)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1024 * 1024)
+    bomb = b"".join(packer.compress(zeros) for _ in range(rewrite.MAX_INFLATED // len(zeros) + 1))
+    repository.answer(
+        "/pypi/shared/simple/bomb/",
+        bomb + packer.flush(),
+        headers={"Content-Type": "text/html", "Content-Encoding": "gzip"},
+    )
+    assert user.wev("true").returncode == 0
+
+    status, body = get(
+        recipes.proxy_url("pypi", port) + "simple/bomb/", {"Accept-Encoding": "gzip"}
+    )
+
+    assert status == 502
+    assert body.count("\n") == 1 and "larger than 128 MiB once inflated" in body
+
+
+def test_token_failures_answer_by_their_kind() -> None:
+    def failure(code: str) -> Exception:
+        error = ClientError({"Error": {"Code": code, "Message": "m"}}, "GetAuthorizationToken")
+        return aws.fetch_error(error, "CodeArtifact token", None)
+
+    assert endpoint.status_of(failure("ExpiredTokenException")) == 401
+    assert endpoint.status_of(failure("AccessDeniedException")) == 403
+    assert endpoint.status_of(failure("ThrottlingException")) == 502
+
+
+# -- bounds ----------------------------------------------------------------------------------
+
+
+def test_a_connection_that_sends_no_whole_request_is_closed(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, repository: FakeRepository
+) -> None:
+    write(user, recipes.PROXY_PIP, port)
+    assert user.wev("true").returncode == 0
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+        slow.sendall(b"GET /corp/shared/pypi/simple/ HTTP/1.1\r\nHost: 127")  # and no more
+        assert slow.recv(1024) == b""  # closed by the daemon
+
+    assert time.monotonic() - started < 20
+
+
+def test_proxy_requests_keep_an_idle_exit_daemon_up(
+    user: User, port: int, fake: FakeCodeArtifact, repository: FakeRepository
+) -> None:
+    write(user, recipes.PROXY_PIP, port)
+    repository.answer(
+        "/pypi/shared/simple/", b"<html></html>", headers={"Content-Type": "text/html"}
+    )
+    daemon = Daemon(user, args=("--idle-exit", "2", "--idle-exit-with-entries"))
+    try:
+        assert user.wev("true").returncode == 0
+        until = time.monotonic() + 4
+        while time.monotonic() < until:  # an IDE at work, with no wev call
+            assert get(recipes.proxy_url("pypi", port) + "simple/")[0] == 200
+            time.sleep(0.5)
+        alive = daemon.process.poll() is None
+        exited = daemon.process.wait(15)
+    finally:
+        daemon.stop()
+
+    assert alive and exited == 0
+
+
+def test_forwarded_requests_trust_the_callers_ca_bundle(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact
+) -> None:
+    certificate, key = make_certificate(user.root)
+    write(user, recipes.PROXY_PIP, port)
+    url = recipes.proxy_url("pypi", port) + "simple/"
+    with FakeRepository(tls=(certificate, key)) as repository:
+        repository.answer(
+            "/pypi/shared/simple/", b"<html>ok</html>", headers={"Content-Type": "text/html"}
+        )
+        fake.repository_base_url = repository.url
+        assert user.wev("true", env={"AWS_CA_BUNDLE": str(certificate)}).returncode == 0
+        trusted = get(url)
+        assert user.wev("true").returncode == 0  # the latest call's context wins
+        untrusted = get(url)
+
+    assert repository.url.startswith("https://")
+    assert trusted == (200, "<html>ok</html>")
+    assert untrusted[0] == 502 and "CERTIFICATE_VERIFY_FAILED" in untrusted[1]
+
+
+def test_forwarded_requests_take_the_callers_proxy_unless_no_proxy_names_the_host(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, repository: FakeRepository
+) -> None:
+    write(user, recipes.PROXY_PIP, port)
+    repository.answer(
+        "/pypi/shared/simple/", b"<html>ok</html>", headers={"Content-Type": "text/html"}
+    )
+    # The repository by name, AWS by address: NO_PROXY keeps the AWS calls direct.
+    fake.repository_base_url = repository.url.replace("127.0.0.1", "localhost")
+    url = recipes.proxy_url("pypi", port) + "simple/"
+    with FakeForwardProxy() as forward:
+        env = {"HTTP_PROXY": forward.url, "NO_PROXY": "127.0.0.1"}
+        assert user.wev("true", env=env).returncode == 0
+        through = get(url)
+        passed = forward.targets
+        direct_env = {**env, "NO_PROXY": "127.0.0.1,localhost"}
+        assert user.wev("true", env=direct_env).returncode == 0
+        direct = get(url)
+        after = forward.targets
+
+    assert through == direct == (200, "<html>ok</html>")
+    assert passed == [f"{fake.repository_base_url}/pypi/shared/simple/"]
+    assert after == passed

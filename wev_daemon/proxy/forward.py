@@ -1,0 +1,217 @@
+"""Forwarding one request to the repository, with the token, and its answer back.
+
+The request goes to the route's endpoint with the token in place of whatever
+credentials the tool sent, through the caller's proxy and trusting the
+caller's CA bundle (``wev_daemon.network``, the one rule for both), on one
+pooled upstream session for the daemon's life.
+
+The answer comes back as it arrives, except pages and packuments, which are
+rewritten (``rewrite``) and then sent whole: at most ``MAX_REWRITES`` at a
+time, so that memory stays bounded whatever a tool asks for at once. A
+failure before the answer has started is a 502 with one line
+(``GatewayError``); once it has started, the client's connection is aborted
+(``StreamBroken``), so that a tool sees a broken download, never a second
+response in the body of the first.
+
+Imported by ``wev_daemon.proxy.endpoint``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import ssl
+from collections.abc import Mapping
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from wev_daemon import network
+from wev_daemon.plugins.awscodeartifact import USERNAME
+from wev_daemon.proxy.rewrite import BadPage, Rewriter, Spellings
+
+CHUNK = 256 * 1024
+#: Pages and packuments rewritten at once; each holds its rewritten copy until sent.
+MAX_REWRITES = 2
+#: Content types whose bodies carry URLs to the endpoint.
+REWRITTEN_TYPES = frozenset(
+    {
+        "text/html",
+        "application/vnd.pypi.simple.v1+html",
+        "application/vnd.pypi.simple.v1+json",
+        "application/json",
+        "application/vnd.npm.install-v1+json",
+    }
+)
+#: Headers of one connection, not of the message (RFC 9110 7.6.1), and ours to set.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+    }
+)
+REQUEST_DROPPED = HOP_BY_HOP | {"host", "authorization", "cookie", "accept-encoding"}
+RESPONSE_DROPPED = HOP_BY_HOP | {"content-length", "set-cookie", "www-authenticate"}
+UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=300)
+
+
+class GatewayError(Exception):
+    """The repository could not be asked or its answer not passed on; nothing sent yet."""
+
+    status = 502
+
+
+class StreamBroken(Exception):
+    """The repository failed after the answer had started: the client's connection is aborted."""
+
+    def __init__(self, message: str, response: web.StreamResponse) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+class Forwarder:
+    """The upstream session, the TLS settings of each CA bundle, and the rewrite limit."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._contexts: dict[tuple[str, float], ssl.SSLContext] = {}
+        self._rewrites = asyncio.Semaphore(MAX_REWRITES)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def forward(
+        self,
+        request: web.Request,
+        *,
+        url: str,
+        auth: str,
+        token: str,
+        spellings: Spellings,
+        env: Mapping[str, str],
+    ) -> web.StreamResponse:
+        """Send ``request`` to ``url`` (the endpoint and the rest of its path) and answer it."""
+        target = URL(url, encoded=True)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in REQUEST_DROPPED}
+        if auth == "bearer":
+            headers["Authorization"] = f"Bearer {token}"
+        else:
+            pair = f"{USERNAME}:{token}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        accepted = request.headers.get("Accept-Encoding", "").lower()
+        codings = [c for c in ("gzip", "deflate") if c in accepted]
+        headers["Accept-Encoding"] = ", ".join(codings) or "identity"
+        try:
+            upstream = await self._upstream().request(
+                request.method,
+                target,
+                headers=headers,
+                data=request.content if request.body_exists else None,
+                allow_redirects=False,
+                proxy=network.proxy_for(url, env),
+                ssl=self._tls(env),
+            )
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise GatewayError(f"{target.host}: {_reason(error)}") from None
+        try:
+            out = {k: v for k, v in upstream.headers.items() if k.lower() not in RESPONSE_DROPPED}
+            if "Location" in upstream.headers:
+                out["Location"] = spellings.location(upstream.headers["Location"], target)
+            kind = upstream.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if kind in REWRITTEN_TYPES and request.method != "HEAD":
+                return await self._rewritten(request, upstream, out, spellings)
+            return await self._streamed(request, upstream, out)
+        finally:
+            upstream.release()
+
+    async def _rewritten(
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        headers: dict[str, str],
+        spellings: Spellings,
+    ) -> web.StreamResponse:
+        async with self._rewrites:
+            try:
+                rewriter = Rewriter(spellings, upstream.headers.get("Content-Encoding", ""))
+                while chunk := await upstream.content.read(CHUNK):
+                    rewriter.feed(chunk)
+                page = rewriter.finish()
+            except (aiohttp.ClientError, TimeoutError, BadPage) as error:
+                raise GatewayError(f"{upstream.url.host}: {_reason(error)}") from None
+            headers.pop("Content-Encoding", None)
+            if len(page) <= CHUNK:  # most pages: headers and body in one write
+                return web.Response(status=upstream.status, headers=headers, body=page)
+            response = web.StreamResponse(status=upstream.status, headers=headers)
+            response.content_length = len(page)
+            await response.prepare(request)
+            with memoryview(page) as view:
+                for start in range(0, len(page), CHUNK):
+                    await response.write(view[start : start + CHUNK])
+            await response.write_eof()
+            return response
+
+    async def _streamed(
+        self, request: web.Request, upstream: aiohttp.ClientResponse, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(status=upstream.status, headers=headers)
+        if upstream.content_length is not None:
+            response.content_length = upstream.content_length
+        await response.prepare(request)
+        while True:
+            try:
+                chunk = await upstream.content.read(CHUNK)
+            except (aiohttp.ClientError, TimeoutError) as error:
+                if request.transport is not None:
+                    request.transport.abort()
+                message = f"{upstream.url.host}: {_reason(error)}"
+                raise StreamBroken(message, response) from None
+            if not chunk:
+                break
+            await response.write(chunk)  # a client gone: ConnectionError, for aiohttp
+        await response.write_eof()
+        return response
+
+    def _upstream(self) -> aiohttp.ClientSession:
+        """One session for the daemon's life: its pool keeps upstream connections open."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=64, limit_per_host=32, ttl_dns_cache=300),
+                timeout=UPSTREAM_TIMEOUT,
+                auto_decompress=False,  # bodies pass through as they came
+            )
+        return self._session
+
+    def _tls(self, env: Mapping[str, str]) -> ssl.SSLContext | bool:
+        """The caller's CA bundle as a TLS context (one per file version); True: the default."""
+        bundle = network.ca_bundle(env)
+        if bundle is None:
+            return True
+        try:
+            key = (bundle, os.stat(bundle).st_mtime)
+            context = self._contexts.get(key)
+            if context is None:
+                context = ssl.create_default_context(cafile=bundle)
+                if len(self._contexts) >= 16:
+                    self._contexts.clear()
+                self._contexts[key] = context
+        except (OSError, ssl.SSLError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise GatewayError(f"the CA bundle {bundle} cannot be read: {reason}") from None
+        return context
+
+
+def _reason(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,114 @@
+"""The proxy's routes: which repository a path names, and the entry whose token it uses.
+
+When ``wev`` resolves a proxied entry, its route is registered with the
+prepared entry (plugin settings and the caller's context, without its
+answers: a question goes to a terminal, never to a tool). Routes live in
+memory only; the latest registration wins, and the oldest go first past
+``MAX_ROUTES``. The path does not depend on the daemon's run, so the URL stays
+the same across restarts.
+
+Imported by the proxy's other modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from wev_daemon.plugins import Context
+from wev_daemon.plugins.awscodeartifact import PROXY_FORMATS, Settings
+from wev_daemon.resolver import Prepared
+
+log = logging.getLogger("wev_daemon.proxy")
+
+#: Most routes kept (one per repository and format; a user has a handful).
+MAX_ROUTES = 64
+
+
+def route_path(settings: Settings) -> str:
+    """``/<domain>[-<account>]/<repository>/<format>/``: the same for every run of the daemon."""
+    domain = settings.domain + (f"-{settings.account}" if settings.account else "")
+    parts = (domain, settings.repository or "", settings.format or "")
+    return "/" + "/".join(quote(part, safe="") for part in parts) + "/"
+
+
+def split(raw_path: str) -> tuple[str, str]:
+    """A request's raw path as its route's path and the rest (what follows it upstream)."""
+    path = raw_path.split("?", 1)[0]
+    parts = path.split("/", 4)
+    key = "/" + "/".join(parts[1:4]) + "/" if len(parts) >= 4 else path
+    rest = raw_path[len(key) :] if raw_path.startswith(key) else raw_path[len(key) - 1 :]
+    return key, rest
+
+
+@dataclass
+class Route:
+    """A registered repository: the entry whose token it uses, and what it has seen."""
+
+    path: str
+    item: Prepared
+    auth: str  # "basic" or "bearer"
+    registered_at: datetime.datetime
+    upstream: str = ""  # the endpoint, once known (it holds no secret)
+    requests: int = 0
+    last_error: str | None = None
+
+
+class Routes:
+    """The registered routes, by path."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[str, Route] = {}
+
+    def get(self, path: str) -> Route | None:
+        return self.by_path.get(path)
+
+    def register(self, prepared: Iterable[Prepared], upstream: dict[str, str]) -> list[str]:
+        """Record the proxied entries of one ``wev`` call; the paths that are new.
+
+        ``upstream``: the endpoints already known, by cache key.
+        """
+        now = datetime.datetime.now(datetime.UTC)
+        new = []
+        for item in prepared:
+            settings = item.settings
+            if not isinstance(settings, Settings) or not settings.proxy:
+                continue
+            path = route_path(settings)
+            context = item.context
+            quiet = Context(context.env, process_env=context.process_env, cwd=context.cwd)
+            route = self.by_path.pop(path, None)
+            if route is None:
+                new.append(path)
+                route = Route(path, item, PROXY_FORMATS[settings.format or ""], now)
+            route.item, route.registered_at = dataclasses.replace(item, context=quiet), now
+            route.upstream = upstream.get(item.key, route.upstream)
+            self.by_path[path] = route  # last registered last: the oldest go first
+        while len(self.by_path) > MAX_ROUTES:
+            del self.by_path[next(iter(self.by_path))]
+        return new
+
+    def forget(self, keys: set[str] | None) -> list[str]:
+        """Drop the routes of entries with these cache keys (None: all); their paths."""
+        gone = [
+            path for path, route in self.by_path.items() if keys is None or route.item.key in keys
+        ]
+        for path in gone:
+            del self.by_path[path]
+        return gone
+
+    def status(self, base: str) -> list[dict[str, object]]:
+        return [
+            {
+                "url": base + route.path,
+                "upstream": route.upstream or None,
+                "requests": route.requests,
+                "registered_at": route.registered_at.isoformat(timespec="seconds"),
+                "last_error": route.last_error,
+            }
+            for route in self.by_path.values()
+        ]
