@@ -57,16 +57,17 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from wev_client.protocol.aws import CODEARTIFACT_PLUGIN_ID as PLUGIN_ID
+from wev_client.protocol.aws import CODEARTIFACT_USERNAME as USERNAME
 from wev_client.protocol.errors import UpstreamError, WevError
 from wev_client.protocol.messages import ResolveRequest
 from wev_daemon import network
 from wev_daemon.plugins import Context, InputNeeded
-from wev_daemon.plugins.awscodeartifact import PROXY_FORMATS, USERNAME, Settings
+from wev_daemon.plugins.awscodeartifact import PROXY_FORMATS, Settings
 from wev_daemon.resolver import Prepared, Resolver
 
 log = logging.getLogger(__name__)
 
-PLUGIN_ID = "wev-awscodeartifact"
 HOST = "127.0.0.1"
 PORT_ENV = "WEV_PROXY_PORT"
 #: The default port is PORT_BASE + uid % PORT_SPAN: fixed for a user, apart
@@ -339,9 +340,6 @@ class Proxy:
                 log.info("proxy: serving %s%s", self.base, path)
                 route = Route(path, item, PROXY_FORMATS[settings.format or ""], now)
             route.item, route.registered_at = dataclasses.replace(item, context=quiet), now
-            entry = self._resolver.cache.entries.get(item.key)
-            if entry is not None and entry.resolution is not None and entry.resolution.private:
-                route.upstream = entry.resolution.private[1]
             self.routes[path] = route  # last registered last: the oldest go first
         while len(self.routes) > MAX_ROUTES:
             del self.routes[next(iter(self.routes))]

@@ -3,6 +3,10 @@
 Shared by the daemon's handlers and by the client's in-process fallback
 (``WEV_NO_DAEMON=1``), so both give the same answers and the same errors.
 
+An entry's cache key is its plugin's ``identity`` (for an AWS token: who asks
+and for what), never its text: entries and doors that name the same identity
+share one cached fetch, and each entry's values are presented from it.
+
 Questions for the user: each entry's Context answers ``ask`` from the
 request's ``answers``, by prompt id (a digest of the cache key and the
 question, so it is the same in the client's next request). An unanswered
@@ -41,7 +45,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Prepared:
-    """A validated entry: its plugin, parsed settings, context and cache key."""
+    """A validated entry: its plugin, parsed settings, context and cache key.
+
+    ``fetches``: whether its values need a fetched (cached) resolution at all.
+    """
 
     spec: VariableSpec
     plugin: Plugin[object]
@@ -49,6 +56,7 @@ class Prepared:
     context: Context
     key: str
     description: str
+    fetches: bool = True
 
 
 class Resolver:
@@ -98,10 +106,13 @@ class Resolver:
                 for name, value in request.env.items()
                 if name not in configured and _matches(name, plugin.context_vars)
             }
-            key = cache_key(plugin.id, properties, Context(env))
+            context = Context(env, process_env=process_env, cwd=request.cwd)
+            identity = plugin.identity(settings, context)
+            key = cache_key(plugin.id, (properties, env) if identity is None else identity)
             context = Context(env, _asker(key, request.answers), process_env, request.cwd)
+            description = plugin.describe(settings, context)
             prepared.append(
-                Prepared(spec, plugin, settings, context, key, plugin.describe(settings, context))
+                Prepared(spec, plugin, settings, context, key, description, identity is not None)
             )
         return prepared, warnings
 
@@ -176,23 +187,29 @@ class Resolver:
         return resolution
 
     async def _get(self, item: Prepared, answers: Mapping[str, str]) -> tuple[Resolution, bool]:
+        """The entry's values, presented from its identity's fetch; whether that was cached."""
+
         async def fetch() -> Resolution:
             return await item.plugin.resolve(item.settings, item.context)
 
         def answered(question: InputNeeded) -> bool:
             return _prompt_id(item.key, question.text) in answers
 
-        if not item.plugin.cacheable:
-            return await fetch(), False
+        fetched: Resolution | None = None
+        cached = False
         try:
-            return await self.cache.get(
-                item.key,
-                names=item.spec.names,
-                plugin_id=item.plugin.id,
-                description=item.description,
-                fetch=fetch,
-                answered=answered,
-            )
+            if item.fetches and not item.plugin.cacheable:
+                fetched = await fetch()
+            elif item.fetches:
+                fetched, cached = await self.cache.get(
+                    item.key,
+                    names=item.spec.names,
+                    plugin_id=item.plugin.id,
+                    description=item.description,
+                    fetch=fetch,
+                    answered=answered,
+                )
+            return await item.plugin.present(item.settings, item.context, fetched), cached
         except WevError as error:  # say which variable could not be resolved
             raise type(error)(f"{item.spec.label}: {error.message}", hint=error.hint) from None
 
@@ -235,10 +252,10 @@ def _asker(key: str, answers: Mapping[str, str]) -> Asker:
     return ask
 
 
-def cache_key(plugin_id: str, properties: Mapping[str, object], context: Context) -> str:
-    """A digest of the plugin, its settings and the client context they depend on.
+def cache_key(plugin_id: str, identity: object) -> str:
+    """A digest of the plugin and the identity of what it fetches (``Plugin.identity``).
 
     Hashed so that the key, which may be shown in logs while debugging, never
     carries the client's secret key.
     """
-    return digest(plugin_id, properties, context.env)
+    return digest(plugin_id, identity)
