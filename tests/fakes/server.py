@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 from types import TracebackType
 from typing import Self
@@ -20,10 +21,22 @@ START_TIMEOUT = 10.0
 
 
 class ThreadedAppServer:
-    """Serve ``app`` on a free 127.0.0.1 port from a daemon thread; usable as a context manager."""
+    """Serve ``app`` on a free 127.0.0.1 port from a daemon thread; usable as a context manager.
 
-    def __init__(self, app: web.Application, *, shutdown_timeout: float = 2.0) -> None:
+    ``port`` and ``ssl_context``: a given port (in a private network namespace: 443), with TLS.
+    """
+
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        shutdown_timeout: float = 2.0,
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.app = app
+        self._wanted_port = port
+        self._ssl_context = ssl_context
         self._closing = asyncio.Event()  # binds to the server loop on first use
         app[CLOSING] = self._closing
         self._shutdown_timeout = shutdown_timeout
@@ -42,7 +55,8 @@ class ThreadedAppServer:
     @property
     def url(self) -> str:
         """Base URL without a trailing slash, e.g. ``http://127.0.0.1:54321``."""
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="fake-server", daemon=True)
@@ -87,7 +101,9 @@ class ThreadedAppServer:
         runner = web.AppRunner(self.app, shutdown_timeout=self._shutdown_timeout, access_log=None)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(
+                runner, "127.0.0.1", self._wanted_port, ssl_context=self._ssl_context
+            )
             await site.start()
             self._port = runner.addresses[0][1]
             self._ready.set()
