@@ -92,10 +92,18 @@ def region_for(
     return aws_identity.region_name(env, configured, profile)
 
 
-def identity(context: Context, profile: str | None) -> dict[str, object]:
-    """The caller's AWS identity for a plugin's ``profile`` setting: what the credential
-    chain reads (``aws_identity``). Part of an AWS plugin's ``Plugin.identity``."""
-    return aws_identity.identity(context.env, context.process_env, context.cwd, profile)
+def identity(context: Context, profile: str | None, region: str | None) -> dict[str, object]:
+    """The caller's AWS identity for a plugin's ``profile`` and ``region`` settings: what
+    the credential chain reads and the region botocore resolves (``aws_identity``). Part
+    of a regional AWS plugin's ``Plugin.identity``."""
+    return aws_identity.identity(context.env, context.process_env, context.cwd, profile, region)
+
+
+def global_identity(context: Context, profile: str | None) -> dict[str, object]:
+    """``identity`` for a secret valid in every region (an STS session)."""
+    return aws_identity.identity(
+        context.env, context.process_env, context.cwd, profile, with_region=False
+    )
 
 
 def session_for(context: Context, *, profile: str | None) -> CallerSession:

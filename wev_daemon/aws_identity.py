@@ -5,8 +5,8 @@ The cache keys AWS tokens on this, never on how an entry is written, so that
 proxy and ``--aws-credentials`` share one token per identity. An identity is:
 
 * the profile in effect (``profile:``, else botocore's ``AWS_DEFAULT_PROFILE``
-  before ``AWS_PROFILE``, else ``default``), and for plugins that need it the
-  region as botocore resolves it (``region_name``);
+  before ``AWS_PROFILE``, else ``default``), and, for plugins whose secret is
+  regional, the region as botocore resolves it (``region_name``);
 * the caller's ``AWS_*`` variables that the credential chain and the endpoints
   read: keys, files, endpoints, roles, containers, SSO and metadata switches.
   Not those that only select a profile or region (replaced by the resolved
@@ -83,8 +83,13 @@ def identity(
     process_env: Mapping[str, str],
     cwd: str | None,
     configured_profile: str | None,
+    configured_region: str | None = None,
+    *,
+    with_region: bool = True,
 ) -> dict[str, object]:
-    """The caller's AWS identity for a plugin's profile setting (no region: see ``region_name``)."""
+    """The caller's AWS identity for a plugin's profile (and region) settings; with the
+    region botocore resolves (``region_name``) unless ``with_region`` is false."""
+    config = profiles(env)
     profile = profile_name(env, configured_profile) or "default"
     found: dict[str, object] = {
         name: value
@@ -93,7 +98,9 @@ def identity(
     }
     found["profile"] = profile
     found["HOME"] = env.get("HOME", "")
-    command = _credential_process(env, profile, configured_profile)
+    if with_region:
+        found["region"] = _region(env, configured_region, config.get(profile, {}))
+    command = _credential_process(env, config, profile, configured_profile)
     if command is not None:
         source = process_env or env
         found["process_env"] = {
@@ -111,11 +118,17 @@ def region_name(
 ) -> str | None:
     """The region botocore signs for: the entry's, AWS_REGION, AWS_DEFAULT_REGION, else the
     profile's ``region`` in the caller's config (or credentials) file."""
-    region = configured_region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    if region:
-        return region
+    if region := configured_region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"):
+        return region  # no file read
     profile = profile_name(env, configured_profile) or "default"
-    value = profiles(env).get(profile, {}).get("region")
+    return _region(env, None, profiles(env).get(profile, {}))
+
+
+def _region(
+    env: Mapping[str, str], configured: str | None, section: Mapping[str, Any]
+) -> str | None:
+    region = configured or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    value = region or section.get("region")
     return value if isinstance(value, str) and value else None
 
 
@@ -160,12 +173,11 @@ def _load(config: str, credentials: str) -> Profiles:
 
 
 def _credential_process(
-    env: Mapping[str, str], profile: str, configured_profile: str | None
+    env: Mapping[str, str], config: Profiles, profile: str, configured_profile: str | None
 ) -> str | None:
     """The ``credential_process`` the chain of ``profile`` may run, or None."""
     if not configured_profile and env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
         return None  # the keys in the environment come first
-    config = profiles(env)
     seen: set[str] = set()
     name: str | None = profile
     while name and name not in seen:

@@ -109,7 +109,7 @@ class Resolver:
             context = Context(env, process_env=process_env, cwd=request.cwd)
             identity = plugin.identity(settings, context)
             key = cache_key(plugin.id, (properties, env) if identity is None else identity)
-            context = Context(env, _asker(key, request.answers), process_env, request.cwd)
+            context = Context(env, _asker(key, request.answers), process_env, request.cwd, identity)
             description = plugin.describe(settings, context)
             prepared.append(
                 Prepared(spec, plugin, settings, context, key, description, identity is not None)

@@ -23,8 +23,8 @@ the fetched values as they are: a plugin without shared secrets overrides
 neither. A second AWS token plugin adopts the AWS rule in a few lines::
 
     def identity(self, settings, context):
-        region = aws.region_for(context.env, settings.region, settings.profile)
-        return ("token", settings.registry, region, aws.identity(context, settings.profile))
+        return ("token", settings.registry, aws.identity(context, settings.profile,
+                                                         settings.region))
 
 A plugin that needs the user (an MFA code) calls ``await context.ask(text,
 secret=True)``. The daemon has no terminal: the first time, ``ask`` raises
@@ -113,6 +113,10 @@ class Context:
     asker: Asker = field(default=_no_answers, compare=False)
     process_env: Mapping[str, str] = field(default_factory=dict, compare=False)
     cwd: str | None = field(default=None, compare=False)
+    #: What the plugin's ``identity`` gave for this entry and request (None: nothing
+    #: fetched, or not yet known), so ``present`` keys what it keeps without
+    #: computing it again.
+    identity: object = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return f"Context(env_keys={sorted(self.env)!r})"

@@ -224,14 +224,7 @@ class CodeArtifactPlugin(Plugin[Settings]):
         """The token's identity; None for a block that hands out no token (nor proxies one)."""
         if not settings.proxy and not TOKEN_KINDS.intersection(settings.values):
             return None
-        return (
-            "token",
-            settings.domain,
-            settings.account,  # None: the caller's own account, as AWS takes it
-            aws.region_for(context.env, settings.region, settings.profile),
-            settings.duration,
-            aws.identity(context, settings.profile),
-        )
+        return _token_identity(settings, context)
 
     async def resolve(self, settings: Settings, context: Context) -> Resolution:
         """The token alone: what every block of this identity shares."""
@@ -271,16 +264,22 @@ class CodeArtifactPlugin(Plugin[Settings]):
         self._endpoints.clear()
 
 
-def _endpoint_key(settings: Settings, context: Context) -> str:
-    return digest(
-        "endpoint",
+def _token_identity(settings: Settings, context: Context) -> tuple[object, ...]:
+    return (
+        "token",
         settings.domain,
-        settings.account,
-        settings.repository,
-        settings.format,
-        aws.region_for(context.env, settings.region, settings.profile),
-        aws.identity(context, settings.profile),
+        settings.account,  # None: the caller's own account, as AWS takes it
+        settings.duration,
+        aws.identity(context, settings.profile, settings.region),
     )
+
+
+def _endpoint_key(settings: Settings, context: Context) -> str:
+    """The repository within the token's identity (computed once per request: ``Context``)."""
+    identity = context.identity
+    if identity is None:  # a block without a token: its token's identity all the same
+        identity = _token_identity(settings, context)
+    return digest("endpoint", settings.repository, settings.format, identity)
 
 
 class SharedCalls(Generic[T]):

@@ -96,7 +96,7 @@ class MfaSessionPlugin(Plugin[Settings]):
             "mfa-session",
             settings.mfa_device,
             settings.duration,
-            aws.identity(context, settings.profile),
+            aws.global_identity(context, settings.profile),
         )
 
     async def resolve(self, settings: Settings, context: Context) -> Resolution:
@@ -150,7 +150,7 @@ class MfaSessionPlugin(Plugin[Settings]):
 
 
 def _device_key(context: Context, configured: str | None) -> str:
-    return digest("device", aws.identity(context, configured))
+    return digest("device", aws.global_identity(context, configured))
 
 
 async def _discover(context: Context, configured: str | None) -> str:
