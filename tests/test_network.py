@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
+from fakes.container import FakeContainerCredentials
 from fakes.http_proxy import FakeHttpProxy
 
 from wev_daemon import network
@@ -137,3 +138,32 @@ def test_no_proxy_reaches_awss_own_endpoint_directly() -> None:
         assert through_dead_proxy["status"] != 0
         assert "cannot reach AWS" in through_dead_proxy["stderr"]
     assert outcome["regions"] == ["eu-west-1"]
+
+
+@MODES
+def test_instance_metadata_is_asked_through_the_callers_proxy_too(
+    user: User,
+    daemon: Daemon,
+    fake: FakeCodeArtifact,
+    corporate_proxy: FakeHttpProxy,
+    extra: dict[str, str],
+) -> None:
+    """As botocore does in-process: IMDS goes through HTTP_PROXY unless NO_PROXY names it."""
+    (user.home / ".aws" / "credentials").write_text("")
+    user.write("work/project/wev.yml", CODEARTIFACT)
+    with FakeContainerCredentials("unused") as metadata:
+        result = user.wev(
+            *PRINT_TOKEN,
+            env={
+                "AWS_EC2_METADATA_DISABLED": "false",
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT": metadata.url,
+                **proxy_vars(corporate_proxy.url),
+                **extra,
+            },
+        )
+        asked = metadata.requests
+
+    assert result.returncode != 0  # the stand-in has no role: no credentials
+    assert asked
+    assert corporate_proxy.targets
+    assert all(target.startswith(metadata.url + "/latest/") for target in corporate_proxy.targets)

@@ -52,7 +52,7 @@ from aiobotocore.credentials import (
 )
 from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession
-from aiobotocore.utils import AioInstanceMetadataFetcher
+from aiobotocore.utils import AioInstanceMetadataFetcher, _RefCountedSession
 from botocore.configprovider import (
     BOTOCORE_DEFAUT_SESSION_VARIABLES,
     DEFAULT_PROXIES_CONFIG_VARS,
@@ -193,15 +193,18 @@ class _CallerProxies(ProxyConfiguration):  # type: ignore[misc]  # botocore is u
         return network.proxy_for(url, self._env)
 
 
-def _http_session_for(env: Mapping[str, str]) -> type[AIOHTTPSession]:
-    """aiobotocore's HTTP session class, bound to the caller's proxies.
+def _http_session_for(
+    env: Mapping[str, str], base: type[AIOHTTPSession] = AIOHTTPSession
+) -> type[AIOHTTPSession]:
+    """aiobotocore's HTTP session class (``base``), bound to the caller's proxies.
 
     Without it botocore takes the proxies of this process's environment
     (``get_environ_proxies``) for a caller that has none, and judges NO_PROXY
-    only once, against the endpoint it computed.
+    only once, against the endpoint it computed. The instance metadata
+    fetcher gets one too (``base``: its reference-counted session).
     """
 
-    class CallerHttpSession(AIOHTTPSession):  # type: ignore[misc]  # aiobotocore is untyped
+    class CallerHttpSession(base):  # type: ignore[misc]  # aiobotocore is untyped
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["proxies"] = {}
             super().__init__(*args, **kwargs)
@@ -263,9 +266,10 @@ def _credential_resolver(session: CallerSession, region_name: str | None) -> Any
     )
     env_provider = AioEnvProvider(environ=env)
     container_provider = AioContainerProvider(environ=env)
+    timeout = session.get_config_variable("metadata_service_timeout")
     instance_provider = AioInstanceMetadataProvider(
         iam_role_fetcher=AioInstanceMetadataFetcher(
-            timeout=session.get_config_variable("metadata_service_timeout"),
+            timeout=timeout,
             num_attempts=session.get_config_variable("metadata_service_num_attempts"),
             user_agent=session.user_agent(),
             config={
@@ -276,6 +280,7 @@ def _credential_resolver(session: CallerSession, region_name: str | None) -> Any
                 "ec2_metadata_v1_disabled": session.get_config_variable("ec2_metadata_v1_disabled"),
             },
             env=env,  # AWS_EC2_METADATA_DISABLED
+            session=_http_session_for(env, _RefCountedSession)(timeout=timeout),
         )
     )
     builder = _ProfileProviders(
