@@ -334,7 +334,12 @@ class Proxy:
             path = route_path(settings)
             # No answers kept: a question (an MFA code) goes to a terminal, not a tool.
             context = item.context
-            quiet = Context(context.env, process_env=context.process_env, cwd=context.cwd)
+            quiet = Context(
+                context.env,
+                process_env=context.process_env,
+                cwd=context.cwd,
+                identity=context.identity,
+            )
             route = self.routes.pop(path, None)
             if route is None:
                 log.info("proxy: serving %s%s", self.base, path)
