@@ -385,3 +385,41 @@ def test_a_lookup_for_another_service_costs_no_token(
     assert fake.call_count == 0
     # A stand-in's endpoints may be anywhere: they are asked (once), never a token.
     assert fake.endpoint_call_count == (1 if endpoint_set else 0)
+
+
+MFA_PROFILE = f"""
+[profile dev]
+role_arn = arn:aws:iam::123456789012:role/dev
+source_profile = default
+mfa_serial = {DEVICE}
+region = eu-west-1
+"""
+
+
+def test_entries_of_one_identity_behind_an_mfa_profile_ask_one_question(user: User) -> None:
+    keys = dict(CREDENTIALS)  # the fake CodeArtifact accepts the sessions the fake STS issues
+    with FakeSts(keys, issued=keys) as sts, FakeCodeArtifact(keys) as codeartifact:
+        sts.code = CODE
+        with (user.home / ".aws" / "config").open("a") as config:
+            config.write(MFA_PROFILE)
+        user.env["AWS_ENDPOINT_URL_STS"] = sts.url
+        user.env["AWS_ENDPOINT_URL_CODEARTIFACT"] = codeartifact.url
+        user.write(
+            "work/project/wev.yml",
+            "A: {plugin: {id: wev-awscodeartifact, domain: corp}}\n"
+            "B: {plugin: {id: wev-awscodeartifact, domain: corp, region: eu-west-1}}\n",
+        )
+        env = {**user.env, "AWS_PROFILE": "dev", "TERM": "xterm"}
+        daemon = Daemon(user)
+        terminal = Pty((WEV, "sh", "-c", 'test "$A" = "$B" && echo same'), user.project, env)
+        try:
+            terminal.expect(f"Enter MFA code for {DEVICE}: ".encode())
+            terminal.type(CODE + "\n")
+            assert terminal.wait() == 0, bytes(terminal.output)
+        finally:
+            terminal.close()
+            daemon.stop()
+
+        assert bytes(terminal.output).count(b"MFA code") == 1
+        assert b"same" in bytes(terminal.output)
+        assert len(sts.calls_of("AssumeRole")) == 1 and codeartifact.call_count == 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -122,21 +123,31 @@ class Resolver:
             self.cancel(request.cancel)
             return ResolveResponse({})
         prepared, warnings = self.prepare(request)
+        # Entries of one identity wait for one fetch: the first asks the user, and
+        # the others must not wait for that answer within the same request.
+        keys = Counter(item.key for item in prepared if item.fetches)
+        fetches: dict[str, asyncio.Future[tuple[Resolution | None, bool]]] = {}
         outcomes = await asyncio.gather(
-            *(self._get(item, request.answers) for item in prepared), return_exceptions=True
+            *(
+                self._get(item, request.answers, fetches if keys[item.key] > 1 else None)
+                for item in prepared
+            ),
+            return_exceptions=True,
         )
-        prompts = []
+        prompts: dict[str, Prompt] = {}
         results: list[tuple[Resolution, bool]] = []
         for item, outcome in zip(prepared, outcomes, strict=True):
             if isinstance(outcome, InputNeeded):
                 prompt_id = _prompt_id(item.key, outcome.text)
-                prompts.append(Prompt(prompt_id, item.spec.label, outcome.text, outcome.secret))
+                prompts.setdefault(
+                    prompt_id, Prompt(prompt_id, item.spec.label, outcome.text, outcome.secret)
+                )
             elif isinstance(outcome, BaseException):
                 raise outcome  # the first failure, in the order of the configuration
             else:
                 results.append(outcome)
         if prompts:  # values only once every entry has its answer
-            return ResolveResponse({}, (), tuple(warnings), tuple(prompts))
+            return ResolveResponse({}, (), tuple(warnings), tuple(prompts.values()))
         values: dict[str, str] = {}
         entries = []
         for item, (resolution, cached) in zip(prepared, results, strict=True):
@@ -186,8 +197,32 @@ class Resolver:
         resolution, _ = await self._get(item, {})
         return resolution
 
-    async def _get(self, item: Prepared, answers: Mapping[str, str]) -> tuple[Resolution, bool]:
-        """The entry's values, presented from its identity's fetch; whether that was cached."""
+    async def _get(
+        self,
+        item: Prepared,
+        answers: Mapping[str, str],
+        fetches: dict[str, asyncio.Future[tuple[Resolution | None, bool]]] | None = None,
+    ) -> tuple[Resolution, bool]:
+        """The entry's values, presented from its identity's fetch; whether that was cached.
+
+        ``fetches``: this request's fetch per key, shared by its entries.
+        """
+        try:
+            if fetches is None:
+                fetched, cached = await self._fetched(item, answers)
+            else:
+                shared = fetches.get(item.key)
+                if shared is None:
+                    shared = fetches[item.key] = asyncio.ensure_future(self._fetched(item, answers))
+                fetched, cached = await asyncio.shield(shared)
+            return await item.plugin.present(item.settings, item.context, fetched), cached
+        except WevError as error:  # say which variable could not be resolved
+            raise type(error)(f"{item.spec.label}: {error.message}", hint=error.hint) from None
+
+    async def _fetched(
+        self, item: Prepared, answers: Mapping[str, str]
+    ) -> tuple[Resolution | None, bool]:
+        """What the entry's identity fetched (through the cache), and whether it was cached."""
 
         async def fetch() -> Resolution:
             return await item.plugin.resolve(item.settings, item.context)
@@ -195,23 +230,18 @@ class Resolver:
         def answered(question: InputNeeded) -> bool:
             return _prompt_id(item.key, question.text) in answers
 
-        fetched: Resolution | None = None
-        cached = False
-        try:
-            if item.fetches and not item.plugin.cacheable:
-                fetched = await fetch()
-            elif item.fetches:
-                fetched, cached = await self.cache.get(
-                    item.key,
-                    names=item.spec.names,
-                    plugin_id=item.plugin.id,
-                    description=item.description,
-                    fetch=fetch,
-                    answered=answered,
-                )
-            return await item.plugin.present(item.settings, item.context, fetched), cached
-        except WevError as error:  # say which variable could not be resolved
-            raise type(error)(f"{item.spec.label}: {error.message}", hint=error.hint) from None
+        if not item.fetches:
+            return None, False
+        if not item.plugin.cacheable:
+            return await fetch(), False
+        return await self.cache.get(
+            item.key,
+            names=item.spec.names,
+            plugin_id=item.plugin.id,
+            description=item.description,
+            fetch=fetch,
+            answered=answered,
+        )
 
     def _entry_info(self, item: Prepared, *, cached: bool | None = None) -> EntryInfo:
         """Facts for ``--explain``; ``cached`` says whether this answer came from the cache."""
