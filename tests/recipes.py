@@ -431,7 +431,8 @@ KEYRING = Recipe(
     "index URL on a CodeArtifact host names the domain, its owner and the region, so it needs "
     "no configuration (the nearest `wev.yml` entry for that domain adds its `profile`); any "
     "other URL is served when it lies in the repository endpoint of an entry with "
-    "`repository` and `format` (a mirror, a test index). The index URL holds no token:",
+    "`repository` and `format` (a mirror, a test index), and one of another service "
+    "(`pypi.org`) costs no token and no question. The index URL holds no token:",
     (
         _wev_yml("[CODEARTIFACT_AUTH_TOKEN, PIP_INDEX_URL]", *PYPI),
         File(

@@ -386,11 +386,13 @@ def test_web_identity_token_is_checked(user: User, daemon: Daemon, fake: FakeCod
 
 @pytest.mark.parametrize("extra", [{}, IN_PROCESS], ids=["daemon", "in-process"])
 @pytest.mark.parametrize(
-    ("name", "value", "shown"),
+    ("name", "value", "shown", "reason"),
     [
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", "/nonexistent"),
-        ("AWS_CA_BUNDLE", "/nonexistent", "/nonexistent"),
-        ("AWS_CONFIG_FILE", "missing/config", "work/project/missing/config"),
+        # A folder stands for a file that exists but cannot be read (tests may run as root).
+        ("AWS_SHARED_CREDENTIALS_FILE", "folder", "work/project/folder", "Is a directory"),
+        ("AWS_CONFIG_FILE", "folder", "work/project/folder", "Is a directory"),
+        ("AWS_CA_BUNDLE", "/nonexistent", "/nonexistent", "No such file or directory"),
+        ("REQUESTS_CA_BUNDLE", "/nonexistent", "/nonexistent", "No such file or directory"),
     ],
 )
 def test_a_named_file_that_cannot_be_read_is_an_error(
@@ -400,16 +402,42 @@ def test_a_named_file_that_cannot_be_read_is_an_error(
     name: str,
     value: str,
     shown: str,
+    reason: str,
     extra: dict[str, str],
 ) -> None:
     user.write("work/project/wev.yml", CODEARTIFACT)
+    (user.project / "folder").mkdir()
 
     result = user.wev(*PRINT_TOKEN, env={name: value, **extra})
 
     line = error_line(result, alone=not extra)
     path = value if value.startswith("/") else str(user.root / shown)
-    assert f"{name}={path} cannot be read" in line, line
+    assert f"{name}={path} cannot be read: {reason}" in line, line
     assert fake.call_count == 0  # and no other identity tried instead
+
+
+@pytest.mark.parametrize("extra", [{}, IN_PROCESS], ids=["daemon", "in-process"])
+def test_missing_config_and_credentials_files_read_as_empty(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact, extra: dict[str, str]
+) -> None:
+    # A CI image exports both names for files this job never writes; its keys are in
+    # the environment, and the AWS CLI in the same shell works.
+    user.write("work/project/wev.yml", CODEARTIFACT)
+    env = {
+        "AWS_CONFIG_FILE": str(user.root / "never-written" / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": "missing/credentials",
+        "AWS_ACCESS_KEY_ID": WORK_KEY,
+        "AWS_SECRET_ACCESS_KEY": WORK_SECRET,
+        "AWS_REGION": "eu-central-1",
+        **extra,
+    }
+
+    result = user.wev(*PRINT_TOKEN, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert fake.is_valid_token(result.stdout)
+    [call] = fake.calls
+    assert (call.access_key_id, call.region) == (WORK_KEY, "eu-central-1")
 
 
 # -- what the configuration sets is not context --------------------------------------------
@@ -493,8 +521,6 @@ def test_metadata_endpoint_of_the_caller_is_asked_when_enabled(
 def test_in_process_failure_is_one_line(user: User, fake: FakeCodeArtifact) -> None:
     user.write("work/project/wev.yml", CODEARTIFACT)
 
-    result = user.wev(
-        *PRINT_TOKEN, env={"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", **IN_PROCESS}
-    )
+    result = user.wev(*PRINT_TOKEN, env={"AWS_SHARED_CREDENTIALS_FILE": "/", **IN_PROCESS})
 
-    assert "AWS_SHARED_CREDENTIALS_FILE=/nonexistent cannot be read" in error_line(result)
+    assert "AWS_SHARED_CREDENTIALS_FILE=/ cannot be read: Is a directory" in error_line(result)

@@ -63,7 +63,8 @@ def test_forget_drops_this_configuration_and_the_next_call_uses_the_new_keys(
 
     assert forgot.returncode == 0, forgot.stderr
     assert "dropped 1 entry" in forgot.stdout
-    assert [entry["description"] for entry in entries(user)] == ["domain other"]
+    # The region is the default profile's, as botocore resolves it.
+    assert [entry["description"] for entry in entries(user)] == ["domain other, region eu-west-1"]
     after = user.wev(*PRINT_TOKEN)
     assert after.returncode == 0 and after.stdout != before.stdout
     assert fake.calls[-1].access_key_id == WORK_KEY

@@ -13,17 +13,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
+from packaging.version import Version
 from pytest_aiohttp import AiohttpClient
 from test_activation import (
     EXEC_AS_SYSTEMD,
@@ -294,3 +298,22 @@ def test_after_an_upgrade_wev_uses_the_older_service_and_says_how_to_upgrade_it(
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(WAIT) == 0
     assert "Traceback" not in manager.log()
+
+
+def test_the_ci_floors_are_the_floors_of_the_dependencies() -> None:
+    """``.ci/floors.txt`` (installed and run by CI) pins exactly pyproject.toml's floors."""
+    root = Path(__file__).resolve().parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = {}
+    for requirement in declared:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)(,<[0-9.]+)?", requirement)
+        assert match, f"{requirement}: a floor (and an upper bound) is expected"
+        floors[match[1].lower()] = match[2]
+    pinned = {}
+    for line in (root / ".ci" / "floors.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pinned[name.lower()] = version
+    assert {name: Version(v) for name, v in pinned.items()} == {
+        name: Version(v) for name, v in floors.items()
+    }

@@ -27,6 +27,7 @@ import sys
 
 from wev_client import config, connection, paths
 from wev_client.protocol import codec
+from wev_client.protocol.aws import PROFILE_VARS, profile_name
 from wev_client.protocol.context import context_env
 from wev_client.protocol.errors import ConfigError, WevError
 from wev_client.protocol.messages import ResolveRequest, VariableSpec
@@ -38,10 +39,9 @@ if TYPE_CHECKING:
 #: Set in the environment of what the entry's resolution runs (a credential_process):
 #: the keys of the entries being resolved, up the chain, separated by spaces.
 LOOP_VAR = "WEV_AWS_CREDENTIALS"
-#: The caller's profile selection: the profile being served, never the entry's context.
-PROFILE_VARS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
-#: Not the entry's context either: the AWS CLI (v1) sets AWS_DATA_PATH to its own
-#: model files for what it runs; kept, it would give the CLI a session of its own.
+#: Not the entry's context: the caller's profile selection (``PROFILE_VARS``) names
+#: the profile being served; the AWS CLI (v1) sets AWS_DATA_PATH to its own model
+#: files for what it runs.
 DROPPED_VARS = (*PROFILE_VARS, "AWS_DATA_PATH")
 #: A name of the key ending so receives that part of the credentials.
 PARTS = (
@@ -95,7 +95,7 @@ def credential_json(values: Mapping[str, str], spec: VariableSpec, expires_at: s
 
 def run(name: str, environ: Mapping[str, str], warn: Callable[[str], None]) -> int:
     """Print the credential document for the entry that sets ``name``; 0, or raise WevError."""
-    profile = next((environ[var] for var in PROFILE_VARS if environ.get(var)), None)
+    profile = profile_name(environ)
     where = f"--aws-credentials {name}" + (f" (AWS profile {profile})" if profile else "")
     try:
         cwd = os.getcwd()

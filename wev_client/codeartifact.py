@@ -9,9 +9,14 @@ comes from the daemon's cache:
 - a CodeArtifact host, ``DOMAIN-OWNER.d.codeartifact.REGION.amazonaws.com``,
   names the domain, its owner and the region; the nearest wev.yml entry for
   that domain adds its ``profile`` (and ``duration``), else the caller's
-  environment decides, as for any entry;
+  environment decides, as for any entry. The entry is used as it is written
+  where it agrees with the URL (an entry without ``account`` stands for the
+  caller's own account), so the token is the one ``wev CMD`` gets for it;
 - any other URL is matched against the repository endpoints of the wev.yml
-  entries with ``repository`` and ``format`` (a proxy or a test index).
+  entries with ``repository`` and ``format`` (a stand-in whose endpoints are
+  elsewhere): endpoints first, a token only for the entry that serves the URL.
+  While CodeArtifact calls go to AWS itself, every endpoint is a CodeArtifact
+  host, so such a URL (pypi.org) costs no call at all.
 
 Imported only by those helpers, never by ``wev CMD``.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import os
 
 from wev_client import config, connection, paths
+from wev_client.protocol.aws import CODEARTIFACT_PLUGIN_ID as PLUGIN_ID
 from wev_client.protocol.context import context_env
 from wev_client.protocol.messages import ResolveRequest, VariableSpec
 
@@ -28,14 +34,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-PLUGIN_ID = "wev-awscodeartifact"
-#: The user name CodeArtifact expects beside the token.
-USERNAME = "aws"
 #: Names of the in-memory entries' values (never set in any environment).
 TOKEN_NAME = "WEV_CODEARTIFACT_TOKEN"  # noqa: S105 - a variable name, not a secret
 ENDPOINT_NAME = "WEV_CODEARTIFACT_ENDPOINT"
 #: What an entry built from a URL keeps of the configured one.
 REPOSITORY_PROPERTIES = ("repository", "format", "values", "proxy")
+#: Where the caller may send CodeArtifact calls instead of AWS (a stand-in whose
+#: repository endpoints need not be CodeArtifact hosts).
+ENDPOINT_VARS = ("AWS_ENDPOINT_URL_CODEARTIFACT", "AWS_ENDPOINT_URL")
 
 
 def parse_host(host: str) -> tuple[str, str, str] | None:
@@ -84,30 +90,46 @@ def entries(specs: Sequence[VariableSpec]) -> list[VariableSpec]:
 def spec_for_host(
     domain: str, owner: str, region: str, configured: Sequence[VariableSpec]
 ) -> VariableSpec:
-    """An entry for the token of that domain, with the settings of a configured one for it."""
-    base: Mapping[str, object] = {"id": PLUGIN_ID}
-    sources: tuple[str, ...] = ()
-    for spec in configured:
+    """An entry for the token of that domain, with the settings of a configured one for it.
+
+    The configured entry's own spelling is kept: one that names the owner, or one
+    without ``account`` (the caller's own account) when none names it. So the
+    token is the one that entry gets through ``wev CMD``, with no second call.
+    The region is the URL's; the cache compares regions as resolved.
+    """
+
+    def agrees(spec: VariableSpec, account: object) -> bool:
         plugin = spec.plugin
-        if (
+        return (
             str(plugin.get("domain")) == domain
-            and str(plugin.get("account") or owner) == owner
+            and plugin.get("account") == account
             and str(plugin.get("region") or region) == region
-        ):
-            base, sources = plugin, spec.sources
-            break
-    plugin = {k: v for k, v in base.items() if k not in REPOSITORY_PROPERTIES}
-    plugin.update(domain=domain, account=owner, region=region, values=["token"])
-    return VariableSpec((TOKEN_NAME,), plugin, sources)
+        )
+
+    chosen = next((s for s in configured if agrees(s, owner) or agrees(s, int(owner))), None)
+    chosen = chosen or next((s for s in configured if agrees(s, None)), None)
+    if chosen is None:
+        plugin: dict[str, object] = {"id": PLUGIN_ID, "domain": domain, "account": owner}
+        plugin.update(region=region, values=["token"])
+        return VariableSpec((TOKEN_NAME,), plugin, ())
+    plugin = token_plugin(chosen)
+    plugin["region"] = region
+    return VariableSpec((TOKEN_NAME,), plugin, chosen.sources)
 
 
-def with_endpoint(spec: VariableSpec, index: int) -> VariableSpec:
-    """``spec`` (with repository and format) giving its token and endpoint, under our names."""
-    # The repository's own endpoint: a loopback proxy's URL needs no token (and gets none).
+def token_plugin(spec: VariableSpec) -> dict[str, object]:
+    """The plugin block of ``spec`` giving its token alone (the same token: its identity)."""
+    plugin = {k: v for k, v in spec.plugin.items() if k not in REPOSITORY_PROPERTIES}
+    plugin["values"] = ["token"]
+    return plugin
+
+
+def endpoint_only(spec: VariableSpec, index: int) -> VariableSpec:
+    """``spec`` (with repository and format) giving its endpoint alone: no token is fetched."""
+    # The repository's own endpoint, not the loopback proxy's URL.
     plugin = {k: v for k, v in spec.plugin.items() if k != "proxy"}
-    plugin["values"] = ["token", "endpoint"]
-    names = (f"{TOKEN_NAME}_{index}", f"{ENDPOINT_NAME}_{index}")
-    return VariableSpec(names, plugin, spec.sources)
+    plugin["values"] = ["endpoint"]
+    return VariableSpec((f"{ENDPOINT_NAME}_{index}",), plugin, spec.sources)
 
 
 def load(environ: Mapping[str, str], cwd: str, warn: Callable[[str], None]) -> list[VariableSpec]:
@@ -138,13 +160,14 @@ def token_for_url(
         spec = spec_for_host(*parts, configured)
         return resolve((spec,), environ, cwd)[TOKEN_NAME]
     candidates = [s for s in configured if s.plugin.get("repository") and s.plugin.get("format")]
-    if not candidates:
-        return None
-    specs = tuple(with_endpoint(spec, index) for index, spec in enumerate(candidates))
-    values = resolve(specs, environ, cwd)
-    for index in range(len(candidates)):
-        if endpoint_serves(values[f"{ENDPOINT_NAME}_{index}"], service):
-            return values[f"{TOKEN_NAME}_{index}"]
+    if not candidates or not any(environ.get(name) for name in ENDPOINT_VARS):
+        return None  # AWS's own endpoints are all CodeArtifact hosts: not this one
+    specs = tuple(endpoint_only(spec, index) for index, spec in enumerate(candidates))
+    endpoints = resolve(specs, environ, cwd)
+    for index, spec in enumerate(candidates):
+        if endpoint_serves(endpoints[f"{ENDPOINT_NAME}_{index}"], service):
+            token = VariableSpec((TOKEN_NAME,), token_plugin(spec), spec.sources)
+            return resolve((token,), environ, cwd)[TOKEN_NAME]
     return None
 
 
@@ -171,7 +194,5 @@ def token_of_entry(
             f"no entry of the wev.yml files for {cwd} {which} {PLUGIN_ID}",
             hint="put one in the project's wev.yml, or in ~/.wev.yml for every folder",
         )
-    spec = chosen[0]
-    plugin = {k: v for k, v in spec.plugin.items() if k not in REPOSITORY_PROPERTIES}
-    plugin["values"] = ["token"]
-    return resolve((VariableSpec((TOKEN_NAME,), plugin, spec.sources),), environ, cwd)[TOKEN_NAME]
+    spec = VariableSpec((TOKEN_NAME,), token_plugin(chosen[0]), chosen[0].sources)
+    return resolve((spec,), environ, cwd)[TOKEN_NAME]

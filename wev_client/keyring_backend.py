@@ -46,9 +46,9 @@ class WevKeyring(KeyringBackend):
 
 
 def _username() -> str:
-    from wev_client.codeartifact import USERNAME
+    from wev_client.protocol.aws import CODEARTIFACT_USERNAME
 
-    return USERNAME
+    return CODEARTIFACT_USERNAME
 
 
 def _token(service: str) -> str | None:

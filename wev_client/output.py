@@ -110,16 +110,15 @@ def waiting_for(specs: Sequence[VariableSpec], environ: Mapping[str, str]) -> st
 
     ``CodeArtifact token for corp (profile work)``; other plugins by their key.
     """
+    from wev_client.protocol.aws import CODEARTIFACT_PLUGIN_ID, profile_name
+
     parts: list[str] = []
     for spec in specs:
         plugin = spec.plugin
-        if plugin.get("id") == "wev-awscodeartifact":
+        if plugin.get("id") == CODEARTIFACT_PLUGIN_ID:
             text = f"CodeArtifact token for {plugin.get('domain')}"
-            profile = (
-                plugin.get("profile")
-                or environ.get("AWS_PROFILE")
-                or environ.get("AWS_DEFAULT_PROFILE")
-            )
+            configured = plugin.get("profile")
+            profile = profile_name(environ, str(configured) if configured else None)
             if profile:
                 text += f" (profile {profile})"
         elif plugin.get("id") == "wev-echo":

@@ -26,8 +26,9 @@ CONFIG_CACHE_NAME = "config-cache"
 MAX_SOCKET_PATH = 107 if sys.platform == "linux" else 103
 
 #: What of its starter's environment the daemon keeps: where the user's files
-#: are, the locale, and how to reach AWS. Never the starter's secrets: each
-#: request carries the caller's AWS context (``protocol.context.context_env``).
+#: are, the locale and the system's CA certificates. Never the starter's secrets
+#: nor its proxies: each request carries the caller's AWS context and network
+#: (``protocol.context.context_env``), and a caller without proxies gets none.
 DAEMON_ENV = frozenset(
     {
         "PATH",
@@ -42,15 +43,7 @@ DAEMON_ENV = frozenset(
         "LD_LIBRARY_PATH",
         # A keyring-backed credential_process talks to the session bus.
         "DBUS_SESSION_BUS_ADDRESS",
-        # AWS behind a corporate proxy or TLS-inspecting firewall.
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-        "all_proxy",
+        # OpenSSL's CA certificates (a TLS-inspecting firewall's CA).
         "SSL_CERT_FILE",
         "SSL_CERT_DIR",
     }

@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING, Any
 from aiobotocore.config import AioConfig
 from botocore import exceptions as boto
 
-from wev_client.protocol.context import PROXY_VARS
+from wev_client.protocol import aws as conventions
+from wev_client.protocol.context import NETWORK_VARS
 from wev_client.protocol.errors import UpstreamError
+from wev_daemon import aws_identity
 from wev_daemon.aws_session import Caller, CallerSession
 
 if TYPE_CHECKING:
     from wev_daemon.plugins import Context
 
 #: What an AWS plugin's values depend on (``Plugin.context_vars``): the caller's
-#: AWS_* variables, HOME (its ~/.aws) and proxies.
-AWS_CONTEXT = ("AWS_*", "HOME", *PROXY_VARS)
+#: AWS_* variables, HOME (its ~/.aws), proxies and CA bundle.
+AWS_CONTEXT = ("AWS_*", "HOME", *NETWORK_VARS)
 
 CLIENT_CONFIG = AioConfig(
     connect_timeout=5,
@@ -90,8 +92,30 @@ _DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
 
 
 def profile_name(env: Mapping[str, str], configured: str | None) -> str | None:
-    """The profile in effect: the plugin's, else AWS_PROFILE, else AWS_DEFAULT_PROFILE."""
-    return configured or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or None
+    """The profile in effect: the plugin's, else botocore's AWS_DEFAULT_PROFILE, AWS_PROFILE."""
+    return conventions.profile_name(env, configured)
+
+
+def region_for(
+    env: Mapping[str, str], configured: str | None, profile: str | None = None
+) -> str | None:
+    """The region botocore uses: the plugin's, AWS_REGION, AWS_DEFAULT_REGION, else the
+    region of the profile in effect (``profile``: the plugin's profile setting)."""
+    return aws_identity.region_name(env, configured, profile)
+
+
+def identity(context: Context, profile: str | None, region: str | None) -> dict[str, object]:
+    """The caller's AWS identity for a plugin's ``profile`` and ``region`` settings: what
+    the credential chain reads and the region botocore resolves (``aws_identity``). Part
+    of a regional AWS plugin's ``Plugin.identity``."""
+    return aws_identity.identity(context.env, context.process_env, context.cwd, profile, region)
+
+
+def global_identity(context: Context, profile: str | None) -> dict[str, object]:
+    """``identity`` for a secret valid in every region (an STS session)."""
+    return aws_identity.identity(
+        context.env, context.process_env, context.cwd, profile, with_region=False
+    )
 
 
 def session_for(context: Context, *, profile: str | None) -> CallerSession:
@@ -121,10 +145,6 @@ def answer_mfa_prompts(session: CallerSession, ask: Callable[[str], str]) -> Non
     provider: Any = session.get_component("credential_provider").get_provider("assume-role")
     if provider is not None:
         provider._prompter = ask  # botocore offers no other way in for an existing session
-
-
-def region_for(env: Mapping[str, str], configured: str | None) -> str | None:
-    return configured or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
 
 
 def fetch_error(error: Exception, what: str, profile: str | None) -> FetchError:

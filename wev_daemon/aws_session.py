@@ -13,7 +13,15 @@ wrong process. ``CallerSession`` takes them from the requesting client instead:
   login``, ``credential_process`` (run with the client's whole environment in
   its working folder, killed when the fetch is cancelled), container
   credentials (``AWS_CONTAINER_CREDENTIALS_FULL_URI``) and instance metadata;
-* the client's HTTP(S) proxy, unless its NO_PROXY names the endpoint.
+* the client's network: its HTTP(S) proxy for every request, unless its
+  NO_PROXY names the host actually called (AWS's default endpoints too), and
+  no proxy when it has none, whatever the daemon's own environment holds; its
+  CA bundle (``AWS_CA_BUNDLE``, the profile's ``ca_bundle``, then
+  ``REQUESTS_CA_BUNDLE``, as botocore reads them).
+
+A config or credentials file that does not exist is read as empty, as
+botocore reads it; one that exists but cannot be read is an error
+(``Caller.unreadable_file``), never a reason to try another identity.
 
 ``WEV_NO_DAEMON=1`` builds the same session from the same request, so the
 daemon and the in-process fallback agree. Imported by ``wev_daemon.aws``.
@@ -42,8 +50,9 @@ from aiobotocore.credentials import (
     AioProfileProviderBuilder,
     _get_client_creator,
 )
+from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession
-from aiobotocore.utils import AioInstanceMetadataFetcher
+from aiobotocore.utils import AioInstanceMetadataFetcher, _RefCountedSession
 from botocore.configprovider import (
     BOTOCORE_DEFAUT_SESSION_VARIABLES,
     DEFAULT_PROXIES_CONFIG_VARS,
@@ -53,6 +62,7 @@ from botocore.configprovider import (
     ConfigValueStore,
     SectionConfigProvider,
 )
+from botocore.httpsession import ProxyConfiguration
 from botocore.utils import JSONFileCache, resolve_imds_endpoint_mode
 
 from wev_daemon import network
@@ -62,10 +72,13 @@ from wev_daemon import network
 NAMED_FILES = (
     "AWS_CONFIG_FILE",
     "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CA_BUNDLE",
+    *network.CA_BUNDLE_VARS,
     "AWS_WEB_IDENTITY_TOKEN_FILE",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 )
+#: Of those, the ones botocore reads as empty when they do not exist (CI images
+#: name files that a given job never writes).
+OPTIONAL_FILES = frozenset({"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"})
 
 
 class Caller:
@@ -90,14 +103,22 @@ class Caller:
         return f"Caller(env_keys={sorted(self.env)!r}, cwd={self.cwd!r})"
 
     def unreadable_file(self) -> tuple[str, str, str] | None:
-        """The first named file that cannot be read: (variable, path, reason)."""
+        """The first named file that cannot be read: (variable, path, reason).
+
+        A missing config or credentials file is no error (botocore reads it as
+        empty); of the CA bundles, only the one in effect is looked at.
+        """
+        bundle = network.ca_bundle(self.env)
         for name in NAMED_FILES:
             path = self.env.get(name)
-            if not path:
+            if not path or (name in network.CA_BUNDLE_VARS and path != bundle):
                 continue
             try:
                 with open(path, "rb"):
                     pass
+            except (FileNotFoundError, NotADirectoryError):
+                if name not in OPTIONAL_FILES:
+                    return name, path, "No such file or directory"
             except OSError as error:
                 return name, path, error.strerror or type(error).__name__
         return None
@@ -150,27 +171,46 @@ class CallerSession(AioSession):  # type: ignore[misc]  # aiobotocore is untyped
         return _credential_resolver(self, self._last_client_region_used)
 
     def create_client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
-        """Every client, the SDK's own (STS, SSO) included, goes through the client's proxy."""
-        proxies = _proxies(self.caller.env, service_name, kwargs.get("endpoint_url"))
-        if proxies is not None:
-            extra = AioConfig(proxies=proxies)
-            config = kwargs.get("config")
-            kwargs["config"] = extra if config is None else config.merge(extra)
+        """Every client, the SDK's own (STS, SSO) included, uses the client's network."""
+        extra = AioConfig(http_session_cls=_http_session_for(self.caller.env))
+        config = kwargs.get("config")
+        kwargs["config"] = extra if config is None else config.merge(extra)
+        if len(args) < 4 and kwargs.get("verify") is None:
+            # botocore would read REQUESTS_CA_BUNDLE from this process's environment.
+            bundle = self.get_config_variable("ca_bundle")
+            kwargs["verify"] = bundle or self.caller.env.get("REQUESTS_CA_BUNDLE") or True
         return super().create_client(service_name, *args, **kwargs)
 
 
-def _proxies(
-    env: Mapping[str, str], service_name: str, endpoint_url: str | None
-) -> dict[str, str] | None:
-    """The client's proxies for this service's endpoint; None when it has none."""
-    proxies = network.proxies(env)
-    if not proxies:
-        return None
-    suffix = service_name.upper().replace("-", "_")
-    url = endpoint_url or env.get(f"AWS_ENDPOINT_URL_{suffix}") or env.get("AWS_ENDPOINT_URL")
-    if url and network.bypasses(url, env):
-        return {}
-    return proxies
+class _CallerProxies(ProxyConfiguration):  # type: ignore[misc]  # botocore is untyped
+    """The proxy for each request: the caller's, judged by ``network`` against the URL called."""
+
+    def __init__(self, env: Mapping[str, str], settings: Mapping[str, Any] | None) -> None:
+        super().__init__(proxies={}, proxies_settings=settings)
+        self._env = env
+
+    def proxy_url_for(self, url: str) -> str | None:
+        return network.proxy_for(url, self._env)
+
+
+def _http_session_for(
+    env: Mapping[str, str], base: type[AIOHTTPSession] = AIOHTTPSession
+) -> type[AIOHTTPSession]:
+    """aiobotocore's HTTP session class (``base``), bound to the caller's proxies.
+
+    Without it botocore takes the proxies of this process's environment
+    (``get_environ_proxies``) for a caller that has none, and judges NO_PROXY
+    only once, against the endpoint it computed. The instance metadata
+    fetcher gets one too (``base``: its reference-counted session).
+    """
+
+    class CallerHttpSession(base):  # type: ignore[misc]  # aiobotocore is untyped
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["proxies"] = {}
+            super().__init__(*args, **kwargs)
+            self._proxy_config = _CallerProxies(env, kwargs.get("proxies_config"))
+
+    return CallerHttpSession
 
 
 class _WebIdentityProvider(AioAssumeRoleWithWebIdentityProvider):  # type: ignore[misc]
@@ -226,9 +266,10 @@ def _credential_resolver(session: CallerSession, region_name: str | None) -> Any
     )
     env_provider = AioEnvProvider(environ=env)
     container_provider = AioContainerProvider(environ=env)
+    timeout = session.get_config_variable("metadata_service_timeout")
     instance_provider = AioInstanceMetadataProvider(
         iam_role_fetcher=AioInstanceMetadataFetcher(
-            timeout=session.get_config_variable("metadata_service_timeout"),
+            timeout=timeout,
             num_attempts=session.get_config_variable("metadata_service_num_attempts"),
             user_agent=session.user_agent(),
             config={
@@ -239,6 +280,7 @@ def _credential_resolver(session: CallerSession, region_name: str | None) -> Any
                 "ec2_metadata_v1_disabled": session.get_config_variable("ec2_metadata_v1_disabled"),
             },
             env=env,  # AWS_EC2_METADATA_DISABLED
+            session=_http_session_for(env, _RefCountedSession)(timeout=timeout),
         )
     )
     builder = _ProfileProviders(

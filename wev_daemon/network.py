@@ -41,12 +41,16 @@ def bypasses(url: str, env: Mapping[str, str]) -> bool:
 
 
 def proxy_for(url: str, env: Mapping[str, str]) -> str | None:
-    """The proxy a request to ``url`` goes through for this caller, or None."""
+    """The proxy a request to ``url`` goes through for this caller, or None.
+
+    A proxy written without a scheme (``proxy.corp:3128``) is an HTTP one, as
+    botocore and requests read it.
+    """
     scheme = url.partition("://")[0].lower() or "https"
     proxy = proxies(env).get(scheme)
     if proxy is None or bypasses(url, env):
         return None
-    return proxy
+    return proxy if "://" in proxy else "http://" + proxy
 
 
 def ca_bundle(env: Mapping[str, str]) -> str | None:

@@ -3,6 +3,10 @@
 Shared by the daemon's handlers and by the client's in-process fallback
 (``WEV_NO_DAEMON=1``), so both give the same answers and the same errors.
 
+An entry's cache key is its plugin's ``identity`` (for an AWS token: who asks
+and for what), never its text: entries and doors that name the same identity
+share one cached fetch, and each entry's values are presented from it.
+
 Questions for the user: each entry's Context answers ``ask`` from the
 request's ``answers``, by prompt id (a digest of the cache key and the
 question, so it is the same in the client's next request). An unanswered
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -41,7 +46,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Prepared:
-    """A validated entry: its plugin, parsed settings, context and cache key."""
+    """A validated entry: its plugin, parsed settings, context and cache key.
+
+    ``fetches``: whether its values need a fetched (cached) resolution at all.
+    """
 
     spec: VariableSpec
     plugin: Plugin[object]
@@ -49,6 +57,7 @@ class Prepared:
     context: Context
     key: str
     description: str
+    fetches: bool = True
 
 
 class Resolver:
@@ -98,10 +107,13 @@ class Resolver:
                 for name, value in request.env.items()
                 if name not in configured and _matches(name, plugin.context_vars)
             }
-            key = cache_key(plugin.id, properties, Context(env))
-            context = Context(env, _asker(key, request.answers), process_env, request.cwd)
+            context = Context(env, process_env=process_env, cwd=request.cwd)
+            identity = plugin.identity(settings, context)
+            key = cache_key(plugin.id, (properties, env) if identity is None else identity)
+            context = Context(env, _asker(key, request.answers), process_env, request.cwd, identity)
+            description = plugin.describe(settings, context)
             prepared.append(
-                Prepared(spec, plugin, settings, context, key, plugin.describe(settings, context))
+                Prepared(spec, plugin, settings, context, key, description, identity is not None)
             )
         return prepared, warnings
 
@@ -119,21 +131,31 @@ class Resolver:
             self.cancel(request.cancel)
             return ResolveResponse({})
         prepared, warnings = prepared_once or self.prepare(request)
+        # Entries of one identity wait for one fetch: the first asks the user, and
+        # the others must not wait for that answer within the same request.
+        keys = Counter(item.key for item in prepared if item.fetches)
+        fetches: dict[str, asyncio.Future[tuple[Resolution | None, bool]]] = {}
         outcomes = await asyncio.gather(
-            *(self._get(item, request.answers) for item in prepared), return_exceptions=True
+            *(
+                self._get(item, request.answers, fetches if keys[item.key] > 1 else None)
+                for item in prepared
+            ),
+            return_exceptions=True,
         )
-        prompts = []
+        prompts: dict[str, Prompt] = {}
         results: list[tuple[Resolution, bool]] = []
         for item, outcome in zip(prepared, outcomes, strict=True):
             if isinstance(outcome, InputNeeded):
                 prompt_id = _prompt_id(item.key, outcome.text)
-                prompts.append(Prompt(prompt_id, item.spec.label, outcome.text, outcome.secret))
+                prompts.setdefault(
+                    prompt_id, Prompt(prompt_id, item.spec.label, outcome.text, outcome.secret)
+                )
             elif isinstance(outcome, BaseException):
                 raise outcome  # the first failure, in the order of the configuration
             else:
                 results.append(outcome)
         if prompts:  # values only once every entry has its answer
-            return ResolveResponse({}, (), tuple(warnings), tuple(prompts))
+            return ResolveResponse({}, (), tuple(warnings), tuple(prompts.values()))
         values: dict[str, str] = {}
         entries = []
         for item, (resolution, cached) in zip(prepared, results, strict=True):
@@ -183,26 +205,51 @@ class Resolver:
         resolution, _ = await self._get(item, {})
         return resolution
 
-    async def _get(self, item: Prepared, answers: Mapping[str, str]) -> tuple[Resolution, bool]:
+    async def _get(
+        self,
+        item: Prepared,
+        answers: Mapping[str, str],
+        fetches: dict[str, asyncio.Future[tuple[Resolution | None, bool]]] | None = None,
+    ) -> tuple[Resolution, bool]:
+        """The entry's values, presented from its identity's fetch; whether that was cached.
+
+        ``fetches``: this request's fetch per key, shared by its entries.
+        """
+        try:
+            if fetches is None:
+                fetched, cached = await self._fetched(item, answers)
+            else:
+                shared = fetches.get(item.key)
+                if shared is None:
+                    shared = fetches[item.key] = asyncio.ensure_future(self._fetched(item, answers))
+                fetched, cached = await asyncio.shield(shared)
+            return await item.plugin.present(item.settings, item.context, fetched), cached
+        except WevError as error:  # say which variable could not be resolved
+            raise type(error)(f"{item.spec.label}: {error.message}", hint=error.hint) from None
+
+    async def _fetched(
+        self, item: Prepared, answers: Mapping[str, str]
+    ) -> tuple[Resolution | None, bool]:
+        """What the entry's identity fetched (through the cache), and whether it was cached."""
+
         async def fetch() -> Resolution:
             return await item.plugin.resolve(item.settings, item.context)
 
         def answered(question: InputNeeded) -> bool:
             return _prompt_id(item.key, question.text) in answers
 
+        if not item.fetches:
+            return None, False
         if not item.plugin.cacheable:
             return await fetch(), False
-        try:
-            return await self.cache.get(
-                item.key,
-                names=item.spec.names,
-                plugin_id=item.plugin.id,
-                description=item.description,
-                fetch=fetch,
-                answered=answered,
-            )
-        except WevError as error:  # say which variable could not be resolved
-            raise type(error)(f"{item.spec.label}: {error.message}", hint=error.hint) from None
+        return await self.cache.get(
+            item.key,
+            names=item.spec.names,
+            plugin_id=item.plugin.id,
+            description=item.description,
+            fetch=fetch,
+            answered=answered,
+        )
 
     def _entry_info(self, item: Prepared, *, cached: bool | None = None) -> EntryInfo:
         """Facts for ``--explain``; ``cached`` says whether this answer came from the cache."""
@@ -243,10 +290,10 @@ def _asker(key: str, answers: Mapping[str, str]) -> Asker:
     return ask
 
 
-def cache_key(plugin_id: str, properties: Mapping[str, object], context: Context) -> str:
-    """A digest of the plugin, its settings and the client context they depend on.
+def cache_key(plugin_id: str, identity: object) -> str:
+    """A digest of the plugin and the identity of what it fetches (``Plugin.identity``).
 
     Hashed so that the key, which may be shown in logs while debugging, never
     carries the client's secret key.
     """
-    return digest(plugin_id, properties, context.env)
+    return digest(plugin_id, identity)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import ssl
 import threading
 import time
 import uuid
@@ -57,7 +58,7 @@ class FakeCodeArtifact(ServedFake):
     ``domains``: if given, any other domain gets 404 ResourceNotFoundException.
     ``repository_base_url``: base of GetRepositoryEndpoint answers (default: this fake's url).
     ``close_connections`` / ``malformed_reply``: plain flags, drop the connection without a reply
-    or answer 200 with a truncated JSON body.
+    or answer 200 with a truncated JSON body. ``port`` and ``tls``: see ThreadedAppServer.
     """
 
     def __init__(
@@ -66,6 +67,8 @@ class FakeCodeArtifact(ServedFake):
         *,
         domains: Iterable[str] | None = None,
         repository_base_url: str | None = None,
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.verifier = SigV4Verifier(credentials)
         self.domains = None if domains is None else set(domains)
@@ -83,7 +86,7 @@ class FakeCodeArtifact(ServedFake):
         app[FAKE] = self
         app.router.add_post("/v1/authorization-token", _get_authorization_token)
         app.router.add_get("/v1/repository/endpoint", _get_repository_endpoint)
-        self._server = ThreadedAppServer(app)
+        self._server = ThreadedAppServer(app, port=port, tls=tls)
 
     # -- knobs -----------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Startup and shutdown are bounded; handlers that wait for something should also wait on
 ``app[CLOSING]``, which is set when the server starts stopping.
 
-``on_port_80=True`` serves on port 80 of a loopback address of its own (127.x.y.z), so that
+``port`` serves on that port of 127.0.0.1 (443 in a private network namespace), ``tls`` with
+TLS. ``on_port_80=True`` serves on port 80 of a loopback address of its own (127.x.y.z), so that
 its URL needs no port, as a real endpoint's on 443 does; that takes root (or a lowered
 ``net.ipv4.ip_unprivileged_port_start``): ``why_not_on_port_80`` says why it cannot.
 """
@@ -66,10 +67,12 @@ class ThreadedAppServer:
         app: web.Application,
         *,
         shutdown_timeout: float = 2.0,
+        port: int = 0,
         on_port_80: bool = False,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.app = app
+        self._wanted_port = port
         self._on_port_80 = on_port_80
         self._tls = tls
         self._host = "127.0.0.1"
@@ -96,7 +99,7 @@ class ThreadedAppServer:
     def url(self) -> str:
         """Base URL without a trailing slash, e.g. ``http://127.0.0.1:54321``."""
         scheme = "https" if self._tls else "http"
-        if self.port == HTTP_PORT:
+        if self.port == {"http": HTTP_PORT, "https": 443}[scheme]:
             return f"{scheme}://{self._host}"
         return f"{scheme}://{self._host}:{self.port}"
 
@@ -149,7 +152,7 @@ class ThreadedAppServer:
                 site = web.SockSite(runner, sock)
                 self._host = sock.getsockname()[0]
             else:
-                site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self._tls)
+                site = web.TCPSite(runner, "127.0.0.1", self._wanted_port, ssl_context=self._tls)
             await site.start()
             self._port = runner.addresses[0][1]
             self._ready.set()

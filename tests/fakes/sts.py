@@ -47,6 +47,8 @@ class StsCall:
     role_arn: str | None
     signature_valid: bool
     web_identity_token: str | None = None
+    #: The region of the signature's credential scope.
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ async def _handle(request: web.Request) -> web.Response:
     body = await request.read()
     form = dict(parse_qsl(body.decode()))
     action = form.get("Action", "")
-    key_id = service = None
+    key_id = service = region = None
     auth_error: SigV4Error | None = None
     if action == "AssumeRoleWithWebIdentity":  # unsigned: the token is the proof
         if "Authorization" in request.headers:
@@ -163,7 +165,7 @@ async def _handle(request: web.Request) -> web.Response:
     else:
         try:
             auth = parse_authorization(request.headers.get("Authorization", ""))
-            key_id, service = auth.access_key_id, auth.service
+            key_id, service, region = auth.access_key_id, auth.service, auth.region
             fake.verifier.verify(request.method, request.raw_path, request.headers, body)
         except SigV4Error as error:
             auth_error = error
@@ -179,6 +181,7 @@ async def _handle(request: web.Request) -> web.Response:
             role_arn=form.get("RoleArn"),
             signature_valid=auth_error is None,
             web_identity_token=form.get("WebIdentityToken"),
+            region=region,
         )
     )
     if auth_error is not None:

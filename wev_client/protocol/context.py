@@ -1,7 +1,7 @@
 """The caller's context that a request carries: the AWS context values depend on.
 
-The client sends every ``AWS_*`` variable, its proxies and HOME, with paths
-made absolute (the daemon has another working folder); this is the part of
+The client sends every ``AWS_*`` variable, its proxies, its CA bundle and
+HOME, with paths made absolute (the daemon has another working folder); this is the part of
 its environment a resolution may depend on (``Plugin.context_vars`` picks
 from it).
 """
@@ -14,8 +14,11 @@ if TYPE_CHECKING:
 
 
 #: Besides every ``AWS_*`` variable and HOME, what the client sends as its
-#: context: the proxies its AWS calls go through. The daemon never uses its own.
+#: context: the proxies its AWS calls go through and the CA bundle they trust
+#: (botocore reads ``REQUESTS_CA_BUNDLE`` after ``AWS_CA_BUNDLE``). The daemon
+#: never uses its own.
 PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy")
+NETWORK_VARS = (*PROXY_VARS, "REQUESTS_CA_BUNDLE")
 #: Context variables that name a file or folder: the client sends them absolute
 #: (``~`` expanded with its HOME, relative ones against its working folder),
 #: since the daemon has another working folder.
@@ -24,6 +27,7 @@ PATH_VARS = frozenset(
         "AWS_CONFIG_FILE",
         "AWS_SHARED_CREDENTIALS_FILE",
         "AWS_CA_BUNDLE",
+        "REQUESTS_CA_BUNDLE",
         "AWS_WEB_IDENTITY_TOKEN_FILE",
         "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
         "AWS_LOGIN_CACHE_DIRECTORY",
@@ -33,11 +37,11 @@ PATH_VARS = frozenset(
 
 def is_context_var(name: str) -> bool:
     """Whether a resolution may depend on this variable: the caller's AWS context."""
-    return name.startswith("AWS_") or name == "HOME" or name in PROXY_VARS
+    return name.startswith("AWS_") or name == "HOME" or name in NETWORK_VARS
 
 
 def context_env(environ: Mapping[str, str], cwd: str | None = None) -> dict[str, str]:
-    """The caller's AWS context: every AWS_* variable, its proxies and HOME.
+    """The caller's AWS context: every AWS_* variable, its proxies, CA bundle and HOME.
 
     Paths in it are made absolute for the daemon, whose folders are not the
     caller's: ``~`` with the caller's HOME, relative ones against ``cwd``.

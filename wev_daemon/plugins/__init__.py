@@ -7,10 +7,24 @@ named by its id, so a third-party package adds one without touching wev::
     wev-example = "wev_example:ExamplePlugin"
 
 Each plugin validates its properties once (``parse``), names the client
-environment variables its result depends on (``context_vars``, part of the
-cache key), and resolves asynchronously to a Resolution: values plus an
-optional expiry. The daemon caches resolutions, refreshes them before they
-expire and shares them between clients; a plugin only fetches.
+environment variables its result depends on (``context_vars``), and resolves
+asynchronously to a Resolution: values plus an optional expiry. The daemon
+caches resolutions, refreshes them before they expire and shares them between
+clients; a plugin only fetches.
+
+What is fetched and what an entry shows are two steps, so that entries that
+differ only in how they are written share one fetch. ``identity`` says what
+makes the secret (for an AWS token: the domain, owner, region, duration and
+the caller's AWS identity, not the names or ``values`` of the entry); the
+cache holds one ``resolve`` result per identity. ``present`` then makes one
+entry's values from it (the token, a user name, an index URL carrying the
+token). The defaults key on every setting and the whole context, and present
+the fetched values as they are: a plugin without shared secrets overrides
+neither. A second AWS token plugin adopts the AWS rule in a few lines::
+
+    def identity(self, settings, context):
+        return ("token", settings.registry, aws.identity(context, settings.profile,
+                                                         settings.region))
 
 A plugin that needs the user (an MFA code) calls ``await context.ask(text,
 secret=True)``. The daemon has no terminal: the first time, ``ask`` raises
@@ -21,6 +35,7 @@ returns it. Keep the work before ``ask`` cheap, or cache it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -86,18 +101,22 @@ def _no_answers(text: str, secret: bool) -> str:
 class Context:
     """The requesting client's AWS context and, for helper processes, the rest.
 
-    ``env`` holds the variables a resolution depends on (``protocol.context.context_env``:
-    AWS_*, proxies, HOME) and is part of the cache key. ``process_env`` (the
-    client's whole environment) and ``cwd`` (its working folder) are what a
-    ``credential_process`` helper runs with; ``asker`` answers questions from
-    the current request's answers. None of the three is part of the key, and
-    nothing here is ever printed.
+    ``env`` holds the variables a resolution may depend on (``context_vars`` of
+    ``protocol.context.context_env``: AWS_*, proxies, CA bundle, HOME).
+    ``process_env`` (the client's whole environment) and ``cwd`` (its working
+    folder) are what a ``credential_process`` helper runs with; ``asker``
+    answers questions from the current request's answers. What of them keys
+    the cache is the plugin's ``identity``; nothing here is ever printed.
     """
 
     env: Mapping[str, str]
     asker: Asker = field(default=_no_answers, compare=False)
     process_env: Mapping[str, str] = field(default_factory=dict, compare=False)
     cwd: str | None = field(default=None, compare=False)
+    #: What the plugin's ``identity`` gave for this entry and request (None: nothing
+    #: fetched, or not yet known), so ``present`` keys what it keeps without
+    #: computing it again.
+    identity: object = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return f"Context(env_keys={sorted(self.env)!r})"
@@ -117,9 +136,10 @@ class Plugin(ABC, Generic[SettingsT]):
     id: ClassVar[str]
     #: Property names the plugin understands; others are reported as warnings.
     properties: ClassVar[frozenset[str]] = frozenset()
-    #: Client environment variables the result depends on (part of the cache key);
-    #: a name ending in ``*`` stands for every name it starts (``AWS_*``). Names
-    #: the same configuration resolves are never part of it.
+    #: Client environment variables the result may depend on (``Context.env``; the
+    #: default ``identity`` keys on all of them); a name ending in ``*`` stands for
+    #: every name it starts (``AWS_*``). Names the same configuration resolves are
+    #: never part of it.
     context_vars: ClassVar[tuple[str, ...]] = ()
     #: False for plugins that fetch nothing (their values come from the config):
     #: the daemon then resolves them on each request instead of caching them.
@@ -137,9 +157,29 @@ class Plugin(ABC, Generic[SettingsT]):
         """A short, secret-free description for ``--explain`` and ``--status``."""
         return ""
 
+    def identity(self, settings: SettingsT, context: Context) -> object:
+        """What the fetched secret depends on: entries with equal identities share one
+        ``resolve`` (one cache entry, one upstream call). Plain data (tuples, mappings,
+        strings, dataclasses); never shown, only digested. None: this entry needs nothing
+        fetched, ``present`` alone makes its values.
+
+        The default: every setting and the whole ``context.env``.
+        """
+        return (settings, dict(context.env))
+
     @abstractmethod
     async def resolve(self, settings: SettingsT, context: Context) -> Resolution:
-        """Fetch the values; raise protocol.errors.UpstreamError with a clear message on failure."""
+        """Fetch what ``identity`` names; raise protocol.errors.UpstreamError with a clear
+        message on failure."""
+
+    async def present(
+        self, settings: SettingsT, context: Context, fetched: Resolution | None
+    ) -> Resolution:
+        """This entry's values from the (cached, shared) fetched resolution; the default
+        hands it on as it is. Runs on every request: keep it cheap."""
+        if fetched is None:
+            raise ValueError(f"{self.id}: nothing was fetched to present (a plugin bug)")
+        return fetched
 
     def forget(self, settings: SettingsT, context: Context) -> None:
         """Drop what the plugin remembers for this entry (``wev --forget``)."""
@@ -169,7 +209,11 @@ def digest(*parts: object) -> str:
 
 
 def _jsonable(value: object) -> object:
-    return dict(value) if isinstance(value, Mapping) else str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"": type(value).__qualname__, **dataclasses.asdict(value)}
+    return repr(value)
 
 
 # -- helpers for parse() -------------------------------------------------------

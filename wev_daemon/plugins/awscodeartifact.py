@@ -17,11 +17,14 @@ direct URLs instead, so a CI job with the same ``wev.yml`` still works.
 A profile with ``mfa_serial`` (assume-role with MFA) gets its code through the
 client that asked (``Context.ask``), as ``wev-awsmfa`` does.
 
-Caching: the daemon caches each configured block's values until the token
-expires (one entry per block). Endpoints never expire, so this plugin keeps
-them for the daemon's life, asking AWS once per (domain, account, repository,
-format, region, identity); and blocks that need a token for the same identity
-at the same moment share one ``GetAuthorizationToken`` call.
+Caching: the daemon caches the token per identity (``identity``: the domain,
+the owner as written or the caller's default account, the region as botocore
+resolves it, the duration and the caller's AWS identity), so blocks that
+differ in names, ``values``, ``repository`` or ``proxy``, or that spell out a
+default, share one token and one ``GetAuthorizationToken`` call, whichever
+door asks; ``present`` makes each block's values from it. Endpoints never
+expire, so this plugin keeps them for the daemon's life, asking AWS once per
+repository and identity. A block that hands out only endpoints fetches no token.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
+from wev_client.protocol.aws import CODEARTIFACT_USERNAME as USERNAME
 from wev_daemon import aws
 from wev_daemon.plugins import (
     Context,
@@ -49,15 +53,14 @@ from wev_daemon.plugins import (
 DEFAULT_DURATION = 43200  # 12 hours, the longest AWS allows
 MIN_DURATION = 900
 
-#: The user name CodeArtifact expects beside the token (HTTP Basic auth).
-USERNAME = "aws"
-
 TOKEN = "token"  # noqa: S105 - the name of a value kind, not a secret
 ENDPOINT = "endpoint"
 INDEX_URL = "index_url"
 VALUE_KINDS = (TOKEN, "username", ENDPOINT, INDEX_URL)
 #: Kinds that need ``repository`` and ``format``.
 REPOSITORY_KINDS = frozenset({ENDPOINT, INDEX_URL})
+#: Kinds that carry the token.
+TOKEN_KINDS = frozenset({TOKEN, INDEX_URL})
 
 #: Formats the loopback proxy serves, and how each sends the token upstream.
 PROXY_FORMATS = {"pypi": "basic", "npm": "bearer", "maven": "basic"}
@@ -157,9 +160,8 @@ class CodeArtifactPlugin(Plugin[Settings]):
     context_vars = aws.AWS_CONTEXT
 
     def __init__(self) -> None:
-        # Both live in the daemon's memory only, like the cache; keys are digests.
+        # In the daemon's memory only, like the cache; keys are digests.
         self._endpoints = SharedCalls[str](keep=True, limit=MAX_ENDPOINTS)
-        self._token_fetches = SharedCalls[tuple[str, datetime.datetime]](keep=False)
         #: The loopback URL of a proxied repository (ending in "/"), set by the
         #: daemon's proxy; None in the client's own process.
         self.proxy_endpoint: Callable[[Settings], str] | None = None
@@ -210,7 +212,7 @@ class CodeArtifactPlugin(Plugin[Settings]):
             parts.append(f"repository {settings.repository} ({settings.format})")
         if settings.proxy:
             parts.append("through the loopback proxy")
-        if region := aws.region_for(context.env, settings.region):
+        if region := aws.region_for(context.env, settings.region, settings.profile):
             parts.append(f"region {region}")
         if profile := aws.profile_name(context.env, settings.profile):
             parts.append(f"profile {profile}")
@@ -218,42 +220,38 @@ class CodeArtifactPlugin(Plugin[Settings]):
             parts.append("keys from the environment")
         return ", ".join(parts)
 
+    def identity(self, settings: Settings, context: Context) -> object:
+        """The token's identity; None for a block that hands out no token (nor proxies one)."""
+        if not settings.proxy and not TOKEN_KINDS.intersection(settings.values):
+            return None
+        return _token_identity(settings, context)
+
     async def resolve(self, settings: Settings, context: Context) -> Resolution:
+        """The token alone: what every block of this identity shares."""
+        token, expiration = await _fetch_token(settings, context)
+        return Resolution((token,), expiration)
+
+    async def present(
+        self, settings: Settings, context: Context, fetched: Resolution | None
+    ) -> Resolution:
+        token = fetched.values[0] if fetched is not None else ""
+        expiration = fetched.expires_at if fetched is not None else None
         if settings.proxy and self.proxy_endpoint is not None:
-            (token, expiration), endpoint = await asyncio.gather(
-                self._token(settings, context), self._endpoint(settings, context)
-            )
+            endpoint = await self._endpoint(settings, context)
             local = self.proxy_endpoint(settings)
             urls = {ENDPOINT: local, INDEX_URL: local + "simple/"}
             return Resolution(
                 tuple(urls[kind] for kind in settings.values), expiration, (token, endpoint)
             )
-        needs_endpoint = any(kind in REPOSITORY_KINDS for kind in settings.values)
-        if needs_endpoint:
-            (token, expiration), endpoint = await asyncio.gather(
-                self._token(settings, context), self._endpoint(settings, context)
-            )
-        else:
-            token, expiration = await self._token(settings, context)
-            endpoint = ""
+        endpoint = ""
+        if REPOSITORY_KINDS.intersection(settings.values):
+            endpoint = await self._endpoint(settings, context)
         by_kind = {TOKEN: token, "username": USERNAME, ENDPOINT: endpoint}
         if INDEX_URL in settings.values:
             by_kind[INDEX_URL] = index_url(endpoint, token)
         return Resolution(tuple(by_kind[kind] for kind in settings.values), expiration)
 
-    # -- the two AWS calls -----------------------------------------------------------------
-
-    async def _token(self, settings: Settings, context: Context) -> tuple[str, datetime.datetime]:
-        key = digest(
-            "token",
-            settings.domain,
-            settings.account,
-            settings.duration,
-            settings.region,
-            settings.profile,
-            context.env,
-        )
-        return await self._token_fetches.get(key, lambda: _fetch_token(settings, context))
+    # -- the endpoint, kept ----------------------------------------------------------------
 
     async def _endpoint(self, settings: Settings, context: Context) -> str:
         key = _endpoint_key(settings, context)
@@ -266,17 +264,22 @@ class CodeArtifactPlugin(Plugin[Settings]):
         self._endpoints.clear()
 
 
-def _endpoint_key(settings: Settings, context: Context) -> str:
-    return digest(
-        "endpoint",
+def _token_identity(settings: Settings, context: Context) -> tuple[object, ...]:
+    return (
+        "token",
         settings.domain,
-        settings.account,
-        settings.repository,
-        settings.format,
-        settings.region,
-        settings.profile,
-        context.env,
+        settings.account,  # None: the caller's own account, as AWS takes it
+        settings.duration,
+        aws.identity(context, settings.profile, settings.region),
     )
+
+
+def _endpoint_key(settings: Settings, context: Context) -> str:
+    """The repository within the token's identity (computed once per request: ``Context``)."""
+    identity = context.identity
+    if identity is None:  # a block without a token: its token's identity all the same
+        identity = _token_identity(settings, context)
+    return digest("endpoint", settings.repository, settings.format, identity)
 
 
 class SharedCalls(Generic[T]):
@@ -341,7 +344,7 @@ def _client(settings: Settings, context: Context) -> Any:  # aiobotocore is unty
     aws.answer_mfa_prompts(session, lambda text: context.ask_sync(text, secret=True))
     return session.create_client(
         "codeartifact",
-        region_name=aws.region_for(context.env, settings.region),
+        region_name=aws.region_for(context.env, settings.region, settings.profile),
         config=aws.CLIENT_CONFIG,
     )
 

@@ -8,6 +8,12 @@ The code is asked through the client (``Context.ask``); the daemon keeps the
 session in memory until the ``Expiration`` AWS returns and shares it between
 terminals.
 
+The session is cached per identity (the device, the duration and the
+caller's AWS identity, ``identity``), so ``wev CMD`` and ``wev
+--aws-credentials`` share one session and one question. STS is signed for the
+region botocore would use (the profile's included), so GovCloud and China
+profiles work; ``us-east-1`` only when no region is set at all.
+
 ``resolve`` runs once to find the question and once more with the answer, so
 the discovered device is kept per identity (in memory; a digest is the key).
 """
@@ -34,7 +40,7 @@ from wev_daemon.plugins import (
 DEFAULT_DURATION = 900
 MIN_DURATION = 900
 MAX_DURATION = 129600  # 36 hours, the longest GetSessionToken allows for IAM users
-#: STS and IAM are global services; a region is still needed to sign.
+#: STS and IAM are global services; a region is still needed to sign, when none is set.
 DEFAULT_REGION = "us-east-1"
 #: Discovered devices kept at most (one per identity; a user has a handful).
 MAX_DEVICES = 256
@@ -85,6 +91,14 @@ class MfaSessionPlugin(Plugin[Settings]):
             parts.append("keys from the environment")
         return ", ".join(parts)
 
+    def identity(self, settings: Settings, context: Context) -> object:
+        return (
+            "mfa-session",
+            settings.mfa_device,
+            settings.duration,
+            aws.global_identity(context, settings.profile),
+        )
+
     async def resolve(self, settings: Settings, context: Context) -> Resolution:
         profile = aws.profile_name(context.env, settings.profile)
         device = settings.mfa_device or await self._device(context, settings.profile)
@@ -108,7 +122,7 @@ class MfaSessionPlugin(Plugin[Settings]):
             failure = aws.fetch_error(error, what, profile)
             if not failure.transient and not settings.mfa_device:
                 # The device may be gone or replaced: look it up again next time.
-                self._devices.pop(digest(context.env, settings.profile), None)
+                self._devices.pop(_device_key(context, settings.profile), None)
             raise failure from None
         if not all(isinstance(v, str) and v for v in values) or not isinstance(
             expiration, datetime.datetime
@@ -119,20 +133,24 @@ class MfaSessionPlugin(Plugin[Settings]):
         return Resolution(values, expiration)
 
     def forget(self, settings: Settings, context: Context) -> None:
-        self._devices.pop(digest(context.env, settings.profile), None)
+        self._devices.pop(_device_key(context, settings.profile), None)
 
     def forget_all(self) -> None:
         self._devices.clear()
 
     async def _device(self, context: Context, configured: str | None) -> str:
         """The first MFA device of the caller's IAM user, asked once per identity."""
-        key = digest(context.env, configured)
+        key = _device_key(context, configured)
         async with self._lock:
             if key not in self._devices:
                 while len(self._devices) >= MAX_DEVICES:  # oldest first: dicts keep order
                     del self._devices[next(iter(self._devices))]
                 self._devices[key] = await _discover(context, configured)
             return self._devices[key]
+
+
+def _device_key(context: Context, configured: str | None) -> str:
+    return digest("device", aws.global_identity(context, configured))
 
 
 async def _discover(context: Context, configured: str | None) -> str:
@@ -161,6 +179,6 @@ def _client(service: str, context: Context, profile: str | None) -> Any:  # aiob
     session = aws.session_for(context, profile=profile)
     return session.create_client(
         service,
-        region_name=aws.region_for(context.env, None) or DEFAULT_REGION,
+        region_name=aws.region_for(context.env, None, profile) or DEFAULT_REGION,
         config=aws.CLIENT_CONFIG,
     )

@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from wev_client.protocol.aws import CODEARTIFACT_PLUGIN_ID as PLUGIN_ID
 from wev_client.protocol.errors import UpstreamError, WevError
 from wev_client.protocol.messages import ResolveRequest
 from wev_daemon import aws
@@ -47,7 +48,6 @@ from wev_daemon.resolver import Prepared, Resolver
 
 log = logging.getLogger("wev_daemon.proxy")
 
-PLUGIN_ID = "wev-awscodeartifact"
 #: After an error answer, how long the rest of an unread upload is drained.
 LINGERING_TIME = 2.0
 SHUTDOWN_TIMEOUT = 5.0
@@ -235,13 +235,7 @@ class Proxy:
 
     def register(self, prepared: Iterable[Prepared]) -> None:
         """Record a ``wev`` call's proxied entries: their routes now use its AWS context."""
-        assert self._resolver is not None
-        upstream = {}
-        for item in prepared:
-            entry = self._resolver.cache.entries.get(item.key)
-            if entry is not None and entry.resolution is not None and entry.resolution.private:
-                upstream[item.key] = entry.resolution.private[1]
-        for path in self.routes.register(prepared, upstream):
+        for path in self.routes.register(prepared):
             log.info("proxy: serving %s%s", self.base, path)
 
     def forget(self, request: ResolveRequest | None) -> None:

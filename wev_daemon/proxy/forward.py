@@ -28,8 +28,8 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from wev_client.protocol.aws import CODEARTIFACT_USERNAME as USERNAME
 from wev_daemon import network
-from wev_daemon.plugins.awscodeartifact import USERNAME
 from wev_daemon.proxy.rewrite import BadPage, Rewriter, Spellings
 
 CHUNK = 256 * 1024

@@ -67,10 +67,10 @@ class Routes:
     def get(self, path: str) -> Route | None:
         return self.by_path.get(path)
 
-    def register(self, prepared: Iterable[Prepared], upstream: dict[str, str]) -> list[str]:
+    def register(self, prepared: Iterable[Prepared]) -> list[str]:
         """Record the proxied entries of one ``wev`` call; the paths that are new.
 
-        ``upstream``: the endpoints already known, by cache key.
+        A route learns its upstream endpoint from its first forwarded request.
         """
         now = datetime.datetime.now(datetime.UTC)
         new = []
@@ -80,13 +80,17 @@ class Routes:
                 continue
             path = route_path(settings)
             context = item.context
-            quiet = Context(context.env, process_env=context.process_env, cwd=context.cwd)
+            quiet = Context(
+                context.env,
+                process_env=context.process_env,
+                cwd=context.cwd,
+                identity=context.identity,
+            )
             route = self.by_path.pop(path, None)
             if route is None:
                 new.append(path)
                 route = Route(path, item, PROXY_FORMATS[settings.format or ""], now)
             route.item, route.registered_at = dataclasses.replace(item, context=quiet), now
-            route.upstream = upstream.get(item.key, route.upstream)
             self.by_path[path] = route  # last registered last: the oldest go first
         while len(self.by_path) > MAX_ROUTES:
             del self.by_path[next(iter(self.by_path))]

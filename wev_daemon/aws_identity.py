@@ -1,0 +1,204 @@
+"""Who AWS takes a caller to be, and where: the part of its context a token depends on.
+
+The cache keys AWS tokens on this, never on how an entry is written, so that
+``wev CMD``, ``--export``, the keyring backend, ``wev-token``, the loopback
+proxy and ``--aws-credentials`` share one token per identity. An identity is:
+
+* the profile in effect (``profile:``, else botocore's ``AWS_DEFAULT_PROFILE``
+  before ``AWS_PROFILE``, else ``default``), and, for plugins whose secret is
+  regional, the region as botocore resolves it (``region_name``);
+* the caller's ``AWS_*`` variables that the credential chain and the endpoints
+  read: keys, files, endpoints, roles, containers, SSO and metadata switches.
+  Not those that only select a profile or region (replaced by the resolved
+  ones) or say how to reach AWS (CA bundle, retries, the CLI's data path):
+  a different route to AWS is not a different person;
+* ``HOME`` (``~/.aws``, the SSO and login caches);
+* when the profile chain runs a ``credential_process``: the environment the
+  process gets (less what a shell changes per terminal), and the caller's
+  working folder when the command line names a relative path (``./creds``):
+  the same wev.yml in two projects may then be two people.
+
+The config and credentials files are read as botocore reads them (a missing
+file is empty) and remembered by inode, size and times, so an unchanged file
+costs a ``stat`` per request and an edited one is read again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from wev_client.protocol.aws import PROFILE_VARS, profile_name
+
+#: AWS_* variables that do not change who the caller is or where its token is valid.
+NOT_IDENTITY = frozenset(
+    {
+        *PROFILE_VARS,
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_CA_BUNDLE",
+        "AWS_DATA_PATH",
+        "AWS_MAX_ATTEMPTS",
+        "AWS_RETRY_MODE",
+        "AWS_PAGER",
+        "AWS_DEFAULT_OUTPUT",
+        "AWS_CLI_AUTO_PROMPT",
+    }
+)
+#: What a shell or terminal sets per window or folder, and wev's own bookkeeping:
+#: never what a ``credential_process`` decides who you are by.
+SESSION_VARS = frozenset(
+    {
+        "_",
+        "PWD",
+        "OLDPWD",
+        "SHLVL",
+        "TERM",
+        "COLORTERM",
+        "COLUMNS",
+        "LINES",
+        "WINDOWID",
+        "TERM_PROGRAM",
+        "TERM_PROGRAM_VERSION",
+        "TERM_SESSION_ID",
+        "TMUX_PANE",
+        "SSH_TTY",
+        "GPG_TTY",
+        "WEV_AWS_CREDENTIALS",
+    }
+)
+SESSION_PREFIXES = ("DIRENV_",)
+#: Most (config, credentials) file pairs remembered; a user has one or two.
+MAX_FILES = 64
+
+Profiles = Mapping[str, Mapping[str, Any]]
+_memo: dict[tuple[str, str], tuple[tuple[object, object], Profiles]] = {}
+
+
+def identity(
+    env: Mapping[str, str],
+    process_env: Mapping[str, str],
+    cwd: str | None,
+    configured_profile: str | None,
+    configured_region: str | None = None,
+    *,
+    with_region: bool = True,
+) -> dict[str, object]:
+    """The caller's AWS identity for a plugin's profile (and region) settings; with the
+    region botocore resolves (``region_name``) unless ``with_region`` is false."""
+    config = profiles(env)
+    profile = profile_name(env, configured_profile) or "default"
+    found: dict[str, object] = {
+        name: value
+        for name, value in env.items()
+        if name.startswith("AWS_") and name not in NOT_IDENTITY
+    }
+    found["profile"] = profile
+    found["HOME"] = env.get("HOME", "")
+    if with_region:
+        found["region"] = _region(env, configured_region, config.get(profile, {}))
+    command = _credential_process(env, config, profile, configured_profile)
+    if command is not None:
+        source = process_env or env
+        found["process_env"] = {
+            name: value
+            for name, value in source.items()
+            if name not in SESSION_VARS and not name.startswith(SESSION_PREFIXES)
+        }
+        if _names_a_relative_path(command, source.get("PATH", "")):
+            found["cwd"] = cwd or ""
+    return found
+
+
+def region_name(
+    env: Mapping[str, str], configured_region: str | None, configured_profile: str | None
+) -> str | None:
+    """The region botocore signs for: the entry's, AWS_REGION, AWS_DEFAULT_REGION, else the
+    profile's ``region`` in the caller's config (or credentials) file."""
+    if region := configured_region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"):
+        return region  # no file read
+    profile = profile_name(env, configured_profile) or "default"
+    return _region(env, None, profiles(env).get(profile, {}))
+
+
+def _region(
+    env: Mapping[str, str], configured: str | None, section: Mapping[str, Any]
+) -> str | None:
+    region = configured or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    value = region or section.get("region")
+    return value if isinstance(value, str) and value else None
+
+
+def profiles(env: Mapping[str, str]) -> Profiles:
+    """The profiles of the caller's config and credentials files, merged as botocore does."""
+    home = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".aws")
+    config = env.get("AWS_CONFIG_FILE") or os.path.join(home, "config")
+    credentials = env.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(home, "credentials")
+    stamps = (_stamp(config), _stamp(credentials))
+    remembered = _memo.get((config, credentials))
+    if remembered is not None and remembered[0] == stamps:
+        return remembered[1]
+    found = _load(config, credentials)
+    while len(_memo) >= MAX_FILES:  # oldest first: dicts keep order
+        del _memo[next(iter(_memo))]
+    _memo[(config, credentials)] = (stamps, found)
+    return found
+
+
+def _stamp(path: str) -> object:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _load(config: str, credentials: str) -> Profiles:
+    """``Session.full_config``'s profiles; a file that cannot be read or parsed adds none
+    (the fetch reports it)."""
+    from botocore import configloader
+    from botocore.exceptions import BotoCoreError
+
+    unusable = (BotoCoreError, OSError, UnicodeDecodeError)
+    merged: dict[str, dict[str, Any]] = {}
+    with contextlib.suppress(*unusable):
+        merged.update(configloader.load_config(config).get("profiles", {}))
+    with contextlib.suppress(*unusable):
+        for name, values in configloader.raw_config_parse(credentials).items():
+            merged.setdefault(name, {}).update(values)
+    return merged
+
+
+def _credential_process(
+    env: Mapping[str, str], config: Profiles, profile: str, configured_profile: str | None
+) -> str | None:
+    """The ``credential_process`` the chain of ``profile`` may run, or None."""
+    if not configured_profile and env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        return None  # the keys in the environment come first
+    seen: set[str] = set()
+    name: str | None = profile
+    while name and name not in seen:
+        seen.add(name)
+        section = config.get(name, {})
+        command = section.get("credential_process")
+        if isinstance(command, str) and command.strip():
+            return command
+        source = section.get("source_profile")
+        name = source if isinstance(source, str) else None
+    return None
+
+
+def _names_a_relative_path(command: str, path: str) -> bool:
+    """Whether the working folder decides what ``command`` runs or reads: a word such as
+    ``./creds`` or ``bin/creds``, or a bare command found through a relative PATH entry."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return True
+    if any("/" in word and not word.startswith("/") for word in words):
+        return True
+    bare = bool(words) and "/" not in words[0]
+    return bare and any(not entry.startswith("/") for entry in path.split(os.pathsep))
