@@ -8,10 +8,11 @@ registry is a host (``ACCOUNT.dkr.ecr.REGION.amazonaws.com``), or
 caller's own account or region, as ECR does when it is not named.
 
 A token is made by who asks and for which registry: ``identity`` names
-exactly that (service, account, region, profile, role, the caller's AWS
-context), and one fetched ``Token`` gives every value an entry may ask for
-(``values``), so entries that differ only in their names or values share one
-``GetAuthorizationToken`` call.
+exactly that (service, account, region, role, and the caller's AWS identity
+as ``aws.identity`` resolves it), so the daemon's cache keeps one token per
+identity; ``present`` gives each entry the values it asks for (``values``)
+from that one token, so entries that differ only in their names or values
+share one ``GetAuthorizationToken`` call, whichever door asks.
 """
 
 from __future__ import annotations
@@ -33,10 +34,8 @@ from wev_daemon.plugins import (
     Plugin,
     PropertyError,
     Resolution,
-    digest,
     optional_str,
 )
-from wev_daemon.plugins.awscodeartifact import SharedCalls
 
 PASSWORD = "password"  # noqa: S105 - the name of a value kind, not a secret
 VALUE_KINDS = (PASSWORD, "username", "registry", "auth")
@@ -113,9 +112,6 @@ class EcrPlugin(Plugin[Settings]):
     properties = frozenset({"registry", "account", "region", "profile", "role", "values"})
     context_vars = aws.AWS_CONTEXT
 
-    def __init__(self) -> None:
-        self._fetches = SharedCalls[Token](keep=False)
-
     def parse(self, properties: Mapping[str, object]) -> Settings:
         role = optional_str(properties, "role") or None
         if role is not None and not (role.startswith("arn:") and ":role/" in role):
@@ -144,27 +140,32 @@ class EcrPlugin(Plugin[Settings]):
 
     def identity(self, settings: Settings, context: Context) -> tuple[object, ...]:
         """What makes the token: the registry's service, account and region, and who asks
-        (profile, role and the caller's AWS context). Equal identities share one token."""
+        (profile, role and the caller's AWS identity). Equal identities share one token,
+        whatever values their entries show."""
         registry = settings.registry
-        if registry.public:
-            where: tuple[object, ...] = ("ecr-public", ecr.PUBLIC_REGION)
-        else:
-            region = registry.region or aws.region_for(context.env, None)
-            where = ("ecr", registry.account, region, registry.fips)
-        return (*where, aws.profile_name(context.env, settings.profile), settings.role, context.env)
+        region = ecr.PUBLIC_REGION if registry.public else registry.region
+        who = aws.identity(context, settings.profile, region)
+        service = "ecr-public" if registry.public else "ecr"
+        return ("token", service, registry.account, registry.fips, settings.role, who)
 
     async def resolve(self, settings: Settings, context: Context) -> Resolution:
-        key = digest(self.identity(settings, context))
-        token = await self._fetches.get(key, lambda: _fetch(settings, context))
+        """One GetAuthorizationToken call: username, password, ``auth`` and the host AWS
+        names, in that order; ``present`` picks an entry's values from them."""
+        token = await _fetch(settings, context)
+        values = (token.username, token.password, token.auth, token.host)
+        return Resolution(values, token.expires_at)
+
+    async def present(
+        self, settings: Settings, context: Context, fetched: Resolution | None
+    ) -> Resolution:
+        if fetched is None:
+            raise ValueError(f"{self.id}: nothing was fetched to present (a plugin bug)")
+        username, password, auth, named = fetched.values
         registry = settings.registry
-        host = token.host if registry.is_pattern and token.host else registry.host
-        by_kind = {
-            PASSWORD: token.password,
-            "username": token.username,
-            "registry": host,
-            "auth": token.auth,
-        }
-        return Resolution(tuple(by_kind[kind] for kind in settings.values), token.expires_at)
+        host = named if registry.is_pattern and named else registry.host
+        by_kind = {PASSWORD: password, "username": username, "registry": host, "auth": auth}
+        values = tuple(by_kind[kind] for kind in settings.values)
+        return Resolution(values, fetched.expires_at)
 
 
 def _registry_text(settings: Settings, context: Context) -> str:
@@ -172,7 +173,8 @@ def _registry_text(settings: Settings, context: Context) -> str:
     if not registry.is_pattern:
         return registry.host
     account = registry.account or "your account"
-    region = registry.region or aws.region_for(context.env, None) or "your region"
+    region = registry.region or aws.region_for(context.env, None, settings.profile)
+    region = region or "your region"
     return f"of {account} in {region}"
 
 
@@ -183,7 +185,7 @@ async def _fetch(settings: Settings, context: Context) -> Token:
     if profile:
         what += f" (profile {profile})"
     region = ecr.PUBLIC_REGION if registry.public else registry.region
-    region = region or aws.region_for(context.env, None)
+    region = region or aws.region_for(context.env, None, settings.profile)
     try:
         session = aws.session_for(context, profile=settings.profile)
         aws.answer_mfa_prompts(session, lambda text: context.ask_sync(text, secret=True))
