@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from wev_client import __version__, config, connection, paths
+from wev_client import __version__, config_files, connection, paths
 from wev_client.execute import exec_command
 from wev_client.protocol.context import context_env
 from wev_client.protocol.errors import UsageError, WevError
@@ -237,7 +237,7 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         cwd = os.getcwd()
     except OSError as error:
         raise UsageError(f"the working folder is gone: {error.strerror}") from None
-    specs = config.load(
+    specs = config_files.load(
         cwd,
         environ.get("HOME"),
         _cache_path(environ, log),

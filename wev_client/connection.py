@@ -102,7 +102,7 @@ def explain(
 def parse_config(
     files: list[tuple[str, bytes]], environ: Mapping[str, str], debug: Callable[[str], None]
 ) -> tuple[VariableSpec, ...] | None:
-    """Have the running daemon parse and merge edited config files (``config.Parser``).
+    """Have the running daemon parse and merge edited config files (``config_files.Parser``).
 
     The daemon has PyYAML loaded; importing it here would cost more than the
     rest of the call. None when no daemon of this very version answers (its

@@ -21,7 +21,7 @@ from aiohttp import web
 
 # yaml_loader: PyYAML loaded once here, so that a client whose config changed
 # has it parsed without importing PyYAML itself (see ``parse``).
-from wev_client import __version__, config, protocol, versions, yaml_loader  # noqa: F401
+from wev_client import __version__, config_parse, protocol, versions, yaml_loader  # noqa: F401
 from wev_client.protocol import codec
 from wev_client.protocol.errors import ProtocolError, VersionMismatch, WevError
 from wev_client.protocol.messages import ParseRequest, ParseResponse, ResolveRequest
@@ -227,9 +227,9 @@ async def parse(request: web.Request) -> web.Response:
     files = ParseRequest.from_json(await _read_json(request)).files
     texts = [(path, text.encode()) for path, text in files]
     if sum(len(data) for _, data in texts) <= INLINE_PARSE_BYTES:
-        specs = config.parse_texts(texts)
+        specs = config_parse.parse_texts(texts)
     else:
-        specs = await asyncio.to_thread(config.parse_texts, texts)
+        specs = await asyncio.to_thread(config_parse.parse_texts, texts)
     return json_response(ParseResponse(specs, __version__).to_json())
 
 
