@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 FILE_NAMES = (".wev.yml", "wev.yml", ".wev.user.yml", "wev.user.yml")
 
 #: Bumped whenever the cached form or the loader's results change, so stale caches are ignored.
-_CACHE_FORMAT = 5
+_CACHE_FORMAT = 6
 #: Working folders remembered in the cache file.
 _CACHE_ENTRIES = 64
 #: A cache file larger than this is not ours (64 entries of small configs).
