@@ -122,7 +122,7 @@ def _check_path(path: str) -> None:
             hint="set WEV_SOCKET to a shorter path in a folder only you can enter",
         )
     folder = os.path.dirname(path) or "."
-    hint = "unset WEV_SOCKET, or set it to a path in a folder only you can enter"
+    hint = paths.ELSEWHERE_HINT
     try:
         problem = paths.folder_problem(folder)
         if problem is None:
@@ -130,7 +130,7 @@ def _check_path(path: str) -> None:
             if owner not in _TRUSTED_UIDS:
                 problem = f"the socket belongs to uid {owner}, not to you (uid {os.geteuid()})"
         else:
-            hint = paths.chmod_hint(folder) or hint
+            hint = paths.private_folder_hint(folder)
     except FileNotFoundError:
         raise NotListening(f"no daemon at {path}") from None
     if problem:

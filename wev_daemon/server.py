@@ -75,7 +75,7 @@ def ensure_private_folder(folder: str) -> None:
     try:
         created = paths.make_private_folder(folder)
     except PermissionError as error:
-        raise UnsafeFolder(str(error), hint=paths.chmod_hint(folder)) from None
+        raise UnsafeFolder(str(error), hint=paths.private_folder_hint(folder)) from None
     for made in created:
         log.info("created %s (mode 0700)", made)
 
