@@ -233,7 +233,10 @@ def _ask(
         code, answer = transport.request(path, "POST", route, body, version=__version__)
         if code != 200:
             raise errors.error_from_json(answer)
-    return ResolveResponse.from_json(answer)
+    try:
+        return ResolveResponse.from_json(answer)
+    except errors.ProtocolError as error:
+        raise transport.not_ours(path, error) from None
 
 
 def _await_current_daemon(

@@ -133,6 +133,11 @@ class Plugin(ABC, Generic[SettingsT]):
         """How many values a resolution holds (the number of names to configure)."""
         return 1
 
+    def count_hint(self, settings: SettingsT, names: int) -> str:
+        """How the entry could resolve ``names`` values instead, for the error when a key
+        names another number of variables than ``value_count``; "" if it cannot."""
+        return ""
+
     def describe(self, settings: SettingsT, context: Context) -> str:
         """A short, secret-free description for ``--explain`` and ``--status``."""
         return ""
