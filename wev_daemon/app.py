@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import os
 import socket
@@ -250,7 +251,6 @@ async def forget_all(request: web.Request) -> web.Response:
 async def status(request: web.Request) -> web.Response:
     app = request.app
     cache = app[RESOLVER].cache
-    last = cache.last_error
     return json_response(
         {
             "running": True,
@@ -262,13 +262,17 @@ async def status(request: web.Request) -> web.Response:
             "uptime_seconds": round(time.monotonic() - app[STARTED], 1),
             "socket": app[SOCKET_PATH],
             "upstream_calls": cache.upstream_calls,
+            "local_failures": cache.local_failures,
             "entries": cache.status(),
             "proxy": app[PROXY].status() if PROXY in app else None,
-            "last_upstream_error": None
-            if last is None
-            else f"{last[0]:%Y-%m-%d %H:%M:%S} UTC: {last[1]}",
+            "last_upstream_error": _when(cache.last_error),
+            "last_local_error": _when(cache.last_local_error),
         }
     )
+
+
+def _when(error: tuple[datetime.datetime, str] | None) -> str | None:
+    return None if error is None else f"{error[0]:%Y-%m-%d %H:%M:%S} UTC: {error[1]}"
 
 
 async def other_version(request: web.Request) -> web.Response:

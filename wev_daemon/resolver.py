@@ -95,7 +95,13 @@ class Resolver:
                 if name not in configured and _matches(name, plugin.context_vars)
             }
             key = cache_key(plugin.id, properties, Context(env))
-            context = Context(env, _asker(key, request.answers), process_env, request.cwd)
+            context = Context(
+                env,
+                _asker(key, request.answers),
+                process_env,
+                request.cwd,
+                reached_upstream=self.cache.count_upstream_call,
+            )
             prepared.append(
                 Prepared(spec, plugin, settings, context, key, plugin.describe(settings, context))
             )

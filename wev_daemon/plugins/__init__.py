@@ -82,6 +82,10 @@ def _no_answers(text: str, secret: bool) -> str:
     raise InputNeeded(text, secret=secret)
 
 
+def _uncounted() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Context:
     """The requesting client's AWS context and, for helper processes, the rest.
@@ -98,6 +102,9 @@ class Context:
     asker: Asker = field(default=_no_answers, compare=False)
     process_env: Mapping[str, str] = field(default_factory=dict, compare=False)
     cwd: str | None = field(default=None, compare=False)
+    #: Called for each request that reached the upstream service (AWS answered),
+    #: which ``wev --status`` counts; AWS plugins' sessions call it themselves.
+    reached_upstream: Callable[[], None] = field(default=_uncounted, compare=False)
 
     def __repr__(self) -> str:
         return f"Context(env_keys={sorted(self.env)!r})"
