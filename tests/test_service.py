@@ -229,7 +229,7 @@ def test_launch_agent_plist(home: Path) -> None:
     assert service.install(layout, environ)[-1] == lines[-1]  # unchanged: same command
     assert f"removed: {plist_path}" in service.uninstall(layout)
     assert not plist_path.exists()
-    assert service.uninstall(layout)[-1] == f"launchctl bootout gui/{os.getuid()}/{service.LABEL}"
+    assert service.uninstall(layout)[-1] == f"launchctl bootout gui/$(id -u)/{service.LABEL}"
 
 
 def macos_runtime_dir(home: Path) -> str:

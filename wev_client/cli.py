@@ -28,7 +28,7 @@ else:
 USAGE = """\
 usage: wev [OPTIONS] COMMAND [ARGS...]
        wev --export [--format FORMAT] | --explain | --status [--json]
-       wev --forget [--all] | --version
+       wev --forget [--all] | --stop | --version
        wev --aws-credentials NAME
 
 Run COMMAND with the environment variables that the wev.yml files of this
@@ -45,6 +45,7 @@ options:
   --forget           make the daemon drop what it holds for this configuration
                      (after switching AWS accounts or rotating keys)
   --all              with --forget: drop everything the daemon holds
+  --stop             make the daemon drop every value and exit
   --aws-credentials NAME
                      print the AWS credential_process JSON of the entry that
                      sets NAME (credential_process = wev --aws-credentials NAME)
@@ -88,6 +89,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         "--export": "export",
         "--status": "status",
         "--forget": "forget",
+        "--stop": "stop",
     }
     index = 0
     while index < len(argv):
@@ -230,6 +232,8 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         from wev_client import aws_credentials  # a credential_process: not the hot path
 
         return aws_credentials.run(options.entry, environ, log.warning)
+    if options.action == "stop":
+        return show_stopped(connection.stop(environ), environ)
     if options.action == "forget" and options.every:
         return show_forgotten(connection.forget(None, environ), "everything it held")
 
@@ -414,6 +418,16 @@ def show_forgotten(forgotten: int | None, what: str) -> int:
     else:
         entries = "entry" if forgotten == 1 else "entries"
         print(f"wev: the daemon dropped {forgotten} {entries} for {what}")
+    return 0
+
+
+def show_stopped(stopped: tuple[int, int] | None, environ: Mapping[str, str]) -> int:
+    if stopped is None:
+        print(f"wev: no wev-daemon is running (socket {paths.socket_path(environ)})")
+    else:
+        pid, forgotten = stopped
+        entries = "entry" if forgotten == 1 else "entries"
+        print(f"wev: stopped wev-daemon (pid {pid}); it dropped {forgotten} {entries} first")
     return 0
 
 

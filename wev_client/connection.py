@@ -154,11 +154,10 @@ def _socket_path(environ: Mapping[str, str]) -> str:
 def forget(request: ResolveRequest | None, environ: Mapping[str, str]) -> int | None:
     """Make the running daemon drop what it holds for ``request``'s entries (None: all).
 
-    Returns how many entries it dropped, or None when no daemon runs (and so
-    nothing is held: ``WEV_NO_DAEMON=1`` keeps nothing between calls).
+    Returns how many entries it dropped, or None when no daemon runs. Asks
+    whatever ``WEV_NO_DAEMON`` says: a daemon started before it was set holds
+    tokens too.
     """
-    if no_daemon(environ):
-        return None
     path = _socket_path(environ)
     if request is None:
         route, body = protocol.FORGET_ALL_ROUTE, None
@@ -166,12 +165,64 @@ def forget(request: ResolveRequest | None, environ: Mapping[str, str]) -> int | 
         route, body = protocol.FORGET_ROUTE, request.to_json()
     try:
         code, answer = transport.request(path, "POST", route, body, version=__version__)
+        if code == 409:  # going away (stopping, outdated): ask the one that follows
+            _await_current_daemon(path, environ, lambda message: None)
+            code, answer = transport.request(path, "POST", route, body, version=__version__)
     except transport.NotListening:
         return None
     if code != 200 or not isinstance(answer, dict):
         raise errors.error_from_json(answer)
     forgotten = answer.get("forgotten")
     return forgotten if isinstance(forgotten, int) else 0
+
+
+class ServiceManaged(WevError):
+    """``wev --stop`` where a service manager would start the daemon again at once."""
+
+    code = "service_managed"
+    exit_status = 69  # EX_UNAVAILABLE: not stopped; the hint says how
+
+
+def stop(environ: Mapping[str, str]) -> tuple[int, int] | None:
+    """Make the running daemon drop every value and exit; wait until it has gone.
+
+    Returns its pid and how many entries it dropped, or None when none runs.
+    Asks whatever ``WEV_NO_DAEMON`` says. A daemon that systemd or launchd
+    started drops its values but keeps running (the service manager would
+    start it again): ServiceManaged names the command that stops the service.
+    """
+    path = _socket_path(environ)
+    try:
+        code, answer = transport.request(path, "POST", protocol.STOP_ROUTE, version=__version__)
+    except (transport.NotListening, transport.DaemonGone):
+        return None
+    if code == 409:  # stopping already (asked twice, or outdated): wait for it as well
+        code, answer = transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
+        if isinstance(answer, dict):
+            answer = {**answer, "forgotten": 0, "stopping": True}
+    if code != 200 or not isinstance(answer, dict):
+        raise errors.error_from_json(answer)
+    pid, forgotten = answer.get("pid"), answer.get("forgotten")
+    dropped = forgotten if isinstance(forgotten, int) else 0
+    if not answer.get("stopping"):
+        raise ServiceManaged(
+            f"wev-daemon (pid {pid}) runs under {answer.get('service_manager')}, which would "
+            f"start it again at the next call; it dropped every value it held ({dropped})",
+            hint=f"stop the service: {answer.get('stop_command')}",
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            code, body = transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
+        except (transport.NotListening, transport.DaemonGone):
+            return (pid if isinstance(pid, int) else 0), dropped
+        if code == 200 and isinstance(body, dict) and body.get("pid") != pid:
+            return (pid if isinstance(pid, int) else 0), dropped  # another one took over
+        time.sleep(0.05)
+    raise WevError(
+        f"wev-daemon (pid {pid}) did not stop within {START_TIMEOUT:.0f} s",
+        hint=f"kill {pid}" if isinstance(pid, int) else None,
+    )
 
 
 def status(environ: Mapping[str, str]) -> dict[str, object]:
@@ -256,7 +307,7 @@ def _await_current_daemon(
             continue
         except WevError:
             code, body = 0, None  # going away mid-answer
-        if code == 200 and isinstance(body, dict):
+        if code == 200 and isinstance(body, dict) and not body.get("stopping"):
             if body.get("version") == __version__:
                 return
             if body.get("service_manager"):

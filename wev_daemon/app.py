@@ -28,6 +28,7 @@ from wev_client.protocol.errors import ProtocolError, VersionMismatch, WevError
 from wev_client.protocol.messages import ParseRequest, ParseResponse, ResolveRequest
 from wev_daemon.proxy import Proxy
 from wev_daemon.resolver import Resolver
+from wev_daemon.service import RESTART_COMMANDS, STOP_COMMANDS
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,6 @@ PROXY = web.AppKey("proxy", Proxy)
 
 #: Most versions remembered in NEWER_CLIENTS: a header is no reason to grow memory.
 MAX_NEWER_CLIENTS = 16
-#: How to restart the daemon, by the service manager that started it.
-RESTART_COMMANDS = {
-    "systemd": "systemctl --user restart wev.service",
-    "launchd": "launchctl kickstart -k gui/$(id -u)/io.github.wev.daemon",
-}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -102,6 +98,19 @@ async def peer_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return json_response(
             {"error": {"code": "forbidden", "message": "this wev-daemon serves another user"}}, 403
         )
+    return await handler(request)
+
+
+@web.middleware
+async def stopping_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Once stopping, resolve nothing more: the client waits for the next daemon instead.
+
+    Until the socket closes, a request may still arrive, and this daemon's
+    answer could be stale (plugins that changed since it started). Its status
+    still answers, saying ``"stopping": true``.
+    """
+    if request.app[STOP].is_set() and request.path != protocol.STATUS_ROUTE:
+        raise VersionMismatch("wev-daemon is stopping", hint="the next call starts another")
     return await handler(request)
 
 
@@ -248,12 +257,40 @@ async def forget_all(request: web.Request) -> web.Response:
     return json_response({"forgotten": request.app[RESOLVER].forget(None)})
 
 
+async def stop(request: web.Request) -> web.Response:
+    """``wev --stop``: drop every value, then exit, unless a service manager started us.
+
+    Such a daemon would be started again at the next connection: it keeps
+    running, empty, and the client says which command stops the service.
+    """
+    app = request.app
+    if PROXY in app:
+        app[PROXY].forget(None)
+    forgotten = app[RESOLVER].forget(None)
+    manager = app[SERVICE_MANAGER]
+    if not manager:
+        log.info("wev --stop: dropped %d entries, stopping", forgotten)
+        app[STOP].set()
+    else:
+        log.info("wev --stop: dropped %d entries; %s stops the service", forgotten, manager)
+    return json_response(
+        {
+            "forgotten": forgotten,
+            "pid": os.getpid(),
+            "stopping": not manager,
+            "service_manager": manager or None,
+            "stop_command": STOP_COMMANDS.get(manager),
+        }
+    )
+
+
 async def status(request: web.Request) -> web.Response:
     app = request.app
     cache = app[RESOLVER].cache
     return json_response(
         {
             "running": True,
+            "stopping": app[STOP].is_set(),
             "pid": os.getpid(),
             "version": __version__,
             "api_version": protocol.API_VERSION,
@@ -297,7 +334,7 @@ def make_app(
     on loopback while the application is up.
     """
     app = web.Application(
-        middlewares=[peer_middleware, error_middleware],
+        middlewares=[peer_middleware, error_middleware, stopping_middleware],
         client_max_size=protocol.MAX_REQUEST_BYTES,
     )
     app[RESOLVER] = resolver
@@ -311,6 +348,7 @@ def make_app(
     app.router.add_get(protocol.STATUS_ROUTE, status)
     app.router.add_post(protocol.FORGET_ROUTE, forget)
     app.router.add_post(protocol.FORGET_ALL_ROUTE, forget_all)
+    app.router.add_post(protocol.STOP_ROUTE, stop)
     app.router.add_post(protocol.PARSE_ROUTE, parse)
     # Only other versions: an unknown route or method of ours gets 404 or 405.
     other = rf"/v{{version:(?!{protocol.API_VERSION}/)\d+}}/{{rest:.*}}"

@@ -34,6 +34,16 @@ LOG_FILE = "@LOG_FILE@"
 #: The loopback proxy's port (``wev_daemon.proxy``), fixed when installing.
 PROXY_PORT = "@PROXY_PORT@"
 
+#: How to restart, and to stop for good, the daemon of each service manager.
+RESTART_COMMANDS = {
+    "systemd": "systemctl --user restart wev.service",
+    "launchd": f"launchctl kickstart -k gui/$(id -u)/{LABEL}",
+}
+STOP_COMMANDS = {
+    "systemd": "systemctl --user stop wev.socket wev-proxy.socket wev.service",
+    "launchd": f"launchctl bootout gui/$(id -u)/{LABEL}",
+}
+
 
 class UnsupportedPlatform(WevError):
     """No service manager wev knows how to install into."""
@@ -213,13 +223,9 @@ def uninstall(layout: Layout) -> list[str]:
             lines.append(f"removed: {path}")
     if not lines:
         lines.append(f"nothing to remove in {layout.folder}")
+    command = STOP_COMMANDS[layout.manager]
     if layout.manager == "systemd":
-        command = (
-            "systemctl --user stop wev.socket wev-proxy.socket wev.service; "
-            "systemctl --user daemon-reload"
-        )
-    else:
-        command = f"launchctl bootout gui/{layout.uid}/{LABEL}"
+        command += "; systemctl --user daemon-reload"
     lines += ["stop a running one with:", command]
     return lines
 
