@@ -181,6 +181,7 @@ async def _run(
     from wev_daemon import server
     from wev_daemon.app import make_app
     from wev_daemon.cache import Policy, TokenCache
+    from wev_daemon.installation import Installation
     from wev_daemon.proxy import Proxy
     from wev_daemon.resolver import Resolver
 
@@ -204,11 +205,13 @@ async def _run(
             sock, inode = server.bind_socket(path)
             socks = [sock]
         policy = Policy(fetch_timeout=wait_timeout)
+        resolver = Resolver(cache=TokenCache(policy=policy))  # loads the plugins
         app = make_app(
-            resolver=Resolver(cache=TokenCache(policy=policy)),
+            resolver=resolver,
             socket_path=path,
             service_manager=inherited[0].manager if inherited else "",
             proxy=Proxy.from_environ(os.environ, proxy_sock),
+            installation=Installation(),  # after the plugins: what they are now
         )
         await server.serve(
             app,

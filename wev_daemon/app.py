@@ -26,6 +26,7 @@ from wev_client import __version__, config_parse, protocol, versions, yaml_loade
 from wev_client.protocol import codec
 from wev_client.protocol.errors import ProtocolError, VersionMismatch, WevError
 from wev_client.protocol.messages import ParseRequest, ParseResponse, ResolveRequest
+from wev_daemon.installation import Installation
 from wev_daemon.proxy import Proxy
 from wev_daemon.resolver import Resolver
 from wev_daemon.service import RESTART_COMMANDS, STOP_COMMANDS
@@ -43,6 +44,8 @@ SERVICE_MANAGER = web.AppKey("service_manager", str)
 NEWER_CLIENTS = web.AppKey("newer_clients", set[str])
 #: The loopback proxy of ``proxy: true`` entries, when the daemon runs one.
 PROXY = web.AppKey("proxy", Proxy)
+#: What was installed when the daemon started, when it watches for changes.
+INSTALLATION = web.AppKey("installation", Installation)
 
 #: Most versions remembered in NEWER_CLIENTS: a header is no reason to grow memory.
 MAX_NEWER_CLIENTS = 16
@@ -152,6 +155,9 @@ async def _read_json(request: web.Request) -> object:
     client_version = request.headers.get(protocol.CLIENT_VERSION_HEADER)
     if client_version and client_version != __version__:
         _check_client_version(request.app, client_version)
+    installation = request.app.get(INSTALLATION)
+    if installation is not None and installation.changed():
+        _give_way_to_the_installation(request.app)
     try:
         async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time
             raw = await request.read()
@@ -191,6 +197,21 @@ def _check_client_version(app: web.Application, client_version: str) -> None:
             manager,
             RESTART_COMMANDS.get(manager, "see its manual"),
         )
+
+
+def _give_way_to_the_installation(app: web.Application) -> None:
+    """wev or a plugin was installed, removed or replaced since this daemon started: stop.
+
+    The client then starts a daemon that loads what is installed now; under a
+    service manager, the manager does at the next connection (its unit runs
+    this same environment's wev-daemon).
+    """
+    log.info("wev or a plugin changed in this environment since the start: stopping")
+    app[STOP].set()
+    raise VersionMismatch(
+        "what is installed changed since this wev-daemon started (wev or a plugin)",
+        hint="restarting it",
+    )
 
 
 def _check_depth(document: object) -> None:
@@ -326,12 +347,14 @@ def make_app(
     socket_path: str = "",
     service_manager: str = "",
     proxy: Proxy | None = None,
+    installation: Installation | None = None,
 ) -> web.Application:
     """The application; background refresh runs while it is up.
 
     ``service_manager`` names the one that started the daemon ("systemd",
     "launchd"), "" when a client did. ``proxy`` serves ``proxy: true`` entries
-    on loopback while the application is up.
+    on loopback while the application is up. With ``installation``, a request
+    that finds wev or its plugins changed since then makes the daemon stop.
     """
     app = web.Application(
         middlewares=[peer_middleware, error_middleware, stopping_middleware],
@@ -343,6 +366,8 @@ def make_app(
     app[STOP] = asyncio.Event()
     app[SERVICE_MANAGER] = service_manager
     app[NEWER_CLIENTS] = set()
+    if installation is not None:
+        app[INSTALLATION] = installation
     app.router.add_post(protocol.RESOLVE_ROUTE, resolve)
     app.router.add_post(protocol.EXPLAIN_ROUTE, explain)
     app.router.add_get(protocol.STATUS_ROUTE, status)
