@@ -134,3 +134,28 @@ def test_under_a_service_manager_stop_drops_the_values_and_names_the_command(
         )
         assert process.poll() is None
         assert entries(user) == 0
+
+
+def test_what_is_left_on_disk_after_stop_is_what_the_readme_lists(
+    user: User, fake: FakeCodeArtifact
+) -> None:
+    from readme import README
+
+    text = README.read_text()
+    start = text.index("### Stopping and uninstalling")
+    section = text[start : text.index("\n## ", start)]
+    user.write("work/project/wev.yml", TOKEN_CONFIG)
+    assert user.wev(*PRINT_TOKEN).returncode == 0  # starts a daemon, which logs
+    assert user.wev("--stop").returncode == 0
+
+    mine = (user.home / ".aws", user.project)
+    left = sorted(
+        path
+        for path in user.root.rglob("*")
+        if path.is_file() and not any(path.is_relative_to(folder) for folder in mine)
+    )
+
+    assert left, "a started daemon leaves at least its log"
+    for path in left:
+        assert f"`{path.name}`" in section, f"{path} is not listed in the README"
+    assert not Path(user.socket).exists()
