@@ -227,15 +227,21 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         print(f"wev {__version__}")
         return 0
     if options.action == "status":
-        return show_status(options, environ)
+        from wev_client import control  # the daemon's management: not the hot path
+
+        return control.show_status(environ, as_json=options.as_json)
     if options.action == "aws-credentials":
         from wev_client import aws_credentials  # a credential_process: not the hot path
 
         return aws_credentials.run(options.entry, environ, log.warning)
     if options.action == "stop":
-        return show_stopped(connection.stop(environ), environ)
+        from wev_client import control
+
+        return control.show_stopped(control.stop(environ), environ)
     if options.action == "forget" and options.every:
-        return show_forgotten(connection.forget(None, environ), "everything it held")
+        from wev_client import control
+
+        return control.show_forgotten(control.forget(None, environ), "everything it held")
 
     try:
         cwd = os.getcwd()
@@ -251,7 +257,9 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
     log.debug(f"{len(specs)} configured entries")
     request = ResolveRequest(specs, context_env(environ, cwd), process_env=environ, cwd=cwd)
     if options.action == "forget":
-        return show_forgotten(connection.forget(request, environ), "this configuration")
+        from wev_client import control
+
+        return control.show_forgotten(control.forget(request, environ), "this configuration")
     if options.action == "explain":
         from wev_client import output
 
@@ -410,44 +418,3 @@ def _cache_path(environ: Mapping[str, str], log: Log) -> str | None:
     except OSError as error:  # platformdirs found no usable runtime folder
         log.debug(f"no config cache: {error}")
         return None
-
-
-def show_forgotten(forgotten: int | None, what: str) -> int:
-    if forgotten is None:
-        print("wev: no wev-daemon is running: nothing is held")
-    else:
-        entries = "entry" if forgotten == 1 else "entries"
-        print(f"wev: the daemon dropped {forgotten} {entries} for {what}")
-    return 0
-
-
-def show_stopped(stopped: tuple[int, int] | None, environ: Mapping[str, str]) -> int:
-    if stopped is None:
-        print(f"wev: no wev-daemon is running (socket {paths.socket_path(environ)})")
-    else:
-        pid, forgotten = stopped
-        entries = "entry" if forgotten == 1 else "entries"
-        print(f"wev: stopped wev-daemon (pid {pid}); it dropped {forgotten} {entries} first")
-    return 0
-
-
-def show_status(options: Options, environ: Mapping[str, str]) -> int:
-    try:
-        body = connection.status(environ)
-    except WevError as error:
-        if not options.as_json:
-            raise
-        from wev_client.protocol import codec
-
-        body = {"running": False, "pid": None, "error": error.message}
-        print(codec.dumps(body))
-        return error.exit_status
-    if options.as_json:
-        import json
-
-        print(json.dumps(body, indent=2))
-    else:
-        from wev_client import output
-
-        sys.stdout.write(output.status(body))
-    return 0

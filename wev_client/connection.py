@@ -18,7 +18,7 @@ import time
 
 from wev_client import __version__, paths, protocol, transport
 from wev_client.protocol import errors, messages
-from wev_client.protocol.errors import DaemonUnavailable, WevError
+from wev_client.protocol.errors import WevError
 from wev_client.protocol.messages import Prompt, ResolveRequest, ResolveResponse, VariableSpec
 
 TYPE_CHECKING = False
@@ -115,7 +115,7 @@ def parse_config(
         # JSON carries text: other bytes (UTF-16, binary) are left to the local parser.
         texts = tuple((path, data.decode()) for path, data in files)
         body = messages.ParseRequest(texts).to_json()
-        path = _socket_path(environ)
+        path = socket_path(environ)
         code, answer = transport.request(
             path, "POST", protocol.PARSE_ROUTE, body, version=__version__
         )
@@ -141,7 +141,8 @@ def parse_config(
     return parsed.variables
 
 
-def _socket_path(environ: Mapping[str, str]) -> str:
+def socket_path(environ: Mapping[str, str]) -> str:
+    """The daemon's socket path; UntrustedDaemon when there is no private place for it."""
     try:
         return paths.socket_path(environ)
     except OSError as error:  # platformdirs found no private runtime folder
@@ -149,93 +150,6 @@ def _socket_path(environ: Mapping[str, str]) -> str:
             f"no private place for the daemon's socket: {error}",
             hint="set XDG_RUNTIME_DIR, or WEV_SOCKET to a path in a folder only you can enter",
         ) from None
-
-
-def forget(request: ResolveRequest | None, environ: Mapping[str, str]) -> int | None:
-    """Make the running daemon drop what it holds for ``request``'s entries (None: all).
-
-    Returns how many entries it dropped, or None when no daemon runs. Asks
-    whatever ``WEV_NO_DAEMON`` says: a daemon started before it was set holds
-    tokens too.
-    """
-    path = _socket_path(environ)
-    if request is None:
-        route, body = protocol.FORGET_ALL_ROUTE, None
-    else:
-        route, body = protocol.FORGET_ROUTE, request.to_json()
-    try:
-        code, answer = transport.request(path, "POST", route, body, version=__version__)
-        if code == 409:  # going away (stopping, outdated): ask the one that follows
-            _await_current_daemon(path, environ, lambda message: None)
-            code, answer = transport.request(path, "POST", route, body, version=__version__)
-    except transport.NotListening:
-        return None
-    if code != 200 or not isinstance(answer, dict):
-        raise errors.error_from_json(answer)
-    forgotten = answer.get("forgotten")
-    return forgotten if isinstance(forgotten, int) else 0
-
-
-class ServiceManaged(WevError):
-    """``wev --stop`` where a service manager would start the daemon again at once."""
-
-    code = "service_managed"
-    exit_status = 69  # EX_UNAVAILABLE: not stopped; the hint says how
-
-
-def stop(environ: Mapping[str, str]) -> tuple[int, int] | None:
-    """Make the running daemon drop every value and exit; wait until it has gone.
-
-    Returns its pid and how many entries it dropped, or None when none runs.
-    Asks whatever ``WEV_NO_DAEMON`` says. A daemon that systemd or launchd
-    started drops its values but keeps running (the service manager would
-    start it again): ServiceManaged names the command that stops the service.
-    """
-    path = _socket_path(environ)
-    try:
-        code, answer = transport.request(path, "POST", protocol.STOP_ROUTE, version=__version__)
-    except (transport.NotListening, transport.DaemonGone):
-        return None
-    if code == 409:  # stopping already (asked twice, or outdated): wait for it as well
-        code, answer = transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
-        if isinstance(answer, dict):
-            answer = {**answer, "forgotten": 0, "stopping": True}
-    if code != 200 or not isinstance(answer, dict):
-        raise errors.error_from_json(answer)
-    pid, forgotten = answer.get("pid"), answer.get("forgotten")
-    dropped = forgotten if isinstance(forgotten, int) else 0
-    if not answer.get("stopping"):
-        raise ServiceManaged(
-            f"wev-daemon (pid {pid}) runs under {answer.get('service_manager')}, which would "
-            f"start it again at the next call; it dropped every value it held ({dropped})",
-            hint=f"stop the service: {answer.get('stop_command')}",
-        )
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            code, body = transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
-        except (transport.NotListening, transport.DaemonGone):
-            return (pid if isinstance(pid, int) else 0), dropped
-        if code == 200 and isinstance(body, dict) and body.get("pid") != pid:
-            return (pid if isinstance(pid, int) else 0), dropped  # another one took over
-        time.sleep(0.05)
-    raise WevError(
-        f"wev-daemon (pid {pid}) did not stop within {START_TIMEOUT:.0f} s",
-        hint=f"kill {pid}" if isinstance(pid, int) else None,
-    )
-
-
-def status(environ: Mapping[str, str]) -> dict[str, object]:
-    """The running daemon's status document; DaemonUnavailable when none runs."""
-    path = _socket_path(environ)
-    try:
-        code, body = transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
-    except transport.NotListening:
-        raise DaemonUnavailable(f"no wev-daemon is running (socket {path})") from None
-    if code != 200 or not isinstance(body, dict):
-        raise errors.error_from_json(body)
-    body.setdefault("socket", path)
-    return body
 
 
 def _ask(
@@ -252,7 +166,7 @@ def _ask(
         return _in_process(route, request, ask)
     body = request.to_json()
     try:
-        path = _socket_path(environ)
+        path = socket_path(environ)
         code, answer = transport.request(path, "POST", route, body, version=__version__)
     except transport.UnusableSocket as unusable:
         # Nothing was sent; say why on every call, since each one is slower for it.
@@ -280,7 +194,7 @@ def _ask(
         if not isinstance(error, errors.VersionMismatch) or not start:
             raise error
         debug(f"{error.message}: restarting it")
-        _await_current_daemon(path, environ, debug)
+        await_current_daemon(path, environ, debug)
         code, answer = transport.request(path, "POST", route, body, version=__version__)
         if code != 200:
             raise errors.error_from_json(answer)
@@ -290,7 +204,7 @@ def _ask(
         raise transport.not_ours(path, error) from None
 
 
-def _await_current_daemon(
+def await_current_daemon(
     path: str, environ: Mapping[str, str], debug: Callable[[str], None]
 ) -> None:
     """Wait for the outdated daemon to go, and a daemon of this version to answer.
