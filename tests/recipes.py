@@ -372,6 +372,9 @@ def proxy_section() -> str:
 
 #: Where the README's recipes say wev is installed (pipx's default); tests use the venv's.
 INSTALLED = "/home/me/.local/bin"
+#: wev from its repository, for a tool's own environment: the package index's ``wev`` is the
+#: earlier 1.3.5. ``OWNER`` is a placeholder, said so where the README installs wev.
+WEV_GIT = "git+https://github.com/OWNER/wev"
 
 AWS_CREDENTIALS = Recipe(
     "AWS CLI, SDKs and Terraform: `credential_process`",
@@ -426,7 +429,8 @@ AWS_CREDENTIALS = Recipe(
 
 KEYRING = Recipe(
     "pip, uv, twine and Poetry: `keyring`",
-    "With `pip install 'wev[keyring]'` in the tool's environment, keyring asks wev for "
+    f"With `pip install 'wev[keyring] @ {WEV_GIT}'` in the tool's environment (`OWNER` is "
+    "the account that hosts wev's repository: see [Installing](#installing)), keyring asks wev for "
     "CodeArtifact URLs: user name `aws` and the daemon's token, in about a millisecond. An "
     "index URL on a CodeArtifact host names the domain, its owner and the region, so it needs "
     "no configuration (the nearest `wev.yml` entry for that domain adds its `profile`); any "
@@ -446,9 +450,10 @@ KEYRING = Recipe(
     "uv pip install --keyring-provider subprocess \\\n"
     f"    --index-url https://aws@{HOST}/pypi/shared/simple/ corp-lib",
     "uv runs the `keyring` command, which needs wev beside it (`uv tool install keyring --with "
-    "wev`), and the user name in the URL. twine and Poetry ask keyring by themselves when it "
-    "is installed in their environment (`pipx inject twine 'wev[keyring]'`, `poetry self add "
-    "'wev[keyring]'`). keyrings.codeartifact, which answers the same door, calls AWS on every "
+    f"'wev @ {WEV_GIT}'`), and the user name in the URL. twine and Poetry ask keyring by "
+    "themselves when it is installed in their environment (`pipx inject twine "
+    f"'wev[keyring] @ {WEV_GIT}'`, `poetry self add 'wev[keyring] @ {WEV_GIT}'`). "
+    "keyrings.codeartifact, which answers the same door, calls AWS on every "
     "lookup; `bench/keyring_lookup.py` times both against the same local stand-in for AWS "
     "(medians, 2 cores): 1.4 ms against 90 ms for a lookup in process (pip), 265 ms against "
     "590 ms for a `keyring get` process (uv), of which keyring's own start-up takes 250 ms "
@@ -537,7 +542,7 @@ GITHUB_ACTIONS = Recipe(
             "        with:\n"
             "          role-to-assume: arn:aws:iam::123456789012:role/ci-codeartifact\n"
             "          aws-region: eu-west-1\n"
-            "      - run: pip install wev\n"
+            f"      - run: pip install 'wev @ {WEV_GIT}'   # OWNER: see Installing\n"
             "      - run: WEV_NO_DAEMON=1 wev pip install corp-lib\n",
         ),
     ),

@@ -73,6 +73,7 @@ class TokenPlugin(Plugin[TokenSettings]):
 
     async def resolve(self, settings: TokenSettings, context: Context) -> Resolution:
         self.calls += 1
+        context.reached_upstream()  # as a plugin reports each request its upstream answered
         self.fetched.set()
         if self.gate is not None:
             await self.gate.wait()

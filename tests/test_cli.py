@@ -70,7 +70,12 @@ def test_list_key_needs_as_many_names_as_values(user: User, daemon: Daemon) -> N
     result = user.wev("true")
 
     assert result.returncode == 78
-    assert "[A, B]" in result.stderr and "wev.yml" in result.stderr
+    [line] = result.stderr.splitlines()
+    assert "[A, B]" in line and "wev.yml" in line
+    assert "the key names 2 variables but wev-awscodeartifact resolves 1" in line
+    # The two fixes the README teaches: name what each receives, or ask for the URL too.
+    assert "say what each name receives with 'values' (token, username, endpoint" in line
+    assert "add 'repository' and 'format' for the token and the repository's URL" in line
 
 
 def test_variables_are_added_to_the_environment(user: User, daemon: Daemon) -> None:

@@ -93,8 +93,8 @@ def setup(tmp_path: Path) -> Setup:
 LOAD = textwrap.dedent(
     """\
     import os
-    from wev_client import cli, config, paths
-    specs = config.load(os.getcwd(), os.environ["HOME"], paths.config_cache_path(os.environ))
+    from wev_client import cli, config_files, paths
+    specs = config_files.load(os.getcwd(), os.environ["HOME"], paths.config_cache_path(os.environ))
     assert [spec.names for spec in specs] == [("A", "B")], specs
     """
 )

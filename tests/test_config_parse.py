@@ -25,8 +25,8 @@ from wev_client.protocol import codec, errors, messages
 LOAD = textwrap.dedent(
     """\
     import os, sys
-    from wev_client import config, connection, paths
-    specs = config.load(
+    from wev_client import config_files, connection, paths
+    specs = config_files.load(
         os.getcwd(),
         os.environ["HOME"],
         paths.config_cache_path(os.environ),

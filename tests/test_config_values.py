@@ -1,8 +1,11 @@
 """Config values keep the meaning the user wrote.
 
+Values follow YAML 1.2, as the earlier wev's ruamel.yaml read them: ``off``,
+``no``, ``yes`` and ``on`` are text, and a decimal keeps its text (``1.50``).
 YAML 1.1 reads ``012345670123`` as octal and ``0x1F``, ``1_000`` or ``1:30``
 as numbers; a string property must get the text written, a number property
-the number meant, and a value of the wrong kind one clear line naming it.
+the number meant, and a value of the wrong kind one clear line naming it. A
+key written twice, or a tab in the indentation, is one line saying so.
 The loader and the plugins' parse helpers are checked directly; what reaches
 AWS, and what the user reads, through the real ``wev`` and daemon.
 """
@@ -46,9 +49,23 @@ def loaded(value: str) -> object:
         ("-0", "-0"),
         ("0900", "0900"),  # not octal: YAML already reads it as text
         ("'012345670123'", "012345670123"),
-        ("1.5", 1.5),
-        ("yes", True),
         ("[1, 012]", [1, "012"]),
+        # YAML 1.2 (the 1.1 reading in the comment)
+        ("1.5", "1.5"),  # 1.5
+        ("1.50", "1.50"),  # 1.5
+        ("1e3", "1e3"),  # 1000.0
+        (".inf", ".inf"),  # inf
+        ("yes", "yes"),  # True
+        ("no", "no"),  # False
+        ("on", "on"),  # True
+        ("off", "off"),  # False
+        ("y", "y"),  # True
+        ("2024-05-01", "2024-05-01"),  # a date
+        ("0o17", "0o17"),  # text in 1.1, 15 in 1.2: a form kept as written
+        ("true", True),
+        ("False", False),
+        ("null", None),
+        ("~", None),
     ],
 )
 def test_an_integer_not_written_in_plain_decimal_loads_as_its_text(
@@ -217,10 +234,10 @@ def test_an_unquoted_account_of_the_earlier_wev_still_works(
 @pytest.mark.parametrize(
     ("properties", "name"),
     [
-        ("    domain: 1.5\n", "domain"),
-        ("    domain: corp\n    profile: yes\n", "profile"),
+        ("    domain: true\n", "domain"),
+        ("    domain: corp\n    profile: false\n", "profile"),
         ("    domain: corp\n    region: [a]\n", "region"),
-        ("    domain: corp\n    account: 1.2e+11\n", "account"),  # a float in YAML 1.1
+        ("    domain: corp\n    account: 1.2e+11\n", "account"),  # a float in YAML 1.1 and 1.2
         ("    domain: corp\n    account: 1.2e11\n", "account"),  # text, but no account id
         ("    domain: corp\n    account: 12345670123\n", "account"),  # a digit lost
         ("    domain:\n", "domain"),
@@ -239,3 +256,107 @@ def test_a_string_property_of_another_kind_is_one_line_naming_it(
     [line] = result.stderr.splitlines()
     assert line.startswith("wev: ") and str(path) in line and f"'{name}'" in line
     assert not marker.exists() and not fake.calls
+
+
+ECHO = "{name}:\n  plugin:\n    id: wev-echo\n    value: {value}\n"
+
+
+@pytest.mark.parametrize("no_daemon", [False, True])
+def test_echo_values_mean_what_was_written_as_in_yaml_1_2(
+    user: User, fake: FakeCodeArtifact, no_daemon: bool
+) -> None:
+    written = {"A": "off", "B": "no", "C": "yes", "D": "on", "E": "1.50", "F": "true", "G": "007"}
+    user.write(
+        "work/project/wev.yml",
+        "".join(ECHO.format(name=name, value=value) for name, value in written.items()),
+    )
+
+    result = user.wev(
+        "sh",
+        "-c",
+        'printf "%s|" "$A" "$B" "$C" "$D" "$E" "$F" "$G"',
+        env={"WEV_NO_DAEMON": "1"} if no_daemon else {},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "off|no|yes|on|1.50|true|007|"
+
+
+def test_a_text_property_takes_what_yaml_1_1_read_as_a_boolean(
+    user: User, fake: FakeCodeArtifact
+) -> None:
+    user.write(
+        "work/project/wev.yml",
+        TOKEN + "    domain: corp\n    region: eu-west-1\n    profile: no\n",
+    )
+    user.write(
+        "home/.aws/credentials",
+        "[no]\naws_access_key_id = AKIADEFAULT000000001\n"
+        "aws_secret_access_key = default-secret-key-0000000000000000000000\n",
+    )
+
+    result = user.wev("true")
+
+    assert result.returncode == 0, result.stderr
+    assert [call.domain for call in fake.calls] == ["corp"]
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("A:\n  plugin:\n    id: wev-echo\n    value: a\n    value: b\n", (4, 5)),
+        (
+            "A:\n  plugin: {id: wev-echo, value: a}\nB:\n  plugin: {id: wev-echo, value: b}\n"
+            "A:\n  plugin: {id: wev-echo, value: c}\n",
+            (1, 5),
+        ),
+    ],
+    ids=["property", "variable"],
+)
+@pytest.mark.parametrize("no_daemon", [False, True])
+def test_a_key_written_twice_in_one_file_names_both_lines(
+    user: User, fake: FakeCodeArtifact, text: str, lines: tuple[int, int], no_daemon: bool
+) -> None:
+    path = user.write("work/project/wev.yml", text)
+
+    result = user.wev("true", env={"WEV_NO_DAEMON": "1"} if no_daemon else {})
+
+    assert result.returncode == 78, result.stderr
+    [line] = result.stderr.splitlines()
+    first, second = lines
+    assert line.startswith(f"wev: {path}: line {second}, ")
+    assert f"written twice in one mapping, on line {first} and line {second}; keep one" in line
+
+
+def test_the_same_key_in_two_files_is_a_merge_not_a_duplicate(
+    user: User, fake: FakeCodeArtifact
+) -> None:
+    user.write("work/project/wev.yml", ECHO.format(name="A", value="team"))
+    user.write("work/project/wev.user.yml", ECHO.format(name="A", value="mine"))
+
+    result = user.wev("sh", "-c", 'printf %s "$A"')
+
+    assert (result.returncode, result.stdout) == (0, "mine"), result.stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A:\n\tplugin: {id: wev-echo, value: a}\n",
+        "A:\n  plugin:\n    id: wev-echo\n\tvalue: a\n",
+        "A:\n  plugin:\n    id: wev-echo\n  \t value: a\n",
+    ],
+)
+@pytest.mark.parametrize("no_daemon", [False, True])
+def test_a_tab_in_the_indentation_is_named(
+    user: User, fake: FakeCodeArtifact, text: str, no_daemon: bool
+) -> None:
+    path = user.write("work/project/wev.yml", text)
+    tab_line = next(n for n, line in enumerate(text.splitlines(), 1) if "\t" in line)
+
+    result = user.wev("true", env={"WEV_NO_DAEMON": "1"} if no_daemon else {})
+
+    assert result.returncode == 78, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"wev: {path}: line {tab_line}, ")
+    assert "a tab in the indentation; YAML indents with spaces only" in line

@@ -46,8 +46,10 @@ def test_the_demo_proves_the_main_job_and_leaves_nothing_running(tmp_path: Path)
     assert "one GetAuthorizationToken call" in proved[0]
     assert "a second terminal got the same token" in proved[1]
     assert "before expiry" in proved[2] and "still 2 calls in all" in proved[2]
-    assert out.count("upstream calls since start: 1") == 1
+    # What AWS answered: the token and the endpoint, then the refreshed token.
+    assert "wev --status counted 2 upstream calls" in proved[1]
     assert out.count("upstream calls since start: 2") == 1
+    assert out.count("upstream calls since start: 3") == 1
     tokens = re.findall(r"^  \| token ([0-9a-f]{12})$", out, re.MULTILINE)
     assert len(tokens) == 2 and tokens[0] != tokens[1], "the second terminal's, then the new one"
 

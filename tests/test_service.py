@@ -12,6 +12,7 @@ import os
 import plistlib
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,10 +40,22 @@ needs_systemd_analyze = pytest.mark.skipif(
 
 @pytest.fixture
 def home() -> Iterator[Path]:
+    """A HOME whose runtime folder has a stand-in for systemd's user manager listening.
+
+    ``--install-service`` writes units only where the manager runs for the
+    user (its ``systemd/private`` socket answers); nothing else of it is used.
+    """
     folder = Path(tempfile.mkdtemp(prefix="wevs-"))
+    private = folder / "run" / "systemd" / "private"
+    private.parent.mkdir(parents=True)
+    (folder / "run").chmod(0o700)
+    manager = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        manager.bind(str(private))
+        manager.listen(8)
         yield folder
     finally:
+        manager.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -233,7 +246,7 @@ def test_launch_agent_plist(home: Path) -> None:
     assert service.install(layout, environ)[-1] == lines[-1]  # unchanged: same command
     assert f"removed: {plist_path}" in service.uninstall(layout)
     assert not plist_path.exists()
-    assert service.uninstall(layout)[-1] == f"launchctl bootout gui/{os.getuid()}/{service.LABEL}"
+    assert service.uninstall(layout)[-1] == f"launchctl bootout gui/$(id -u)/{service.LABEL}"
 
 
 def macos_runtime_dir(home: Path) -> str:
@@ -308,3 +321,47 @@ def test_the_repository_units_verify_for_a_pipx_install(home: Path) -> None:
     (pipx_bin / "wev-daemon").symlink_to(WEV_DAEMON)
     units = ("wev.socket", "wev.service", "wev-proxy.socket")
     verify(home, *(REPO / "systemd" / name for name in units))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="systemd units are installed on Linux")
+@pytest.mark.parametrize("runtime", ["no manager", "no XDG_RUNTIME_DIR"])
+def test_install_refuses_in_one_line_where_no_user_manager_runs(runtime: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="wevs-"))
+    try:
+        env = environment(folder)  # a runtime folder where nothing listens
+        if runtime == "no XDG_RUNTIME_DIR":
+            del env["XDG_RUNTIME_DIR"]
+        result = subprocess.run(
+            [WEV_DAEMON, "--install-service"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+        assert result.returncode == 69, result.stderr
+        assert result.stdout == ""
+        [line] = result.stderr.splitlines()
+        assert line.startswith(
+            "wev-daemon: --install-service: no systemd user manager runs for you ("
+        )
+        assert line.endswith(
+            "); nothing written (wev starts the daemon itself; --force writes the files anyway)"
+        )
+        assert not unit_folder(folder).exists()
+
+        forced = subprocess.run(
+            [WEV_DAEMON, "--install-service", "--force"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        assert forced.returncode == 0, forced.stderr
+        assert sorted(p.name for p in unit_folder(folder).iterdir()) == sorted(
+            service.SYSTEMD_UNITS
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 
-from wev_client import __version__, config, protocol
+from wev_client import __version__, config_files, protocol
 from wev_client.protocol import codec
 from wev_client.protocol.context import context_env
 from wev_client.protocol.messages import ResolveRequest
@@ -52,7 +52,7 @@ def wait_for_socket(
 
 def resolve_message(project: str, home: str, env: Mapping[str, str]) -> bytes:
     """The bytes ``wev`` sends from ``project``: head and body."""
-    specs = config.load(project, home, None)
+    specs = config_files.load(project, home, None)
     body = codec.dumps(
         ResolveRequest(specs, context_env(env, project), process_env=env, cwd=project).to_json()
     ).encode()

@@ -25,7 +25,7 @@ import datetime
 import os
 import sys
 
-from wev_client import config, connection, paths
+from wev_client import config_files, connection, paths
 from wev_client.protocol import codec
 from wev_client.protocol.aws import PROFILE_VARS, profile_name
 from wev_client.protocol.context import context_env
@@ -99,7 +99,7 @@ def run(name: str, environ: Mapping[str, str], warn: Callable[[str], None]) -> i
     where = f"--aws-credentials {name}" + (f" (AWS profile {profile})" if profile else "")
     try:
         cwd = os.getcwd()
-        specs = config.load(cwd, environ.get("HOME"), _cache_path(environ), warn)
+        specs = config_files.load(cwd, environ.get("HOME"), _cache_path(environ), warn)
         spec = find_entry(specs, name)
         chain = environ.get(LOOP_VAR, "").split()
         if spec.names[0] in chain:

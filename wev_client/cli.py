@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from wev_client import __version__, config, connection, paths
+from wev_client import __version__, config_files, connection, paths
 from wev_client.execute import exec_command
 from wev_client.protocol.context import context_env
 from wev_client.protocol.errors import UsageError, WevError
@@ -28,7 +28,7 @@ else:
 USAGE = """\
 usage: wev [OPTIONS] COMMAND [ARGS...]
        wev --export [--format FORMAT] | --explain | --status [--json]
-       wev --forget [--all] | --version
+       wev --forget [--all] | --stop | --version
        wev --aws-credentials NAME
        wev --install-docker-helper [ECR_REGISTRY_HOST...]
 
@@ -46,6 +46,7 @@ options:
   --forget           make the daemon drop what it holds for this configuration
                      (after switching AWS accounts or rotating keys)
   --all              with --forget: drop everything the daemon holds
+  --stop             make the daemon drop every value and exit
   --aws-credentials NAME
                      print the AWS credential_process JSON of the entry that
                      sets NAME (credential_process = wev --aws-credentials NAME)
@@ -93,6 +94,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         "--status": "status",
         "--forget": "forget",
         "--install-docker-helper": "install-docker-helper",
+        "--stop": "stop",
     }
     index = 0
     while index < len(argv):
@@ -233,7 +235,9 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         print(f"wev {__version__}")
         return 0
     if options.action == "status":
-        return show_status(options, environ)
+        from wev_client import control  # the daemon's management: not the hot path
+
+        return control.show_status(environ, as_json=options.as_json)
     if options.action == "aws-credentials":
         from wev_client import aws_credentials  # a credential_process: not the hot path
 
@@ -242,14 +246,20 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         from wev_client import docker_setup  # rare: not the hot path
 
         return docker_setup.run(options.command, environ)
+    if options.action == "stop":
+        from wev_client import control
+
+        return control.show_stopped(control.stop(environ), environ)
     if options.action == "forget" and options.every:
-        return show_forgotten(connection.forget(None, environ), "everything it held")
+        from wev_client import control
+
+        return control.show_forgotten(control.forget(None, environ), "everything it held")
 
     try:
         cwd = os.getcwd()
     except OSError as error:
         raise UsageError(f"the working folder is gone: {error.strerror}") from None
-    specs = config.load(
+    specs = config_files.load(
         cwd,
         environ.get("HOME"),
         _cache_path(environ, log),
@@ -259,7 +269,9 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
     log.debug(f"{len(specs)} configured entries")
     request = ResolveRequest(specs, context_env(environ, cwd), process_env=environ, cwd=cwd)
     if options.action == "forget":
-        return show_forgotten(connection.forget(request, environ), "this configuration")
+        from wev_client import control
+
+        return control.show_forgotten(control.forget(request, environ), "this configuration")
     if options.action == "explain":
         from wev_client import output
 
@@ -418,34 +430,3 @@ def _cache_path(environ: Mapping[str, str], log: Log) -> str | None:
     except OSError as error:  # platformdirs found no usable runtime folder
         log.debug(f"no config cache: {error}")
         return None
-
-
-def show_forgotten(forgotten: int | None, what: str) -> int:
-    if forgotten is None:
-        print("wev: no wev-daemon is running: nothing is held")
-    else:
-        entries = "entry" if forgotten == 1 else "entries"
-        print(f"wev: the daemon dropped {forgotten} {entries} for {what}")
-    return 0
-
-
-def show_status(options: Options, environ: Mapping[str, str]) -> int:
-    try:
-        body = connection.status(environ)
-    except WevError as error:
-        if not options.as_json:
-            raise
-        from wev_client.protocol import codec
-
-        body = {"running": False, "pid": None, "error": error.message}
-        print(codec.dumps(body))
-        return error.exit_status
-    if options.as_json:
-        import json
-
-        print(json.dumps(body, indent=2))
-    else:
-        from wev_client import output
-
-        sys.stdout.write(output.status(body))
-    return 0

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from wev_client import config, connection, paths
+from wev_client import config_files, connection, paths
 from wev_client.protocol.aws import CODEARTIFACT_PLUGIN_ID as PLUGIN_ID
 from wev_client.protocol.context import context_env
 from wev_client.protocol.messages import ResolveRequest, VariableSpec
@@ -138,7 +138,7 @@ def load(environ: Mapping[str, str], cwd: str, warn: Callable[[str], None]) -> l
         cache_path: str | None = paths.config_cache_path(environ)
     except OSError:
         cache_path = None
-    return entries(config.load(cwd, environ.get("HOME"), cache_path, warn))
+    return entries(config_files.load(cwd, environ.get("HOME"), cache_path, warn))
 
 
 def resolve(

@@ -18,7 +18,7 @@ import time
 
 from wev_client import __version__, paths, protocol, transport
 from wev_client.protocol import errors, messages
-from wev_client.protocol.errors import DaemonUnavailable, WevError
+from wev_client.protocol.errors import WevError
 from wev_client.protocol.messages import Prompt, ResolveRequest, ResolveResponse, VariableSpec
 
 TYPE_CHECKING = False
@@ -102,7 +102,7 @@ def explain(
 def parse_config(
     files: list[tuple[str, bytes]], environ: Mapping[str, str], debug: Callable[[str], None]
 ) -> tuple[VariableSpec, ...] | None:
-    """Have the running daemon parse and merge edited config files (``config.Parser``).
+    """Have the running daemon parse and merge edited config files (``config_files.Parser``).
 
     The daemon has PyYAML loaded; importing it here would cost more than the
     rest of the call. None when no daemon of this very version answers (its
@@ -115,7 +115,7 @@ def parse_config(
         # JSON carries text: other bytes (UTF-16, binary) are left to the local parser.
         texts = tuple((path, data.decode()) for path, data in files)
         body = messages.ParseRequest(texts).to_json()
-        path = _socket_path(environ)
+        path = socket_path(environ)
         code, answer = transport.request(
             path, "POST", protocol.PARSE_ROUTE, body, version=__version__
         )
@@ -141,7 +141,8 @@ def parse_config(
     return parsed.variables
 
 
-def _socket_path(environ: Mapping[str, str]) -> str:
+def socket_path(environ: Mapping[str, str]) -> str:
+    """The daemon's socket path; UntrustedDaemon when there is no private place for it."""
     try:
         return paths.socket_path(environ)
     except OSError as error:  # platformdirs found no private runtime folder
@@ -149,42 +150,6 @@ def _socket_path(environ: Mapping[str, str]) -> str:
             f"no private place for the daemon's socket: {error}",
             hint="set XDG_RUNTIME_DIR, or WEV_SOCKET to a path in a folder only you can enter",
         ) from None
-
-
-def forget(request: ResolveRequest | None, environ: Mapping[str, str]) -> int | None:
-    """Make the running daemon drop what it holds for ``request``'s entries (None: all).
-
-    Returns how many entries it dropped, or None when no daemon runs (and so
-    nothing is held: ``WEV_NO_DAEMON=1`` keeps nothing between calls).
-    """
-    if no_daemon(environ):
-        return None
-    path = _socket_path(environ)
-    if request is None:
-        route, body = protocol.FORGET_ALL_ROUTE, None
-    else:
-        route, body = protocol.FORGET_ROUTE, request.to_json()
-    try:
-        code, answer = transport.request(path, "POST", route, body, version=__version__)
-    except transport.NotListening:
-        return None
-    if code != 200 or not isinstance(answer, dict):
-        raise errors.error_from_json(answer)
-    forgotten = answer.get("forgotten")
-    return forgotten if isinstance(forgotten, int) else 0
-
-
-def status(environ: Mapping[str, str]) -> dict[str, object]:
-    """The running daemon's status document; DaemonUnavailable when none runs."""
-    path = _socket_path(environ)
-    try:
-        code, body = transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
-    except transport.NotListening:
-        raise DaemonUnavailable(f"no wev-daemon is running (socket {path})") from None
-    if code != 200 or not isinstance(body, dict):
-        raise errors.error_from_json(body)
-    body.setdefault("socket", path)
-    return body
 
 
 def _ask(
@@ -201,7 +166,7 @@ def _ask(
         return _in_process(route, request, ask)
     body = request.to_json()
     try:
-        path = _socket_path(environ)
+        path = socket_path(environ)
         code, answer = transport.request(path, "POST", route, body, version=__version__)
     except transport.UnusableSocket as unusable:
         # Nothing was sent; say why on every call, since each one is slower for it.
@@ -229,14 +194,17 @@ def _ask(
         if not isinstance(error, errors.VersionMismatch) or not start:
             raise error
         debug(f"{error.message}: restarting it")
-        _await_current_daemon(path, environ, debug)
+        await_current_daemon(path, environ, debug)
         code, answer = transport.request(path, "POST", route, body, version=__version__)
         if code != 200:
             raise errors.error_from_json(answer)
-    return ResolveResponse.from_json(answer)
+    try:
+        return ResolveResponse.from_json(answer)
+    except errors.ProtocolError as error:
+        raise transport.not_ours(path, error) from None
 
 
-def _await_current_daemon(
+def await_current_daemon(
     path: str, environ: Mapping[str, str], debug: Callable[[str], None]
 ) -> None:
     """Wait for the outdated daemon to go, and a daemon of this version to answer.
@@ -253,7 +221,7 @@ def _await_current_daemon(
             continue
         except WevError:
             code, body = 0, None  # going away mid-answer
-        if code == 200 and isinstance(body, dict):
+        if code == 200 and isinstance(body, dict) and not body.get("stopping"):
             if body.get("version") == __version__:
                 return
             if body.get("service_manager"):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import sys
 
-from wev_client import __version__, config, connection, ecr, paths
+from wev_client import __version__, config_files, connection, ecr, paths
 from wev_client.protocol import codec
 from wev_client.protocol.context import context_env
 from wev_client.protocol.errors import ProtocolError, UsageError, WevError
@@ -159,7 +159,7 @@ def load(environ: Mapping[str, str], cwd: str) -> tuple[VariableSpec, ...]:
         cache_path: str | None = paths.config_cache_path(environ)
     except OSError:
         cache_path = None
-    return config.load(cwd, environ.get("HOME"), cache_path, warn, parse)
+    return config_files.load(cwd, environ.get("HOME"), cache_path, warn, parse)
 
 
 def _cwd() -> str:

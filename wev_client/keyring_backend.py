@@ -1,8 +1,9 @@
 """A ``keyring`` backend that answers CodeArtifact repository URLs with the daemon's token.
 
-Registered under keyring's ``keyring.backends`` entry point (``pip install
-'wev[keyring]'``), so pip (``--keyring-provider import`` or ``subprocess``),
-uv (``--keyring-provider subprocess``), twine and Poetry get ``aws`` and a
+Registered under keyring's ``keyring.backends`` entry point (wev with its
+``keyring`` extra in the tool's environment: README "Installing"), so pip
+(``--keyring-provider import`` or ``subprocess``), uv (``--keyring-provider
+subprocess``), twine and Poetry get ``aws`` and a
 fresh token for a plain index URL, with no ``wev`` in front of the command.
 Which URLs are ours, and with which settings: see ``wev_client.codeartifact``.
 Any other service gets None, so the next backend of keyring's chain answers.

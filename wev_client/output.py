@@ -201,8 +201,10 @@ def status(body: Mapping[str, object], client_version: str | None = None) -> str
     out.extend(_version_notes(body, client_version))
     entries = body.get("entries")
     entries = entries if isinstance(entries, list) else []
-    if isinstance(body.get("upstream_calls"), int):  # one per fetch: shared tokens show here
+    if isinstance(body.get("upstream_calls"), int):  # answered by AWS: shared tokens show here
         out.append(f"upstream calls since start: {body['upstream_calls']}")
+    if body.get("local_failures"):  # never sent upstream, so never counted above
+        out.append(f"errors found on this machine since start: {body['local_failures']}")
     out.append(f"entries: {len(entries)}")
     for entry in entries:
         if not isinstance(entry, dict):
@@ -217,6 +219,8 @@ def status(body: Mapping[str, object], client_version: str | None = None) -> str
             out.append(f"    last error: {entry['last_error']}")
     last = body.get("last_upstream_error")
     out.append(f"last upstream error: {last if last else 'none'}")
+    if body.get("last_local_error"):
+        out.append(f"last error found on this machine: {body['last_local_error']}")
     out.extend(_proxy_lines(body.get("proxy")))
     return "".join(printable(line) + "\n" for line in out)
 

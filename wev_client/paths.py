@@ -148,15 +148,29 @@ def folder_problem(folder: str) -> str | None:
     return None
 
 
-def chmod_hint(folder: str) -> str | None:
-    """The command that makes ``folder`` private, when it is this user's own left open."""
+#: The way out when the socket's folder is not one to make private.
+ELSEWHERE_HINT = "unset WEV_SOCKET, or set it to a path in a folder only you can enter"
+
+
+def private_folder_hint(folder: str) -> str:
+    """The next step for a socket folder that is not private.
+
+    ``chmod 0700`` only for a folder of this user's own left open: never for
+    another user's, nor for a sticky folder such as ``/tmp``, which is shared
+    on purpose (and root's own): closing it would lock every other user out.
+    """
     try:
         st = os.lstat(folder)
     except OSError:
-        return None
-    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077:
+        return ELSEWHERE_HINT
+    if (
+        stat.S_ISDIR(st.st_mode)
+        and st.st_uid == os.geteuid()
+        and st.st_mode & 0o077
+        and not st.st_mode & stat.S_ISVTX
+    ):
         return f"chmod 0700 {folder}"
-    return None
+    return ELSEWHERE_HINT
 
 
 def make_private_folder(folder: str) -> list[str]:

@@ -30,6 +30,8 @@ NOT_LISTENING = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK})
 RESPONSE_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 2.0
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+#: What to do when the answer on the socket is not wev-daemon's.
+NOT_OURS_HINT = "unset WEV_SOCKET, or set it to wev-daemon's socket"
 
 
 class NotListening(WevError):
@@ -89,6 +91,8 @@ def request(
         try:
             sock.sendall(head.encode() + payload)
             raw = _read_all(sock)
+        except ProtocolError as error:
+            raise not_ours(path, error) from None
         except TimeoutError:
             raise WevError(
                 f"the daemon did not answer within {RESPONSE_TIMEOUT:.0f} s",
@@ -98,7 +102,19 @@ def request(
             raise DaemonGone(f"the daemon closed the connection: {error.strerror}") from None
     finally:
         sock.close()
-    return _parse_response(raw)
+    try:
+        return _parse_response(raw)
+    except ProtocolError as error:
+        raise not_ours(path, error) from None
+
+
+def not_ours(path: str, error: ProtocolError) -> ProtocolError:
+    """An answer this client cannot read (``error`` says why), naming the socket that sent it."""
+    return ProtocolError(
+        f"cannot read the answer on {path}: {error.message}; is a program other than "
+        "wev-daemon listening there?",
+        hint=NOT_OURS_HINT,
+    )
 
 
 def _connect(path: str) -> _socket.socket:
@@ -122,7 +138,7 @@ def _check_path(path: str) -> None:
             hint="set WEV_SOCKET to a shorter path in a folder only you can enter",
         )
     folder = os.path.dirname(path) or "."
-    hint = "unset WEV_SOCKET, or set it to a path in a folder only you can enter"
+    hint = paths.ELSEWHERE_HINT
     try:
         problem = paths.folder_problem(folder)
         if problem is None:
@@ -130,7 +146,7 @@ def _check_path(path: str) -> None:
             if owner not in _TRUSTED_UIDS:
                 problem = f"the socket belongs to uid {owner}, not to you (uid {os.geteuid()})"
         else:
-            hint = paths.chmod_hint(folder) or hint
+            hint = paths.private_folder_hint(folder)
     except FileNotFoundError:
         raise NotListening(f"no daemon at {path}") from None
     if problem:
@@ -185,7 +201,7 @@ def _read_all(sock: _socket.socket) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
-            raise ProtocolError("the daemon's answer is too large")
+            raise ProtocolError(f"larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB")
     return b"".join(chunks)
 
 
@@ -196,18 +212,21 @@ def _parse_response(raw: bytes) -> tuple[int, object]:
     status_line, *header_lines = head.split(b"\r\n")
     parts = status_line.split(b" ", 2)
     if not separator or len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-        raise ProtocolError("the daemon's answer is not HTTP (is another program on the socket?)")
+        raise ProtocolError("not HTTP")
     try:
         status = int(parts[1])
     except ValueError:
-        raise ProtocolError("the daemon's answer has no status code") from None
+        raise ProtocolError("no status code") from None
     for line in header_lines:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
         if name == b"content-length":
             if not value.strip().isdigit():
-                raise ProtocolError("the daemon's answer has a bad Content-Length")
+                raise ProtocolError("a bad Content-Length")
             body = body[: int(value.strip())]
         elif name == b"transfer-encoding" and value.strip().lower() != b"identity":
-            raise ProtocolError("the daemon's answer uses an unsupported transfer encoding")
-    return status, codec.loads(body) if body else None
+            raise ProtocolError("an unsupported transfer encoding")
+    try:
+        return status, codec.loads(body) if body else None
+    except ProtocolError:
+        raise ProtocolError("not valid JSON") from None

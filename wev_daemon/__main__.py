@@ -104,15 +104,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="remove what --install-service wrote",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --install-service: write the files even where the service manager "
+        "does not run for you now (a home folder or an image prepared for later)",
+    )
     parser.add_argument("--version", action="version", version=f"wev-daemon {__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.force and not args.install_service:
+        parser.error("--force goes with --install-service")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the daemon until SIGTERM, SIGINT or idle; or write/remove the service files."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.install_service or args.uninstall_service:
-        return _service(install=args.install_service)
+        return _service(install=args.install_service, force=args.force)
     _log_to_stderr(args.log_level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # aiohttp logs each malformed request with a traceback; it already answers
@@ -181,6 +190,7 @@ async def _run(
     from wev_daemon import server
     from wev_daemon.app import make_app
     from wev_daemon.cache import Policy, TokenCache
+    from wev_daemon.installation import Installation
     from wev_daemon.proxy import Proxy
     from wev_daemon.resolver import Resolver
 
@@ -204,11 +214,13 @@ async def _run(
             sock, inode = server.bind_socket(path)
             socks = [sock]
         policy = Policy(fetch_timeout=wait_timeout)
+        resolver = Resolver(cache=TokenCache(policy=policy))  # loads the plugins
         app = make_app(
-            resolver=Resolver(cache=TokenCache(policy=policy)),
+            resolver=resolver,
             socket_path=path,
             service_manager=inherited[0].manager if inherited else "",
             proxy=Proxy.from_environ(os.environ, proxy_socks),
+            installation=Installation(),  # after the plugins: what they are now
         )
         await server.serve(
             app,
@@ -276,12 +288,14 @@ def _not_dumpable() -> None:
         )
 
 
-def _service(*, install: bool) -> int:
+def _service(*, install: bool, force: bool = False) -> int:
     """``--install-service`` / ``--uninstall-service``: write or remove, then say what to run."""
     from wev_daemon import service
 
     try:
         layout = service.Layout.for_user(sys.platform, os.environ)  # refuses unknown ones
+        if install and not force:
+            service.check_manager(layout, os.environ)
         if install:
             executable = service.find_executable(sys.argv[0])
             lines = service.install(dataclasses.replace(layout, executable=executable), os.environ)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import os
 import socket
@@ -21,12 +22,14 @@ from aiohttp import web
 
 # yaml_loader: PyYAML loaded once here, so that a client whose config changed
 # has it parsed without importing PyYAML itself (see ``parse``).
-from wev_client import __version__, config, protocol, versions, yaml_loader  # noqa: F401
+from wev_client import __version__, config_parse, protocol, versions, yaml_loader  # noqa: F401
 from wev_client.protocol import codec
 from wev_client.protocol.errors import ProtocolError, VersionMismatch, WevError
 from wev_client.protocol.messages import ParseRequest, ParseResponse, ResolveRequest
+from wev_daemon.installation import Installation
 from wev_daemon.proxy import Proxy
 from wev_daemon.resolver import Resolver
+from wev_daemon.service import RESTART_COMMANDS, STOP_COMMANDS
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +44,11 @@ SERVICE_MANAGER = web.AppKey("service_manager", str)
 NEWER_CLIENTS = web.AppKey("newer_clients", set[str])
 #: The loopback proxy of ``proxy: true`` entries, when the daemon runs one.
 PROXY = web.AppKey("proxy", Proxy)
+#: What was installed when the daemon started, when it watches for changes.
+INSTALLATION = web.AppKey("installation", Installation)
 
 #: Most versions remembered in NEWER_CLIENTS: a header is no reason to grow memory.
 MAX_NEWER_CLIENTS = 16
-#: How to restart the daemon, by the service manager that started it.
-RESTART_COMMANDS = {
-    "systemd": "systemctl --user restart wev.service",
-    "launchd": "launchctl kickstart -k gui/$(id -u)/io.github.wev.daemon",
-}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -105,6 +105,19 @@ async def peer_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 @web.middleware
+async def stopping_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Once stopping, resolve nothing more: the client waits for the next daemon instead.
+
+    Until the socket closes, a request may still arrive, and this daemon's
+    answer could be stale (plugins that changed since it started). Its status
+    still answers, saying ``"stopping": true``.
+    """
+    if request.app[STOP].is_set() and request.path != protocol.STATUS_ROUTE:
+        raise VersionMismatch("wev-daemon is stopping", hint="the next call starts another")
+    return await handler(request)
+
+
+@web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place where failures become JSON error bodies."""
     try:
@@ -142,6 +155,9 @@ async def _read_json(request: web.Request) -> object:
     client_version = request.headers.get(protocol.CLIENT_VERSION_HEADER)
     if client_version and client_version != __version__:
         _check_client_version(request.app, client_version)
+    installation = request.app.get(INSTALLATION)
+    if installation is not None and installation.changed():
+        _give_way_to_the_installation(request.app)
     try:
         async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time
             raw = await request.read()
@@ -181,6 +197,21 @@ def _check_client_version(app: web.Application, client_version: str) -> None:
             manager,
             RESTART_COMMANDS.get(manager, "see its manual"),
         )
+
+
+def _give_way_to_the_installation(app: web.Application) -> None:
+    """wev or a plugin was installed, removed or replaced since this daemon started: stop.
+
+    The client then starts a daemon that loads what is installed now; under a
+    service manager, the manager does at the next connection (its unit runs
+    this same environment's wev-daemon).
+    """
+    log.info("wev or a plugin changed in this environment since the start: stopping")
+    app[STOP].set()
+    raise VersionMismatch(
+        "what is installed changed since this wev-daemon started (wev or a plugin)",
+        hint="restarting it",
+    )
 
 
 def _check_depth(document: object) -> None:
@@ -227,9 +258,9 @@ async def parse(request: web.Request) -> web.Response:
     files = ParseRequest.from_json(await _read_json(request)).files
     texts = [(path, text.encode()) for path, text in files]
     if sum(len(data) for _, data in texts) <= INLINE_PARSE_BYTES:
-        specs = config.parse_texts(texts)
+        specs = config_parse.parse_texts(texts)
     else:
-        specs = await asyncio.to_thread(config.parse_texts, texts)
+        specs = await asyncio.to_thread(config_parse.parse_texts, texts)
     return json_response(ParseResponse(specs, __version__).to_json())
 
 
@@ -247,13 +278,40 @@ async def forget_all(request: web.Request) -> web.Response:
     return json_response({"forgotten": request.app[RESOLVER].forget(None)})
 
 
+async def stop(request: web.Request) -> web.Response:
+    """``wev --stop``: drop every value, then exit, unless a service manager started us.
+
+    Such a daemon would be started again at the next connection: it keeps
+    running, empty, and the client says which command stops the service.
+    """
+    app = request.app
+    if PROXY in app:
+        app[PROXY].forget(None)
+    forgotten = app[RESOLVER].forget(None)
+    manager = app[SERVICE_MANAGER]
+    if not manager:
+        log.info("wev --stop: dropped %d entries, stopping", forgotten)
+        app[STOP].set()
+    else:
+        log.info("wev --stop: dropped %d entries; %s stops the service", forgotten, manager)
+    return json_response(
+        {
+            "forgotten": forgotten,
+            "pid": os.getpid(),
+            "stopping": not manager,
+            "service_manager": manager or None,
+            "stop_command": STOP_COMMANDS.get(manager),
+        }
+    )
+
+
 async def status(request: web.Request) -> web.Response:
     app = request.app
     cache = app[RESOLVER].cache
-    last = cache.last_error
     return json_response(
         {
             "running": True,
+            "stopping": app[STOP].is_set(),
             "pid": os.getpid(),
             "version": __version__,
             "api_version": protocol.API_VERSION,
@@ -262,13 +320,17 @@ async def status(request: web.Request) -> web.Response:
             "uptime_seconds": round(time.monotonic() - app[STARTED], 1),
             "socket": app[SOCKET_PATH],
             "upstream_calls": cache.upstream_calls,
+            "local_failures": cache.local_failures,
             "entries": cache.status(),
             "proxy": app[PROXY].status() if PROXY in app else None,
-            "last_upstream_error": None
-            if last is None
-            else f"{last[0]:%Y-%m-%d %H:%M:%S} UTC: {last[1]}",
+            "last_upstream_error": _when(cache.last_error),
+            "last_local_error": _when(cache.last_local_error),
         }
     )
+
+
+def _when(error: tuple[datetime.datetime, str] | None) -> str | None:
+    return None if error is None else f"{error[0]:%Y-%m-%d %H:%M:%S} UTC: {error[1]}"
 
 
 async def other_version(request: web.Request) -> web.Response:
@@ -285,15 +347,17 @@ def make_app(
     socket_path: str = "",
     service_manager: str = "",
     proxy: Proxy | None = None,
+    installation: Installation | None = None,
 ) -> web.Application:
     """The application; background refresh runs while it is up.
 
     ``service_manager`` names the one that started the daemon ("systemd",
     "launchd"), "" when a client did. ``proxy`` serves ``proxy: true`` entries
-    on loopback while the application is up.
+    on loopback while the application is up. With ``installation``, a request
+    that finds wev or its plugins changed since then makes the daemon stop.
     """
     app = web.Application(
-        middlewares=[peer_middleware, error_middleware],
+        middlewares=[peer_middleware, error_middleware, stopping_middleware],
         client_max_size=protocol.MAX_REQUEST_BYTES,
     )
     app[RESOLVER] = resolver
@@ -302,11 +366,14 @@ def make_app(
     app[STOP] = asyncio.Event()
     app[SERVICE_MANAGER] = service_manager
     app[NEWER_CLIENTS] = set()
+    if installation is not None:
+        app[INSTALLATION] = installation
     app.router.add_post(protocol.RESOLVE_ROUTE, resolve)
     app.router.add_post(protocol.EXPLAIN_ROUTE, explain)
     app.router.add_get(protocol.STATUS_ROUTE, status)
     app.router.add_post(protocol.FORGET_ROUTE, forget)
     app.router.add_post(protocol.FORGET_ALL_ROUTE, forget_all)
+    app.router.add_post(protocol.STOP_ROUTE, stop)
     app.router.add_post(protocol.PARSE_ROUTE, parse)
     # Only other versions: an unknown route or method of ours gets 404 or 405.
     other = rf"/v{{version:(?!{protocol.API_VERSION}/)\d+}}/{{rest:.*}}"

@@ -132,6 +132,14 @@ def session_for(context: Context, *, profile: str | None) -> CallerSession:
     session = CallerSession(caller)
     if profile:
         session.set_config_variable("profile", profile)
+
+    # Every client this session makes (credential providers' STS and SSO
+    # clients too) copies its handlers: each answer AWS sends is counted.
+    def answered(response_dict: object = None, **_: object) -> None:
+        if response_dict is not None:
+            context.reached_upstream()
+
+    session.register("response-received", answered)
     return session
 
 
@@ -149,6 +157,13 @@ def answer_mfa_prompts(session: CallerSession, ask: Callable[[str], str]) -> Non
 
 def fetch_error(error: Exception, what: str, profile: str | None) -> FetchError:
     """Turn an SDK exception into one clear line with AWS's code and message."""
+    if isinstance(error, FetchError):  # found by wev before asking AWS: what it is, named
+        return FetchError(
+            f"{what}: {error.message}",
+            hint=error.hint,
+            transient=error.transient,
+            local=error.local,
+        )
     login = f"aws sso login --profile {profile}" if profile else "aws sso login"
     if isinstance(error, boto.ClientError):
         detail = error.response.get("Error", {})
@@ -197,11 +212,19 @@ def fetch_error(error: Exception, what: str, profile: str | None) -> FetchError:
         boto.InvalidConfigError
         | boto.ConfigParseError
         | boto.InfiniteLoopConfigError
-        | boto.MissingParametersError,
+        | boto.MissingParametersError
+        | boto.InvalidRegionError
+        | boto.InvalidEndpointConfigurationError
+        | boto.InvalidProxiesConfigError,
     ):
         return FetchError(f"{what}: the AWS configuration is broken: {error}", local=True)
+    if isinstance(error, boto.ParamValidationError):
+        detail = " ".join(str(error).split())
+        return FetchError(f"{what}: {detail}", hint="check the plugin's settings", local=True)
     if isinstance(error, boto.EndpointConnectionError | boto.ConnectionError):
         return FetchError(f"{what}: cannot reach AWS: {error}", transient=True)
     if isinstance(error, TimeoutError | boto.ReadTimeoutError | boto.ConnectTimeoutError):
         return FetchError(f"{what}: AWS did not answer in time", transient=True)
+    if isinstance(error, boto.BotoCoreError):  # its message reads as a sentence
+        return FetchError(f"{what}: {error}", transient=True)
     return FetchError(f"{what}: {type(error).__name__}: {error}", transient=True)

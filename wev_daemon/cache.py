@@ -191,10 +191,20 @@ class TokenCache:
         self.clock = clock or Clock()
         self.policy = policy or Policy()
         self.entries: dict[str, Entry] = {}
+        #: The last failure upstream, and the last one found on this machine
+        #: (no login, an unreadable file): when, and the message.
         self.last_error: tuple[datetime.datetime, str] | None = None
+        self.last_local_error: tuple[datetime.datetime, str] | None = None
+        #: Requests that reached upstream (plugins report them: ``count_upstream_call``),
+        #: and fetches that failed before reaching it.
         self.upstream_calls = 0
+        self.local_failures = 0
         self._wake = asyncio.Event()
         self._random = random.Random()
+
+    def count_upstream_call(self) -> None:
+        """A plugin's request reached upstream (``Context.reached_upstream``)."""
+        self.upstream_calls += 1
 
     async def get(
         self,
@@ -339,7 +349,6 @@ class TokenCache:
 
     async def _fetch(self, entry: Entry, fetch: Fetch) -> Outcome:
         """Run one fetch; record the outcome on the entry; never raises."""
-        self.upstream_calls += 1
         deadline = asyncio.timeout(self.policy.fetch_limit)
         try:
             async with deadline:
@@ -401,7 +410,11 @@ class TokenCache:
         if entry.interactive:  # a wrong code: the next client is asked again, at once
             entry.retry_at = None
         self.end_prompt(entry, error)
-        self.last_error = (self.clock.now(), str(error))
+        if getattr(error, "local", False):
+            self.local_failures += 1
+            self.last_local_error = (self.clock.now(), str(error))
+        else:
+            self.last_error = (self.clock.now(), str(error))
         log.warning("fetch failed (%d in a row): %s", entry.failures, error)
         return error
 

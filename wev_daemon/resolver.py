@@ -93,11 +93,7 @@ class Resolver:
                 raise ConfigError(f"{where}: {label}: {plugin.id}: {error}") from None
             count = plugin.value_count(settings)
             if count != len(spec.names):
-                wanted = "a single name" if count == 1 else f"a list of {count} names"
-                raise ConfigError(
-                    f"{where}: {label}: the key names {len(spec.names)} variable(s) but "
-                    f"{plugin.id} resolves {count}; make the key {wanted}"
-                )
+                raise ConfigError(_count_mismatch(where, spec, plugin, settings, count))
             for unknown in sorted(set(properties) - plugin.properties):
                 warnings.append(
                     f"{where}: {label}: {plugin.id} ignores unknown property {unknown!r}"
@@ -110,7 +106,14 @@ class Resolver:
             context = Context(env, process_env=process_env, cwd=request.cwd)
             identity = plugin.identity(settings, context)
             key = cache_key(plugin.id, (properties, env) if identity is None else identity)
-            context = Context(env, _asker(key, request.answers), process_env, request.cwd, identity)
+            context = Context(
+                env,
+                _asker(key, request.answers),
+                process_env,
+                request.cwd,
+                identity,
+                reached_upstream=self.cache.count_upstream_call,
+            )
             description = plugin.describe(settings, context)
             prepared.append(
                 Prepared(spec, plugin, settings, context, key, description, identity is not None)
@@ -266,6 +269,20 @@ class Resolver:
             expires_at if isinstance(expires_at, str) else None,
             refresh_at if isinstance(refresh_at, str) else None,
         )
+
+
+def _count_mismatch(
+    where: str, spec: VariableSpec, plugin: Plugin[object], settings: object, count: int
+) -> str:
+    """The key names another number of variables than the plugin resolves: how to fix it."""
+    names = len(spec.names)
+    named = "1 variable" if names == 1 else f"{names} variables"
+    wanted = "a single name" if count == 1 else f"a list of {count} names"
+    message = f"{where}: {spec.label}: the key names {named} but {plugin.id} resolves {count}; "
+    message += f"make the key {wanted}"
+    if hint := plugin.count_hint(settings, names):
+        message += f", or {hint}"
+    return message
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:

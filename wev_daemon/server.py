@@ -51,6 +51,10 @@ SOCKET_CHECK_INTERVAL = 5.0
 IDLE_RECHECK = 60.0
 
 
+#: How to make way for a daemon started by hand (``wev-daemon --log-level DEBUG``).
+STOP_HINT = "stop it with `wev --stop`, or give this one another --socket"
+
+
 class AlreadyRunning(WevError):
     """Another daemon holds this socket path."""
 
@@ -75,7 +79,7 @@ def ensure_private_folder(folder: str) -> None:
     try:
         created = paths.make_private_folder(folder)
     except PermissionError as error:
-        raise UnsafeFolder(str(error), hint=paths.chmod_hint(folder)) from None
+        raise UnsafeFolder(str(error), hint=paths.private_folder_hint(folder)) from None
     for made in created:
         log.info("created %s (mode 0700)", made)
 
@@ -90,7 +94,8 @@ def take_lock(socket_path: str) -> int:
         holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
         raise AlreadyRunning(
-            f"another wev-daemon (pid {holder}) is already running on {socket_path}"
+            f"another wev-daemon (pid {holder}) is already running on {socket_path}",
+            hint=STOP_HINT,
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
@@ -109,7 +114,7 @@ def bind_socket(path: str) -> tuple[socket.socket, int]:
         # Binding would delete the file silently, so a live daemon whose lock file
         # was removed (a cleaner in /tmp) would lose its socket to us.
         if _accepts(path):
-            raise AlreadyRunning(f"another wev-daemon is already running on {path}")
+            raise AlreadyRunning(f"another wev-daemon is already running on {path}", hint=STOP_HINT)
         log.info("replacing the stale socket %s", path)
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

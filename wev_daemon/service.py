@@ -14,6 +14,8 @@ import contextlib
 import os
 import shlex
 import shutil
+import socket
+import subprocess
 import sys
 import sysconfig
 from collections.abc import Mapping
@@ -33,12 +35,31 @@ SOCKET = "@SOCKET@"
 LOG_FILE = "@LOG_FILE@"
 #: The loopback proxy's port (``wev_daemon.proxy``), fixed when installing.
 PROXY_PORT = "@PROXY_PORT@"
+#: Longest wait for the service manager to answer whether it runs.
+MANAGER_TIMEOUT = 5.0
+
+#: How to restart, and to stop for good, the daemon of each service manager.
+RESTART_COMMANDS = {
+    "systemd": "systemctl --user restart wev.service",
+    "launchd": f"launchctl kickstart -k gui/$(id -u)/{LABEL}",
+}
+STOP_COMMANDS = {
+    "systemd": "systemctl --user stop wev.socket wev-proxy.socket wev.service",
+    "launchd": f"launchctl bootout gui/$(id -u)/{LABEL}",
+}
 
 
 class UnsupportedPlatform(WevError):
     """No service manager wev knows how to install into."""
 
     code = "unsupported_platform"
+    exit_status = 69  # EX_UNAVAILABLE
+
+
+class NoServiceManager(WevError):
+    """The service manager the files are for does not run for this user."""
+
+    code = "no_service_manager"
     exit_status = 69  # EX_UNAVAILABLE
 
 
@@ -147,6 +168,52 @@ def find_executable(argv0: str) -> str:
     )
 
 
+def check_manager(layout: Layout, environ: Mapping[str, str]) -> None:
+    """NoServiceManager unless the service manager of ``layout`` runs for this user.
+
+    Units that nothing reads would only make the printed command fail ("Failed
+    to connect to bus" on WSL1, in containers, in an ``su`` shell). systemd's
+    user manager listens on ``$XDG_RUNTIME_DIR/systemd/private``, which
+    ``systemctl --user`` talks to; launchd has a ``gui/UID`` domain while the
+    user is logged in.
+    """
+    if layout.manager == "systemd":
+        runtime = environ.get("XDG_RUNTIME_DIR", "")
+        private = os.path.join(runtime, "systemd", "private")
+        if runtime and _accepts(private):
+            return
+        why = f"nothing listens on {private}" if runtime else "XDG_RUNTIME_DIR is not set"
+        what = "no systemd user manager runs for you"
+    else:
+        try:
+            found = subprocess.run(
+                ["launchctl", "print", f"gui/{layout.uid}"],
+                capture_output=True,
+                timeout=MANAGER_TIMEOUT,
+                check=False,
+            )
+            if found.returncode == 0:
+                return
+            why = f"launchctl print gui/{layout.uid} failed"
+        except (OSError, subprocess.TimeoutExpired) as error:
+            why = f"launchctl cannot be run: {error}"
+        what = "launchd has no login session of yours"
+    raise NoServiceManager(
+        f"--install-service: {what} ({why}); nothing written",
+        hint="wev starts the daemon itself; --force writes the files anyway",
+    )
+
+
+def _accepts(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(MANAGER_TIMEOUT)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+        return True
+
+
 def install(layout: Layout, environ: Mapping[str, str]) -> list[str]:
     """Write the files (idempotent); lines for the user, the last one the command to run."""
     lines = []
@@ -213,13 +280,9 @@ def uninstall(layout: Layout) -> list[str]:
             lines.append(f"removed: {path}")
     if not lines:
         lines.append(f"nothing to remove in {layout.folder}")
+    command = STOP_COMMANDS[layout.manager]
     if layout.manager == "systemd":
-        command = (
-            "systemctl --user stop wev.socket wev-proxy.socket wev.service; "
-            "systemctl --user daemon-reload"
-        )
-    else:
-        command = f"launchctl bootout gui/{layout.uid}/{LABEL}"
+        command += "; systemctl --user daemon-reload"
     lines += ["stop a running one with:", command]
     return lines
 

@@ -24,6 +24,9 @@ STATUS_ROUTE = f"/v{API_VERSION}/status"
 FORGET_ROUTE = f"/v{API_VERSION}/forget"
 #: The same for everything the daemon holds; the body may be empty.
 FORGET_ALL_ROUTE = f"/v{API_VERSION}/forget-all"
+#: Drop everything, then exit unless a service manager started the daemon (it
+#: would start it again); answers {"forgotten", "pid", "stopping", "stop_command"}.
+STOP_ROUTE = f"/v{API_VERSION}/stop"
 #: Parse and merge configuration files whose text the client sends (the daemon
 #: has PyYAML loaded; the client would pay ~20 ms to import it after each edit).
 PARSE_ROUTE = f"/v{API_VERSION}/parse"

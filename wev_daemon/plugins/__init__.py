@@ -97,6 +97,10 @@ def _no_answers(text: str, secret: bool) -> str:
     raise InputNeeded(text, secret=secret)
 
 
+def _uncounted() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Context:
     """The requesting client's AWS context and, for helper processes, the rest.
@@ -117,6 +121,9 @@ class Context:
     #: fetched, or not yet known), so ``present`` keys what it keeps without
     #: computing it again.
     identity: object = field(default=None, compare=False)
+    #: Called for each request that reached the upstream service (AWS answered),
+    #: which ``wev --status`` counts; AWS plugins' sessions call it themselves.
+    reached_upstream: Callable[[], None] = field(default=_uncounted, compare=False)
 
     def __repr__(self) -> str:
         return f"Context(env_keys={sorted(self.env)!r})"
@@ -152,6 +159,11 @@ class Plugin(ABC, Generic[SettingsT]):
     def value_count(self, settings: SettingsT) -> int:
         """How many values a resolution holds (the number of names to configure)."""
         return 1
+
+    def count_hint(self, settings: SettingsT, names: int) -> str:
+        """How the entry could resolve ``names`` values instead, for the error when a key
+        names another number of variables than ``value_count``; "" if it cannot."""
+        return ""
 
     def describe(self, settings: SettingsT, context: Context) -> str:
         """A short, secret-free description for ``--explain`` and ``--status``."""

@@ -204,6 +204,12 @@ class CodeArtifactPlugin(Plugin[Settings]):
     def value_count(self, settings: Settings) -> int:
         return len(settings.values)
 
+    def count_hint(self, settings: Settings, names: int) -> str:
+        hint = f"say what each name receives with 'values' ({', '.join(VALUE_KINDS)})"
+        if names == 2 and settings.format is None and not settings.proxy:
+            hint += ", or add 'repository' and 'format' for the token and the repository's URL"
+        return hint
+
     def describe(self, settings: Settings, context: Context) -> str:
         parts = [f"domain {settings.domain}"]
         if settings.account:

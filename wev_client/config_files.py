@@ -1,16 +1,16 @@
-"""Finding, parsing and merging the configuration files.
+"""Which configuration files apply here, whether they can be trusted, and their parse cache.
 
 Files, lowest precedence first: in the home folder, then in every folder from
 the filesystem root down to the working directory, the names in ``FILE_NAMES``.
-Mappings merge key by key; anything else from a higher file replaces the lower
-value whole.
+``load`` reads them and hands their bytes to ``config_parse`` (parsing and
+merging) only when they changed.
 
 Parsing YAML costs more than the rest of a ``wev`` call, so the merged result
 is cached (``marshal``, in the private runtime folder) under the files' bytes:
 the few small files are read on every call and compared with those the cache
 holds, so a changed file is never served stale, whatever its timestamps say.
 After an edit, ``load``'s ``parse`` (the running daemon, which has PyYAML
-loaded) parses the texts; without it, ``yaml`` is imported here.
+loaded) parses the texts; without it, ``config_parse`` is imported here.
 
 Other users' files are not configuration (git's ``safe.directory`` model): a
 file owned by neither the user nor root is skipped with a warning, and so is
@@ -31,11 +31,11 @@ import os
 import stat
 
 from wev_client.protocol.errors import ConfigError
-from wev_client.protocol.messages import VariableSpec, is_variable_name
+from wev_client.protocol.messages import VariableSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     #: Parses and merges ``(path, bytes)`` of the files used; None: parse here instead.
     Parser = Callable[[list[tuple[str, bytes]]], tuple[VariableSpec, ...] | None]
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 FILE_NAMES = (".wev.yml", "wev.yml", ".wev.user.yml", "wev.user.yml")
 
 #: Bumped whenever the cached form or the loader's results change, so stale caches are ignored.
-_CACHE_FORMAT = 5
+_CACHE_FORMAT = 6
 #: Working folders remembered in the cache file.
 _CACHE_ENTRIES = 64
 #: A cache file larger than this is not ours (64 entries of small configs).
@@ -168,6 +168,8 @@ def load(
     texts = [(path, data) for path, why, data in files if not why]
     specs = parse(texts) if parse is not None and texts else None
     if specs is None:
+        from wev_client.config_parse import parse_texts  # only on a miss: it loads PyYAML
+
         specs = parse_texts(texts)
     _warn(warn, warnings)
     # Every reason to leave a file out is part of the key, and read again on
@@ -177,11 +179,6 @@ def load(
         cache[key] = (files, [(s.names, dict(s.plugin), s.sources) for s in specs])
         _write_cache(cache_path, cache)
     return specs
-
-
-def parse_texts(files: list[tuple[str, bytes]]) -> tuple[VariableSpec, ...]:
-    """Parse ``(path, bytes)`` of files, lowest precedence first, and merge them."""
-    return merge(_parse(path, data) for path, data in files)
 
 
 def _warn(warn: Callable[[str], None] | None, warnings: list[str]) -> None:
@@ -283,14 +280,6 @@ def _write_cache(path: str, cache: Cache) -> None:
             pass
 
 
-# -- parsing -------------------------------------------------------------------
-
-
-def parse_file(path: str) -> tuple[str, dict[object, object]]:
-    """Read one file into ``(path, mapping)``; raise ConfigError naming the file."""
-    return _parse(path, _read(path))
-
-
 def _read(path: str) -> bytes:
     """The bytes of a regular file of at most MAX_FILE_BYTES; ConfigError otherwise.
 
@@ -323,110 +312,3 @@ def _read(path: str) -> bytes:
     if size > MAX_FILE_BYTES:
         raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES // 1024} KiB; not a wev config?")
     return b"".join(chunks)
-
-
-def _parse(path: str, data: bytes) -> tuple[str, dict[object, object]]:
-    from wev_client import yaml_loader  # only on a cache miss: PyYAML costs ~20 ms
-
-    try:
-        document = yaml_loader.load(data)
-    except yaml_loader.YAMLError as error:
-        raise ConfigError(f"{path}: {yaml_loader.describe(error)}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a wev config") from None
-    if document is None:
-        return path, {}
-    if not isinstance(document, dict):
-        raise ConfigError(
-            f"{path}: the top level must be a mapping of variable names, not {_kind(document)}"
-        )
-    for key, value in document.items():
-        _check_entry(path, key, value)
-    return path, document
-
-
-def _check_entry(path: str, key: object, value: object) -> None:
-    if _is_meta(key):
-        return
-    label = _label(key)
-    if isinstance(key, tuple):
-        if not key or not all(is_variable_name(name) for name in key):
-            raise ConfigError(f"{path}: {label}: a list key must hold variable names")
-        if len(set(key)) != len(key):
-            raise ConfigError(f"{path}: {label}: a list key must not repeat a name")
-    elif not is_variable_name(key):
-        raise ConfigError(f"{path}: {label}: a key must be a variable name or a list of names")
-    if not isinstance(value, dict):
-        raise ConfigError(
-            f"{path}: {label}: the value must be a mapping with a 'plugin' block, "
-            f"not {_kind(value)}"
-        )
-    if "plugin" in value and not isinstance(value["plugin"], dict):
-        raise ConfigError(f"{path}: {label}: 'plugin' must be a mapping with an 'id'")
-
-
-def _is_meta(key: object) -> bool:
-    # The earlier wev ignored keys like "__meta__"; configs may still carry them.
-    return isinstance(key, str) and len(key) > 4 and key.startswith("__") and key.endswith("__")
-
-
-def _kind(value: object) -> str:
-    kinds: dict[type, str] = {
-        dict: "a mapping",
-        list: "a list",
-        tuple: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        type(None): "an empty value",
-    }
-    return kinds.get(type(value), f"a {type(value).__name__}")
-
-
-def _label(key: object) -> str:
-    if isinstance(key, tuple):
-        return "[" + ", ".join(str(name) for name in key) + "]"
-    return str(key)
-
-
-# -- merging -------------------------------------------------------------------
-
-
-def merge(documents: Iterator[tuple[str, dict[object, object]]]) -> tuple[VariableSpec, ...]:
-    """Merge parsed files (lowest precedence first) into variable specs."""
-    merged: dict[object, dict[object, object]] = {}
-    sources: dict[object, list[str]] = {}
-    for path, document in documents:
-        for key, value in document.items():
-            if _is_meta(key):
-                continue
-            assert isinstance(value, dict)
-            merged[key] = _merge_mappings(merged.get(key, {}), value)
-            sources.setdefault(key, []).append(path)
-    specs = []
-    for key, value in merged.items():
-        label = _label(key)
-        where = ", ".join(sources[key])
-        plugin = value.get("plugin")
-        if not isinstance(plugin, dict):
-            raise ConfigError(f"{where}: {label}: no 'plugin' block")
-        plugin_id = plugin.get("id")
-        if not isinstance(plugin_id, str) or not plugin_id:
-            raise ConfigError(f"{where}: {label}: the plugin block has no 'id'")
-        names = tuple(str(name) for name in key) if isinstance(key, tuple) else (str(key),)
-        specs.append(VariableSpec(names, plugin, tuple(sources[key])))
-    return tuple(specs)
-
-
-def _merge_mappings(
-    lower: dict[object, object], higher: dict[object, object]
-) -> dict[object, object]:
-    result = dict(lower)
-    for key, value in higher.items():
-        below = result.get(key)
-        if isinstance(below, dict) and isinstance(value, dict):
-            result[key] = _merge_mappings(below, value)
-        else:
-            result[key] = value
-    return result
