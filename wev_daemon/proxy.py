@@ -57,11 +57,12 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from wev_client.protocol.errors import UpstreamError, WevError
+from wev_client.protocol.errors import InputRequired, UpstreamError, WevError
 from wev_client.protocol.messages import ResolveRequest
 from wev_daemon import network
-from wev_daemon.plugins import Context, InputNeeded
+from wev_daemon.plugins import Context
 from wev_daemon.plugins.awscodeartifact import PROXY_FORMATS, USERNAME, Settings
+from wev_daemon.questions import Pending
 from wev_daemon.resolver import Prepared, Resolver
 
 log = logging.getLogger(__name__)
@@ -447,19 +448,13 @@ class Proxy:
         """The entry's current token and endpoint, from the cache; or the error response."""
         assert self._resolver is not None
         try:
+            # A question (an MFA code) is waited for, up to the wait bound, on the
+            # channels of the `wev` call that registered the route.
             resolution = await self._resolver.resolution(route.item)
-        except InputNeeded:
-            # Abandoned at once: a tool cannot answer, and the next wev in a
-            # terminal must be asked instead of waiting for us.
-            entry = self._resolver.cache.entries.get(route.item.key)
-            if entry is not None:
-                self._resolver.cache.end_prompt(entry)
-            return self._failed(
-                route,
-                401,
-                "the AWS profile needs an MFA code: run `wev true` in a terminal in the "
-                "project, then retry",
-            )
+        except Pending as pending:
+            return self._failed(route, 401, f"no answer yet to: {pending.question.text.strip()}")
+        except InputRequired as error:
+            return self._failed(route, 401, str(error))
         except WevError as error:
             return self._failed(route, _status_of(error), str(error))
         if len(resolution.private) != 2:
