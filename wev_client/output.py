@@ -88,14 +88,51 @@ EXPORT_FORMATS: dict[str, Callable[[str, str], str]] = {
     "fish": lambda name, value: f"set -gx {name} {fish_quote(value)}\n",
     "dotenv": lambda name, value: f"{name}={dotenv_quote(value)}\n",
 }
+#: Formats whose evaluating shell prints the ``::add-mask::`` lines itself
+#: (``printf`` is a builtin of both); a ``.env`` file and JSON are data, and
+#: wev prints those lines on stderr instead, which the runner reads too.
+MASKING_FORMATS = {"sh": shell_quote, "fish": fish_quote}
 
 
-def export(values: Mapping[str, str], fmt: str = "sh") -> str:
-    """The variables for a shell (``sh``, ``fish``), a ``.env`` file or a program (``json``)."""
+def mask_command(value: str) -> str:
+    """GitHub Actions' ``add-mask`` workflow command for ``value`` (without its newline).
+
+    The runner reads a command's data with ``%``, CR and LF escaped; each of
+    the value's lines is masked on its own as well, so that a multi-line secret
+    is hidden wherever one of its lines shows.
+    """
+    escaped = value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return f"::add-mask::{escaped}"
+
+
+def _masks(secrets: Sequence[str]) -> list[str]:
+    commands: list[str] = []
+    for value in secrets:
+        parts = [value, *value.splitlines()] if "\n" in value or "\r" in value else [value]
+        for part in parts:
+            if part.strip() and mask_command(part) not in commands:
+                commands.append(mask_command(part))
+    return commands
+
+
+def mask_lines(secrets: Sequence[str]) -> str:
+    """The ``::add-mask::`` lines that make GitHub Actions hide ``secrets`` from its log."""
+    return "".join(command + "\n" for command in _masks(secrets))
+
+
+def export(values: Mapping[str, str], fmt: str = "sh", secrets: Sequence[str] = ()) -> str:
+    """The variables for a shell (``sh``, ``fish``), a ``.env`` file or a program (``json``).
+
+    For a shell, each of ``secrets`` first gets a line that makes it print the
+    value's ``::add-mask::`` line (GitHub Actions), so ``eval "$(wev --export)"``
+    masks what it sets.
+    """
     if fmt == "json":
         return codec.dumps(dict(values)) + "\n"
     line = EXPORT_FORMATS[fmt]
-    lines = []
+    lines: list[str] = []
+    if quote := MASKING_FORMATS.get(fmt):
+        lines.extend(f"printf '%s\\n' {quote(command)}\n" for command in _masks(secrets))
     for name, value in values.items():
         if not is_shell_name(name):
             raise UsageError(
