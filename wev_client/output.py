@@ -253,10 +253,33 @@ def status(body: Mapping[str, object], client_version: str | None = None) -> str
             out.append("    waiting: a terminal is asking the user for input")
         if entry.get("last_error"):
             out.append(f"    last error: {entry['last_error']}")
+    out.extend(_question_lines(body.get("questions")))
     last = body.get("last_upstream_error")
     out.append(f"last upstream error: {last if last else 'none'}")
     out.extend(_proxy_lines(body.get("proxy")))
     return "".join(printable(line) + "\n" for line in out)
+
+
+def _question_lines(questions: object) -> list[str]:
+    """The questions the daemon holds for callers with no terminal (never an answer)."""
+    if not isinstance(questions, list) or not questions:
+        return []
+    out = [f"questions: {len(questions)}"]
+    for question in questions:
+        if not isinstance(question, dict):
+            continue
+        names = ", ".join(str(n) for n in question.get("names", []))
+        text = str(question.get("text", "")).strip().rstrip(":")
+        out.append(f"  {names}: question: {text}")
+        waited = duration(float(str(question.get("waiting_seconds", 0))))
+        left = duration(float(str(question.get("ends_in_seconds", 0))))
+        channel = question.get("channel") or "wev --answer"
+        out.append(f"    asked: by {channel}, for {waited}, {left} left")
+        if question.get("note"):
+            out.append(f"    note: {question['note']}")
+        if not question.get("sign_in"):
+            out.append("    answer it: wev --answer")
+    return out
 
 
 def _proxy_lines(proxy: object) -> list[str]:

@@ -428,6 +428,11 @@ class Questions:
                 f"{error.message} (waited {self.policy.question_wait:g} s for the sign-in)",
                 hint=error.hint,
             )
+        if question.runner is not None and not question.runner.done():  # it hangs
+            return ChannelError(
+                f"{question.channel} gave no answer within {self.policy.question_wait:g} s",
+                hint="answer it with `wev --answer` in a terminal",
+            )
         return InputRequired(
             f"needs input ({question.text.strip().rstrip(':').strip()}) and nobody answered "
             f"within {self.policy.question_wait:g} s",

@@ -16,6 +16,7 @@ plugin's: a command that prints the answer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -194,7 +195,11 @@ class Resolver:
         """One prepared entry's resolution through the cache, for a caller with no terminal
         that waits for a question's answer up to the wait bound (the loopback proxy asks
         this way for its upstream token)."""
-        resolution, _ = await self._get(item, {}, False, hold=self.cache.policy.question_wait)
+        # Its context may be kept from an earlier request: answers come from the channels.
+        context = dataclasses.replace(item.context, asker=_asker(item.key, {}, self.cache))
+        answerable = dataclasses.replace(item, context=context)
+        hold = self.cache.policy.question_wait
+        resolution, _ = await self._get(answerable, {}, False, hold=hold)
         return resolution
 
     async def _get(
