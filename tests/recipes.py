@@ -384,10 +384,12 @@ AWS_CREDENTIALS = Recipe(
     "AWS_PROFILE=viawev terraform plan      # another terminal: the same session, no question",
     "wev prints the `credential_process` JSON (`Version: 1`, the keys, the session token and "
     "`Expiration` in UTC) on stdout and nothing else, and asks for the code on `/dev/tty`. "
-    "Without a terminal (an IDE, cron) it fails with one line naming the profile, "
+    "Without a terminal (an IDE, cron) the code comes from the profile's `mfa_process`, an "
+    "askpass dialog or `wev --answer` in any terminal (see "
+    "[Questions without a terminal](#questions-without-a-terminal)); when none answers "
+    "within the wait bound it fails with one line naming the profile, "
     "`wev: --aws-credentials AWS_ACCESS_KEY_ID (AWS profile viawev): [AWS_ACCESS_KEY_ID, ...]: "
-    "needs input (MFA code for ...) but wev has no terminal to ask on`: run such a call once "
-    "in a terminal and the daemon keeps the session until it expires. The session is asked "
+    "needs input (MFA code for ...) and nobody answered within 120 s`. The session is asked "
     "for with the entry's `profile:` (`profile: work` to use that profile's keys), else your "
     "default credentials; the caller's `AWS_PROFILE` is the profile being served and plays no "
     "part (an entry whose `profile:` is that very profile fails at once, naming the loop). "
@@ -522,9 +524,14 @@ GITHUB_ACTIONS = Recipe(
     "come from the variables the action sets. Without the action, `AWS_ROLE_ARN` and "
     "`AWS_WEB_IDENTITY_TOKEN_FILE` work too. The role needs "
     "`codeartifact:GetAuthorizationToken`, `codeartifact:GetRepositoryEndpoint`, "
-    "`codeartifact:ReadFromRepository` and `sts:GetServiceBearerToken`. (The tests parse this "
-    "workflow and run its last step with the credentials that the stand-in STS gives for the "
-    "role's web identity.)",
+    "`codeartifact:ReadFromRepository` and `sts:GetServiceBearerToken`. In GitHub Actions "
+    "(`GITHUB_ACTIONS=true`) wev first prints `::add-mask::VALUE` on stdout for each value its "
+    "plugin marks secret (the token, an index URL with the token inside; not a plain URL or a "
+    "profile name), so the runner hides them in every later line of the job; "
+    '`eval "$(wev --export)"` makes the shell print the same lines (in fish too), and '
+    "`--format dotenv` or `json` print them on stderr, keeping stdout data. (The tests parse "
+    "this workflow and run its last step with the credentials that the stand-in STS gives "
+    "for the role's web identity; `tests/test_masking.py` checks the mask lines.)",
 )
 
 REMOTE = Recipe(
