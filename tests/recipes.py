@@ -348,10 +348,11 @@ use the secret).
   `AWS_CA_BUNDLE`, as the AWS calls do; a connection idle or slow for 10 s
   is closed, and requests count as activity for `--idle-exit`.
 - **Errors you can read.** When no token can be had, the proxy answers 401
-  (a login to renew, an MFA code to type in a terminal), 403 (AWS refuses
-  your identity) or 502 with one line naming the repository and AWS's error,
-  in the body and the daemon's log, instead of the 404 CodeArtifact gives for
-  bad credentials.
+  (a login to renew, an MFA code nobody answered within the wait bound: the
+  request waits for it, see [Questions without a terminal](#questions-without-a-terminal)),
+  403 (AWS refuses your identity) or 502 with one line naming the repository
+  and AWS's error, in the body and the daemon's log, instead of the 404
+  CodeArtifact gives for bad credentials.
 - Without a daemon (`WEV_NO_DAEMON=1`) the entry gets the direct URLs, with
   the token, so CI runs the same `wev.yml`. Nothing is written to disk but the
   secret (macOS); no token is logged.
@@ -410,10 +411,12 @@ AWS_CREDENTIALS = Recipe(
     "AWS_PROFILE=viawev terraform plan      # another terminal: the same session, no question",
     "wev prints the `credential_process` JSON (`Version: 1`, the keys, the session token and "
     "`Expiration` in UTC) on stdout and nothing else, and asks for the code on `/dev/tty`. "
-    "Without a terminal (an IDE, cron) it fails with one line naming the profile, "
+    "Without a terminal (an IDE, cron) the code comes from the profile's `mfa_process`, an "
+    "askpass dialog or `wev --answer` in any terminal (see "
+    "[Questions without a terminal](#questions-without-a-terminal)); when none answers "
+    "within the wait bound it fails with one line naming the profile, "
     "`wev: --aws-credentials AWS_ACCESS_KEY_ID (AWS profile viawev): [AWS_ACCESS_KEY_ID, ...]: "
-    "needs input (MFA code for ...) but wev has no terminal to ask on`: run such a call once "
-    "in a terminal and the daemon keeps the session until it expires. The session is asked "
+    "needs input (MFA code for ...) and nobody answered within 120 s`. The session is asked "
     "for with the entry's `profile:` (`profile: work` to use that profile's keys), else your "
     "default credentials; the caller's `AWS_PROFILE` is the profile being served and plays no "
     "part (an entry whose `profile:` is that very profile fails at once, naming the loop). "
@@ -551,9 +554,14 @@ GITHUB_ACTIONS = Recipe(
     "come from the variables the action sets. Without the action, `AWS_ROLE_ARN` and "
     "`AWS_WEB_IDENTITY_TOKEN_FILE` work too. The role needs "
     "`codeartifact:GetAuthorizationToken`, `codeartifact:GetRepositoryEndpoint`, "
-    "`codeartifact:ReadFromRepository` and `sts:GetServiceBearerToken`. (The tests parse this "
-    "workflow and run its last step with the credentials that the stand-in STS gives for the "
-    "role's web identity.)",
+    "`codeartifact:ReadFromRepository` and `sts:GetServiceBearerToken`. In GitHub Actions "
+    "(`GITHUB_ACTIONS=true`) wev first prints `::add-mask::VALUE` on stdout for each value its "
+    "plugin marks secret (the token, an index URL with the token inside; not a plain URL or a "
+    "profile name), so the runner hides them in every later line of the job; "
+    '`eval "$(wev --export)"` makes the shell print the same lines (in fish too), and '
+    "`--format dotenv` or `json` print them on stderr, keeping stdout data. (The tests parse "
+    "this workflow and run its last step with the credentials that the stand-in STS gives "
+    "for the role's web identity; `tests/test_masking.py` checks the mask lines.)",
 )
 
 REMOTE = Recipe(

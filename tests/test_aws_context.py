@@ -106,7 +106,9 @@ def sso_user(user: User, sso: FakeSso) -> dict[str, str]:
     config = user.home / ".aws" / "config"
     config.write_text(config.read_text() + SSO_PROFILE)
     user.write("work/project/wev.yml", CODEARTIFACT)
-    return {"AWS_PROFILE": "sso", "AWS_ENDPOINT_URL_SSO": sso.url}
+    # As in CI: nobody signs in there, so a missing login fails at once (elsewhere a
+    # caller with no terminal waits for the sign-in: tests/test_questions.py).
+    return {"AWS_PROFILE": "sso", "AWS_ENDPOINT_URL_SSO": sso.url, "CI": "true"}
 
 
 def sso_login(home: Path, token: str, expires_in: float = 8 * 3600) -> Path:
@@ -217,6 +219,32 @@ def test_sso_token_the_portal_rejects_asks_for_a_login(
     assert "expired" in line and "aws sso login" in line
     assert [call.access_token for call in sso.calls] == ["sso-access-token-revoked"]
     assert fake.call_count == 0
+
+
+def test_a_caller_with_no_terminal_waits_for_the_sign_in_and_resumes(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact, sso: FakeSso
+) -> None:
+    # An IDE's task, a keyring lookup: no terminal, and not CI. It says what it waits
+    # for, and the `aws sso login` the user runs meanwhile lets it go on by itself.
+    env = {k: v for k, v in sso_user(user, sso).items() if k != "CI"}
+    waiting = user.popen_wev(*PRINT_TOKEN, env=env)
+    try:
+        line = waiting.stderr.readline() if waiting.stderr else ""
+        assert "aws sso login --profile sso" in line and "waiting" in line, line
+        assert waiting.poll() is None and fake.call_count == 0
+
+        sso.accept("sso-access-token-3")
+        sso_login(user.home, "sso-access-token-3")
+        out, err = waiting.communicate(timeout=30)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait(5)
+
+    assert waiting.returncode == 0, err
+    assert fake.is_valid_token(out)
+    assert [call.access_token for call in sso.calls] == ["sso-access-token-3"]
+    assert_served_by(user, daemon)
 
 
 # -- credential_process --------------------------------------------------------------------

@@ -169,33 +169,40 @@ def test_the_document_is_credential_process_json_and_nothing_else(
     assert text.count("\n") == 1
 
 
-def test_without_a_terminal_one_line_naming_the_profile(sdk_user: User, daemon: Daemon) -> None:
-    result = subprocess.run(
-        (sys.executable, "-c", WHO_AM_I),
-        cwd=elsewhere(sdk_user),
-        env=sdk_env(sdk_user),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-    )
-    direct = subprocess.run(
-        (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"),
-        cwd=elsewhere(sdk_user),
-        env=sdk_env(sdk_user),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-    )
+def test_without_a_terminal_or_an_answer_one_line_naming_the_profile(sdk_user: User) -> None:
+    """Nothing answers (no mfa_process, no askpass, no `wev --answer`): after the daemon's
+    wait bound the call fails, in one last line that the SDK's error carries."""
+    daemon = Daemon(sdk_user, args=("--question-wait", "2"))
+    try:
+        result = subprocess.run(
+            (sys.executable, "-c", WHO_AM_I),
+            cwd=elsewhere(sdk_user),
+            env=sdk_env(sdk_user),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+        )
+        direct = subprocess.run(
+            (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"),
+            cwd=elsewhere(sdk_user),
+            env=sdk_env(sdk_user),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        daemon.stop()
 
     assert direct.returncode == 69 and direct.stdout == ""
-    [line] = direct.stderr.splitlines()
+    waiting, line = direct.stderr.splitlines()
+    assert "run `wev --answer` in a terminal" in waiting
     assert line.startswith(
         f"wev: --aws-credentials AWS_ACCESS_KEY_ID (AWS profile viawev): {NAMES}: "
-        f"needs input (MFA code for {DEVICE}) but wev has no terminal"
+        f"needs input (MFA code for {DEVICE}) and nobody answered within 2 s"
     )
     assert result.returncode != 0
     assert line in result.stderr, "the SDK's error carries wev's line"

@@ -237,7 +237,9 @@ def test_auto_start_then_reuse(user: User, fake: FakeCodeArtifact) -> None:
     assert "listening on" in user.log_file.read_text()
 
 
-def test_expired_sso_session_says_aws_sso_login(user: User, daemon: Daemon) -> None:
+def test_expired_sso_session_says_aws_sso_login(user: User) -> None:
+    """With no terminal the call says so, waits for the sign-in up to the wait bound
+    (here 1 s), then fails with the line that names the login to run."""
     config = user.home / ".aws" / "config"
     config.write_text(
         config.read_text()
@@ -246,12 +248,17 @@ def test_expired_sso_session_says_aws_sso_login(user: User, daemon: Daemon) -> N
         "[sso-session corp]\nsso_start_url = https://corp.example/start\nsso_region = eu-west-1\n"
     )
     user.write("work/project/wev.yml", SHARED)
-
-    result = user.wev("true", env={"AWS_PROFILE": "sso-dev"})
+    daemon = Daemon(user, args=("--question-wait", "1"))
+    try:
+        result = user.wev("true", env={"AWS_PROFILE": "sso-dev"})
+    finally:
+        daemon.stop()
 
     assert result.returncode == 69
-    [line] = result.stderr.splitlines()
+    waiting, line = result.stderr.splitlines()
+    assert "aws sso login --profile sso-dev" in waiting and "waiting for the sign-in" in waiting
     assert "aws sso login --profile sso-dev" in line and "CODEARTIFACT_AUTH_TOKEN" in line
+    assert "waited 1 s for the sign-in" in line
 
 
 def test_no_token_ever_reaches_disk_or_logs(

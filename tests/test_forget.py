@@ -120,7 +120,7 @@ async def test_a_discovered_mfa_device_is_forgotten_when_sts_rejects_it(
     }
     plugin = MfaSessionPlugin()
     settings = plugin.parse({})
-    context = Context(env, lambda text, secret: sts.code, env, str(user.project))
+    context = Context(env, lambda text, secret, process: sts.code, env, str(user.project))
     await plugin.resolve(settings, context)
     assert sts.calls_of("GetSessionToken")[-1].serial_number == DEVICE
 

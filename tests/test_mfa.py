@@ -185,17 +185,37 @@ def test_ctrl_c_at_the_question_passes_it_to_the_waiting_terminal(
     assert len(sts.calls_of("GetSessionToken")) == 1
 
 
-def test_a_wrong_code_shows_the_aws_error_and_the_next_run_asks_again(
+def test_a_wrong_code_is_asked_again_once_with_the_aws_error(
+    mfa_user: User, daemon: Daemon, sts: FakeSts, terminals: list[Terminal]
+) -> None:
+    terminal = Terminal(mfa_user, *SHOW)
+    terminals.append(terminal)
+    terminal.expect(QUESTION)
+    terminal.type("000000\n")
+
+    terminal.expect(f"refused: MFA session for {DEVICE}".encode())
+    assert f"AccessDenied: {WRONG_CODE}".encode() in terminal.output
+    terminal.type(CODE + "\n")
+    assert terminal.wait() == 0, bytes(terminal.output)
+    assert bytes(terminal.output).count(QUESTION) == 2
+    assert shown_session(bytes(terminal.output), sts) == 0
+    assert [c.token_code for c in sts.calls_of("GetSessionToken")] == ["000000", CODE]
+
+
+def test_two_wrong_codes_fail_in_one_line_and_the_next_run_asks_again(
     mfa_user: User, daemon: Daemon, sts: FakeSts, terminals: list[Terminal]
 ) -> None:
     wrong = Terminal(mfa_user, *SHOW)
     terminals.append(wrong)
     wrong.expect(QUESTION)
     wrong.type("000000\n")
+    wrong.expect(b"refused: ")
+    wrong.type("111111\n")
 
     assert wrong.wait() == 69
-    assert f"wev: {NAMES}: ".encode() in wrong.output
-    assert f"AccessDenied: {WRONG_CODE}".encode() in wrong.output
+    last = bytes(wrong.output).rstrip().splitlines()[-1]
+    assert last.startswith(f"wev: {NAMES}: ".encode())
+    assert f"AccessDenied: {WRONG_CODE}".encode() in last
 
     again = Terminal(mfa_user, *SHOW)
     terminals.append(again)
@@ -203,24 +223,38 @@ def test_a_wrong_code_shows_the_aws_error_and_the_next_run_asks_again(
     again.type(CODE + "\n")
     assert again.wait() == 0, bytes(again.output)
     assert shown_session(bytes(again.output), sts) == 0
-    assert [c.token_code for c in sts.calls_of("GetSessionToken")] == ["000000", CODE]
+    assert [c.token_code for c in sts.calls_of("GetSessionToken")] == ["000000", "111111", CODE]
 
 
 @pytest.mark.parametrize("no_daemon", [False, True], ids=["daemon", "in-process"])
-def test_without_a_terminal_one_clear_line(mfa_user: User, sts: FakeSts, no_daemon: bool) -> None:
+def test_without_a_terminal_or_a_channel_one_clear_line(
+    mfa_user: User, sts: FakeSts, no_daemon: bool
+) -> None:
+    """No terminal, no mfa_process, no askpass: in process it fails at once; the daemon
+    holds the question for ``wev --answer`` up to its wait bound, then fails."""
     env = {"WEV_NO_DAEMON": "1"} if no_daemon else {}
-    daemon = None if no_daemon else Daemon(mfa_user)
+    daemon = None if no_daemon else Daemon(mfa_user, args=("--question-wait", "2"))
     try:
         result = no_terminal_run(mfa_user, *SHOW, env=env)
+        status = None if daemon is None else mfa_user.wev("--status").stdout
     finally:
         if daemon is not None:
             daemon.stop()
 
     assert result.returncode == 69
     assert result.stdout == ""
-    assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"wev: {NAMES}: needs input (MFA code for {DEVICE})")
-    assert "no terminal" in result.stderr and "run wev in a terminal" in result.stderr
+    *waiting, line = result.stderr.splitlines()
+    assert line.startswith(f"wev: {NAMES}: needs input (MFA code for {DEVICE})")
+    if no_daemon:
+        assert waiting == []
+        assert "no terminal" in line and "mfa_process" in line
+    else:
+        assert waiting == [
+            f"wev: {NAMES}: waiting for an answer to 'MFA code for {DEVICE}': "
+            "run `wev --answer` in a terminal"
+        ]
+        assert "nobody answered within 2 s" in line and "wev --answer" in line
+        assert status is not None and "waiting" not in status  # the question has gone
     assert sts.calls_of("GetSessionToken") == []
 
 

@@ -28,7 +28,7 @@ else:
 USAGE = """\
 usage: wev [OPTIONS] COMMAND [ARGS...]
        wev --export [--format FORMAT] | --explain | --status [--json]
-       wev --forget [--all] | --stop | --version
+       wev --forget [--all] | --stop | --answer | --version
        wev --aws-credentials NAME
        wev --install-docker-helper [ECR_REGISTRY_HOST...]
 
@@ -53,6 +53,8 @@ options:
   --install-docker-helper [HOST...]
                      make Docker and the containers tools ask wev for these ECR
                      registries' passwords (default: those wev.yml names)
+  --answer           answer here the questions (MFA codes) that the daemon
+                     holds for callers without a terminal
   --log-level LEVEL  DEBUG, INFO, WARNING or ERROR (default WARNING), on stderr
   --version          print wev's version
   -h, --help         show this help
@@ -60,6 +62,9 @@ options:
 environment:
   WEV_NO_DAEMON=1    resolve in this process, without a daemon (CI)
   WEV_SOCKET=PATH    the daemon's socket (default: daemon.sock in the runtime folder)
+  WEV_ASKPASS=PROG   asks questions when there is no terminal (as SSH_ASKPASS)
+  GITHUB_ACTIONS=true
+                     print ::add-mask:: for each secret value before the command
 """
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -95,6 +100,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         "--forget": "forget",
         "--install-docker-helper": "install-docker-helper",
         "--stop": "stop",
+        "--answer": "answer",
     }
     index = 0
     while index < len(argv):
@@ -250,6 +256,10 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         from wev_client import control
 
         return control.show_stopped(control.stop(environ), environ)
+    if options.action == "answer":
+        from wev_client import answer  # asks on the terminal: not the hot path
+
+        return answer.run(environ)
     if options.action == "forget" and options.every:
         from wev_client import control
 
@@ -277,6 +287,7 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
 
         sys.stdout.write(output.explain(specs, connection.explain(request, environ, log.debug)))
         return 0
+    secrets: list[str] = []
     if not specs:
         values: Mapping[str, str] = {}
     else:
@@ -285,12 +296,21 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         for warning in response.warnings:
             log.warning(warning)
         values = response.values
+        if environ.get("GITHUB_ACTIONS") == "true":  # the runner masks them in its log
+            secrets = response.secret_values()
     if options.action == "export":
         from wev_client import output
 
-        sys.stdout.write(output.export(values, options.format or "sh"))
+        fmt = options.format or "sh"
+        if secrets and fmt not in output.MASKING_FORMATS:  # the data is stdout's alone
+            sys.stderr.write(output.mask_lines(secrets))
+        sys.stdout.write(output.export(values, fmt, secrets))
         return 0
+    if secrets:
+        from wev_client import output
 
+        sys.stdout.write(output.mask_lines(secrets))
+        sys.stdout.flush()  # before exec, which drops what is buffered
     return exec_command(substitute(options.command, values, log.warning), {**environ, **values})
 
 

@@ -7,7 +7,11 @@ this process.
 
 A plugin may need the user's input (an MFA code): the daemon answers with
 prompts instead of values, the client asks on its terminal (``prompt``,
-imported only then) and sends the same request again with the answers.
+imported only then) and sends the same request again with the answers. A
+client with no terminal says so; the daemon then asks on another channel and
+answers with prompts to wait on, and the client sends its request again until
+the answer came (the daemon bounds the wait), saying once on stderr what it
+waits for.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ START_TIMEOUT = 10.0
 MAX_LOG_BYTES = 1024 * 1024
 #: Exit status with which a daemon says another one already holds the socket.
 ALREADY_RUNNING = 75
+#: Longest a client waits on a question the daemon holds; the daemon's own
+#: bound (``Policy.question_wait``) ends it long before.
+WAIT_LIMIT = 3600.0
 
 
 def no_daemon(environ: Mapping[str, str]) -> bool:
@@ -55,28 +62,55 @@ def resolve(
         return prompt.ask(prompts, before_prompt)
 
     route = protocol.RESOLVE_ROUTE
+    request = request.but(terminal=_has_terminal())
     response = _ask(route, request, environ, debug, start=True, ask=ask)
-    for _ in range(protocol.MAX_PROMPT_ROUNDS):
-        if not response.prompts:
-            return _asked_for(request, response, debug)
-        try:
-            answers = ask(response.prompts)
-        except (KeyboardInterrupt, errors.InputRequired):
-            # Free the question at once, so another terminal is asked without waiting
-            # (a caller with no terminal, an SDK's credential_process in an IDE, too).
-            cancel = request.with_answers({}, tuple(p.id for p in response.prompts))
+    rounds, told, deadline = 0, False, time.monotonic() + WAIT_LIMIT
+    while response.prompts:
+        mine = tuple(prompt for prompt in response.prompts if not prompt.waiting)
+        if not mine:  # asked elsewhere: the daemon holds the question, and this request
+            if not request.terminal and not told:  # a terminal shows the status line
+                from wev_client import prompt  # a rare path: not on the hot path
+
+                if in_ci(environ) and prompt.only_a_person_answers(response.prompts):
+                    raise prompt.nobody_in_ci(response.prompts)
+                told = prompt.tell_waiting(response.prompts)
+            request = request.but(wait=True)
+            if time.monotonic() > deadline:
+                raise errors.InputRequired(f"{response.prompts[0].label}: still waiting")
+        elif rounds == protocol.MAX_PROMPT_ROUNDS:
+            raise WevError(f"{mine[0].label}: still asking after {rounds} answers")
+        else:
+            rounds += 1
             try:
-                _ask(route, cancel, environ, debug, start=False, ask=None)
-            except WevError as error:
-                debug(f"could not cancel the question: {error}")
-            raise
-        request = request.with_answers(answers)
+                answers = ask(mine)
+            except (KeyboardInterrupt, errors.InputRequired):
+                # Free the question at once, so another terminal is asked without
+                # waiting (an older daemon asks a caller with no terminal, too).
+                cancel = request.with_answers({}, tuple(p.id for p in mine))
+                try:
+                    _ask(route, cancel, environ, debug, start=False, ask=None)
+                except WevError as error:
+                    debug(f"could not cancel the question: {error}")
+                raise
+            request = request.with_answers(answers)
         response = _ask(route, request, environ, debug, start=True, ask=ask)
-    if response.prompts:
-        raise WevError(
-            f"{response.prompts[0].label}: still asking after {protocol.MAX_PROMPT_ROUNDS} answers"
-        )
     return _asked_for(request, response, debug)
+
+
+def in_ci(environ: Mapping[str, str]) -> bool:
+    """Whether this runs in CI (``CI=true``, as GitHub Actions, GitLab and most others set
+    it): nobody there signs in or types a code, so nothing waits for a person."""
+    return environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _has_terminal() -> bool:
+    """Whether a question can be asked on this process's terminal (``/dev/tty``)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:  # ENXIO: no controlling terminal
+        return False
+    os.close(fd)
+    return True
 
 
 def _asked_for(

@@ -88,14 +88,51 @@ EXPORT_FORMATS: dict[str, Callable[[str, str], str]] = {
     "fish": lambda name, value: f"set -gx {name} {fish_quote(value)}\n",
     "dotenv": lambda name, value: f"{name}={dotenv_quote(value)}\n",
 }
+#: Formats whose evaluating shell prints the ``::add-mask::`` lines itself
+#: (``printf`` is a builtin of both); a ``.env`` file and JSON are data, and
+#: wev prints those lines on stderr instead, which the runner reads too.
+MASKING_FORMATS = {"sh": shell_quote, "fish": fish_quote}
 
 
-def export(values: Mapping[str, str], fmt: str = "sh") -> str:
-    """The variables for a shell (``sh``, ``fish``), a ``.env`` file or a program (``json``)."""
+def mask_command(value: str) -> str:
+    """GitHub Actions' ``add-mask`` workflow command for ``value`` (without its newline).
+
+    The runner reads a command's data with ``%``, CR and LF escaped; each of
+    the value's lines is masked on its own as well, so that a multi-line secret
+    is hidden wherever one of its lines shows.
+    """
+    escaped = value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return f"::add-mask::{escaped}"
+
+
+def _masks(secrets: Sequence[str]) -> list[str]:
+    commands: list[str] = []
+    for value in secrets:
+        parts = [value, *value.splitlines()] if "\n" in value or "\r" in value else [value]
+        for part in parts:
+            if part.strip() and mask_command(part) not in commands:
+                commands.append(mask_command(part))
+    return commands
+
+
+def mask_lines(secrets: Sequence[str]) -> str:
+    """The ``::add-mask::`` lines that make GitHub Actions hide ``secrets`` from its log."""
+    return "".join(command + "\n" for command in _masks(secrets))
+
+
+def export(values: Mapping[str, str], fmt: str = "sh", secrets: Sequence[str] = ()) -> str:
+    """The variables for a shell (``sh``, ``fish``), a ``.env`` file or a program (``json``).
+
+    For a shell, each of ``secrets`` first gets a line that makes it print the
+    value's ``::add-mask::`` line (GitHub Actions), so ``eval "$(wev --export)"``
+    masks what it sets.
+    """
     if fmt == "json":
         return codec.dumps(dict(values)) + "\n"
     line = EXPORT_FORMATS[fmt]
-    lines = []
+    lines: list[str] = []
+    if quote := MASKING_FORMATS.get(fmt):
+        lines.extend(f"printf '%s\\n' {quote(command)}\n" for command in _masks(secrets))
     for name, value in values.items():
         if not is_shell_name(name):
             raise UsageError(
@@ -217,12 +254,35 @@ def status(body: Mapping[str, object], client_version: str | None = None) -> str
             out.append("    waiting: a terminal is asking the user for input")
         if entry.get("last_error"):
             out.append(f"    last error: {entry['last_error']}")
+    out.extend(_question_lines(body.get("questions")))
     last = body.get("last_upstream_error")
     out.append(f"last upstream error: {last if last else 'none'}")
     if body.get("last_local_error"):
         out.append(f"last error found on this machine: {body['last_local_error']}")
     out.extend(_proxy_lines(body.get("proxy")))
     return "".join(printable(line) + "\n" for line in out)
+
+
+def _question_lines(questions: object) -> list[str]:
+    """The questions the daemon holds for callers with no terminal (never an answer)."""
+    if not isinstance(questions, list) or not questions:
+        return []
+    out = [f"questions: {len(questions)}"]
+    for question in questions:
+        if not isinstance(question, dict):
+            continue
+        names = ", ".join(str(n) for n in question.get("names", []))
+        text = str(question.get("text", "")).strip().rstrip(":")
+        out.append(f"  {names}: question: {text}")
+        waited = duration(float(str(question.get("waiting_seconds", 0))))
+        left = duration(float(str(question.get("ends_in_seconds", 0))))
+        channel = question.get("channel") or "wev --answer"
+        out.append(f"    asked: by {channel}, for {waited}, {left} left")
+        if question.get("note"):
+            out.append(f"    note: {question['note']}")
+        if not question.get("sign_in"):
+            out.append("    answer it: wev --answer")
+    return out
 
 
 def _proxy_lines(proxy: object) -> list[str]:

@@ -14,6 +14,7 @@ secrets: they are never printed nor logged. Questions are shown through
 from __future__ import annotations
 
 import os
+import sys
 import termios
 
 from wev_client.output import printable
@@ -38,6 +39,44 @@ def no_terminal(prompts: Sequence[Prompt]) -> InputRequired:
     return InputRequired(
         f"{label}: needs input ({question}) but wev has no terminal to ask on", hint=HINT
     )
+
+
+def only_a_person_answers(prompts: Sequence[Prompt]) -> bool:
+    """Whether the question waits for a person (a sign-in, or ``wev --answer``), not for a
+    program (``mfa_process``, an askpass program) that may answer in CI too."""
+    first = prompts[0]
+    return first.sign_in or first.waiting in ("wev --answer", "a terminal")
+
+
+def nobody_in_ci(prompts: Sequence[Prompt]) -> InputRequired:
+    """The one line for a question that waits for a person, in CI: it fails at once."""
+    first = prompts[0]
+    if not first.sign_in:
+        return no_terminal(prompts)
+    label, question = printable(first.label), printable(first.text.strip())
+    return InputRequired(f"{label}: {question}")
+
+
+def tell_waiting(prompts: Sequence[Prompt]) -> bool:
+    """Say once on stderr what a call with no terminal of its own waits for, and where
+    the answer can come from."""
+    first = prompts[0]
+    question = first.text.strip().rstrip(":").strip()
+    if first.sign_in:
+        line = f"{question}; waiting for the sign-in"
+    elif first.waiting == "a terminal":
+        line = f"waiting: another terminal is asking {question!r}"
+    elif first.waiting == "mfa_process":
+        line = f"waiting for mfa_process to answer {question!r}"
+    elif first.waiting == "wev --answer":
+        line = f"waiting for an answer to {question!r}: run `wev --answer` in a terminal"
+    else:
+        line = (
+            f"waiting for an answer to {question!r} ({first.waiting} asks it; "
+            "or run `wev --answer` in a terminal)"
+        )
+    print(f"wev: {printable(first.label)}: {printable(line)}", file=sys.stderr)
+    return True
 
 
 def ask(prompts: Sequence[Prompt], before: Callable[[], None] | None = None) -> dict[str, str]:
@@ -73,6 +112,8 @@ def _ask_one(fd: int, prompt: Prompt) -> str:
     try:
         # Echo goes off before the question shows: what is typed after it is never echoed.
         # The question comes from a plugin: its text must not drive the terminal.
+        if prompt.note:  # why it is asked again
+            os.write(fd, f"wev: {printable(prompt.note)}\n".encode(errors="replace"))
         os.write(fd, f"wev: {printable(prompt.text)}".encode(errors="replace"))
         while not line.endswith(b"\n") and len(line) < MAX_ANSWER:
             chunk = os.read(fd, MAX_ANSWER)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from wev_client import __version__, paths
 from wev_client.protocol.errors import WevError
+from wev_daemon.policy import Policy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -79,6 +80,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         metavar="SECONDS",
         help="longest a client waits for AWS before it gets an error (default 20); "
         "the fetch goes on in the background",
+    )
+    parser.add_argument(
+        "--question-wait",
+        type=_seconds,
+        default=Policy.question_wait,
+        metavar="SECONDS",
+        help="longest a question (an MFA code) asked for a caller without a terminal "
+        f"waits for its answer, and a sign-in for its login (default {Policy.question_wait:g})",
     )
     parser.add_argument(
         "--idle-exit",
@@ -161,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 inherited,
                 notifier,
                 wait_timeout=args.wait_timeout,
+                question_wait=args.question_wait,
                 idle_exit=idle_exit,
                 idle_exit_with_entries=args.idle_exit_with_entries,
                 proxy_socks=proxy_socks,
@@ -182,6 +192,7 @@ async def _run(
     notifier: Notifier,
     *,
     wait_timeout: float,
+    question_wait: float,
     idle_exit: float,
     idle_exit_with_entries: bool,
     proxy_socks: Sequence[socket.socket] = (),
@@ -189,7 +200,7 @@ async def _run(
     # Imported here so that `wev-daemon --help` stays quick.
     from wev_daemon import server
     from wev_daemon.app import make_app
-    from wev_daemon.cache import Policy, TokenCache
+    from wev_daemon.cache import TokenCache
     from wev_daemon.installation import Installation
     from wev_daemon.proxy import Proxy
     from wev_daemon.resolver import Resolver
@@ -213,7 +224,7 @@ async def _run(
         if not inherited:
             sock, inode = server.bind_socket(path)
             socks = [sock]
-        policy = Policy(fetch_timeout=wait_timeout)
+        policy = Policy(fetch_timeout=wait_timeout, question_wait=question_wait)
         resolver = Resolver(cache=TokenCache(policy=policy))  # loads the plugins
         app = make_app(
             resolver=resolver,

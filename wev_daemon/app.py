@@ -25,7 +25,12 @@ from aiohttp import web
 from wev_client import __version__, config_parse, protocol, versions, yaml_loader  # noqa: F401
 from wev_client.protocol import codec
 from wev_client.protocol.errors import ProtocolError, VersionMismatch, WevError
-from wev_client.protocol.messages import ParseRequest, ParseResponse, ResolveRequest
+from wev_client.protocol.messages import (
+    AnswerRequest,
+    ParseRequest,
+    ParseResponse,
+    ResolveRequest,
+)
 from wev_daemon.installation import Installation
 from wev_daemon.proxy import Proxy
 from wev_daemon.resolver import Resolver
@@ -305,6 +310,28 @@ async def stop(request: web.Request) -> web.Response:
     )
 
 
+async def answer(request: web.Request) -> web.Response:
+    """``wev --answer``: give each open question its answer, and say what became of it."""
+    body = AnswerRequest.from_json(await _read_json(request))
+    cache = request.app[RESOLVER].cache
+    results: list[dict[str, object]] = []
+    for question_id, text in body.answers.items():
+        question = cache.answer(question_id, text)
+        if question is None:
+            results.append({"id": question_id, "outcome": "gone", "message": ""})
+            continue
+        outcome, message = await cache.questions.result(question, cache.policy.prompt_wait)
+        results.append(
+            {
+                "id": question_id,
+                "names": list(question.names),
+                "outcome": outcome,
+                "message": message,
+            }
+        )
+    return json_response({"results": results})
+
+
 async def status(request: web.Request) -> web.Response:
     app = request.app
     cache = app[RESOLVER].cache
@@ -322,6 +349,7 @@ async def status(request: web.Request) -> web.Response:
             "upstream_calls": cache.upstream_calls,
             "local_failures": cache.local_failures,
             "entries": cache.status(),
+            "questions": cache.questions.status(),
             "proxy": app[PROXY].status() if PROXY in app else None,
             "last_upstream_error": _when(cache.last_error),
             "last_local_error": _when(cache.last_local_error),
@@ -375,6 +403,7 @@ def make_app(
     app.router.add_post(protocol.FORGET_ALL_ROUTE, forget_all)
     app.router.add_post(protocol.STOP_ROUTE, stop)
     app.router.add_post(protocol.PARSE_ROUTE, parse)
+    app.router.add_post(protocol.ANSWER_ROUTE, answer)
     # Only other versions: an unknown route or method of ours gets 404 or 405.
     other = rf"/v{{version:(?!{protocol.API_VERSION}/)\d+}}/{{rest:.*}}"
     app.router.add_route("*", other, other_version)

@@ -10,6 +10,7 @@ renewed ``aws sso login`` or an edited credentials file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +64,10 @@ class FetchError(UpstreamError):
     """An upstream failure; ``transient`` ones are worth retrying soon.
 
     A ``local`` one was found without asking AWS (no login on disk, an expired
-    SSO token, a broken profile): the next client retries it at once.
+    SSO token, a broken profile): the next client retries it at once. ``watch``
+    names the folder a sign-in changes (the SSO token cache): a caller with no
+    terminal waits for it (``wev_daemon.questions``). A ``refused`` one may be
+    a wrong MFA code (AccessDenied): the code is asked again once.
     """
 
     def __init__(
@@ -73,10 +77,14 @@ class FetchError(UpstreamError):
         hint: str | None = None,
         transient: bool = False,
         local: bool = False,
+        watch: str | None = None,
+        refused: bool = False,
     ) -> None:
         super().__init__(message, hint=hint)
         self.transient = transient
         self.local = local
+        self.watch = watch
+        self.refused = refused
 
 
 class LoginNeeded(FetchError):
@@ -155,16 +163,33 @@ def answer_mfa_prompts(session: CallerSession, ask: Callable[[str], str]) -> Non
         provider._prompter = ask  # botocore offers no other way in for an existing session
 
 
-def fetch_error(error: Exception, what: str, profile: str | None) -> FetchError:
-    """Turn an SDK exception into one clear line with AWS's code and message."""
+def mfa_process(session: CallerSession) -> str | None:
+    """The profile's ``mfa_process`` (aws-vault's key): a command that prints the MFA code."""
+    try:
+        value = session.get_scoped_config().get("mfa_process")
+    except Exception:  # no such profile: the fetch itself says so
+        return None
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def fetch_error(
+    error: Exception, what: str, profile: str | None, home: str | None = None
+) -> FetchError:
+    """Turn an SDK exception into one clear line with AWS's code and message.
+
+    ``home``: the caller's HOME, whose SSO token cache a sign-in changes.
+    """
     if isinstance(error, FetchError):  # found by wev before asking AWS: what it is, named
-        return FetchError(
+        return type(error)(
             f"{what}: {error.message}",
             hint=error.hint,
             transient=error.transient,
             local=error.local,
+            watch=error.watch,
+            refused=error.refused,
         )
     login = f"aws sso login --profile {profile}" if profile else "aws sso login"
+    sso_cache = os.path.join(home, ".aws", "sso", "cache") if home else None
     if isinstance(error, boto.ClientError):
         detail = error.response.get("Error", {})
         code = detail.get("Code") or "Unknown"
@@ -175,15 +200,21 @@ def fetch_error(error: Exception, what: str, profile: str | None) -> FetchError:
         if code in _EXPIRED_CODES:
             return LoginNeeded(line, hint="refresh your AWS credentials", transient=transient)
         if code in _DENIED_CODES:
-            return AccessDenied(line, transient=transient)
+            # STS's word for a wrong MFA code, too: that code is asked again once.
+            return AccessDenied(line, transient=transient, refused=True)
         return FetchError(line, transient=transient)
     # Found on this machine, without asking AWS: the next client retries at once.
     if isinstance(error, boto.SSOError | boto.TokenRetrievalError | boto.SSOTokenLoadError):
         return LoginNeeded(
-            f"{what}: the AWS SSO session has expired or is missing", hint=login, local=True
+            f"{what}: the AWS SSO session has expired or is missing",
+            hint=login,
+            local=True,
+            watch=sso_cache,
         )
     if isinstance(error, boto.UnauthorizedSSOTokenError):
-        return LoginNeeded(f"{what}: the AWS SSO session has expired", hint=login, local=True)
+        return LoginNeeded(
+            f"{what}: the AWS SSO session has expired", hint=login, local=True, watch=sso_cache
+        )
     if isinstance(error, boto.ProfileNotFound):
         return FetchError(
             f"{what}: the AWS profile {profile!r} is not configured",

@@ -1,33 +1,24 @@
-"""Resolutions held in memory: shared fetches, refresh ahead of expiry, backoff.
+"""Resolutions held in memory: one fetch at a time per entry, refreshed ahead of expiry.
 
 One Entry per cache key (normalised plugin settings + the client context they
-depend on). Rules, with ``lifetime`` = expiry minus fetch time:
+depend on). This module is the scheduler: it runs fetches and the background
+refresh, and acts on the decisions of ``policy`` (fresh, valid, refresh due,
+backoff: pure functions of the two clocks) and of ``questions`` (who asks the
+user, who waits):
 
 * Concurrent requests for a key share one fetch (single flight).
-* A client is handed a value only while more than 10% of its lifetime (at most
-  15 minutes) remains; otherwise it waits for a fresh one.
-* Once 75% of the lifetime has passed, ``run`` refetches in the background,
-  for entries used within ``idle_after``; idle entries are dropped.
-* A failed fetch is retried with capped exponential backoff and jitter; a value
-  that is still valid keeps being served meanwhile, and while the backoff runs
-  clients get the cached value or the last error without a new upstream call.
+* A client is handed a fresh value; otherwise it waits for a new one, or is
+  served a still-valid one while upstream fails.
+* ``run`` refetches in the background when a refresh is due, for entries
+  used within ``idle_after``; idle entries are dropped.
 * A fetch that needs the user's input (InputNeeded: an MFA code) is no
-  failure. The first client to see it is asked (it "owns" the prompt for
-  ``prompt_lease``); other clients for the same key wait for its answer and
-  get the same value, or the same error: one prompt, one upstream call. The
-  owner's next request carries the answer and runs the fetch. An abandoned
-  prompt (lease over, or cancelled) goes to the next client. Such entries are
-  never refreshed in the background (nobody to ask) and their failures are
-  not backed off (the next client is simply asked again).
+  failure: it opens the entry's question, and every client for the key waits
+  for one answer (``questions``); such entries are never refreshed in the
+  background (nobody to ask) and their failures are not backed off.
 
-Time: expiries are wall-clock times (AWS's ``expiration``), and every decision
-about them (serve, wait, refresh) reads the wall clock again. The monotonic
-clock stops while a laptop sleeps, so it only measures how long to wait, and
-no wait lasts longer than ``Policy.wall_check``: a daemon that wakes from a
-night's sleep refreshes what became due within that time, unasked. Backoff,
-idleness and prompt leases are durations of the daemon's own running time and
-stay monotonic. Time comes from an injectable Clock whose two parts tests can
-move apart.
+Time comes from an injectable Clock whose two parts tests can move apart. No
+wait lasts longer than ``Policy.wall_check`` without reading the wall clock
+again: a daemon that wakes from a night's sleep refreshes what became due.
 
 Nothing here is ever written to disk or logged with its values.
 """
@@ -44,22 +35,26 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from wev_client.protocol.errors import UpstreamError, WevError
+from wev_daemon import policy as rules
+from wev_daemon.channels import Caller
 from wev_daemon.plugins import InputNeeded, Resolution
+from wev_daemon.policy import Facts, Policy
+from wev_daemon.questions import Pending, Question, Questions, Turn
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Caller", "Clock", "Entry", "FetchTimeout", "Pending", "Policy", "TokenCache"]
+
 Fetch = Callable[[], Awaitable[Resolution]]
-#: Whether the current request carries the answer to this question.
-Answered = Callable[[InputNeeded], bool]
+#: Whether the current request carries the answer to the question of this id.
+Answered = Callable[[str], bool]
 Outcome = WevError | InputNeeded | None
+#: A caller that asks on its own terminal: what a request says when it says nothing.
+TERMINAL = Caller()
 
 
-def _never(question: InputNeeded) -> bool:
+def _never(question_id: str) -> bool:
     return False
-
-
-#: Exponents beyond this only overflow: the delay is capped long before.
-_MAX_BACKOFF_EXPONENT = 32
 
 
 class FetchTimeout(UpstreamError):
@@ -88,109 +83,48 @@ class Clock:
         return self.now().timestamp()
 
 
-@dataclass(frozen=True)
-class Policy:
-    refresh_fraction: float = 0.75
-    min_remaining_fraction: float = 0.10
-    min_remaining_cap: float = 15 * 60
-    #: A value this close to expiry is never served, even when upstream fails.
-    expiry_margin: float = 5.0
-    idle_after: float = 12 * 3600
-    #: Most entries held; a real user has a handful, so this only stops runaway growth.
-    max_entries: int = 1000
-    fetch_timeout: float = 25.0
-    #: A fetch still running after this long is abandoned as a transient failure,
-    #: so that one hung upstream call cannot stop refreshes for good.
-    fetch_limit: float = 120.0
-    backoff_base: float = 1.0
-    backoff_cap: float = 60.0
-    #: After a non-transient failure (bad credentials), clients may retry this soon.
-    client_retry_after: float = 2.0
-    #: Longest sleep of the refresher between two looks at the wall clock.
-    wall_check: float = 30.0
-    #: A client holding only a no-longer-fresh value retries this long after a failure.
-    retry_spacing: float = 0.5
-    #: How long the client that was asked for input owns the question; after
-    #: that (Ctrl-C, a closed terminal) the next client is asked instead.
-    prompt_lease: float = 120.0
-    #: Longest another client waits for that answer in one request (below the
-    #: client's response timeout); it then fails and may simply run again.
-    prompt_wait: float = 50.0
-
-
 @dataclass(eq=False)
-class Entry:
+class Entry(Facts):
     """One cached resolution and its schedule. Its repr never shows values."""
 
-    key: str
-    names: tuple[str, ...]
-    plugin_id: str
-    description: str
-    fetch: Fetch = field(repr=False)
-    last_used: float
+    key: str = ""
+    names: tuple[str, ...] = ()
+    plugin_id: str = ""
+    description: str = ""
+    fetch: Fetch | None = field(default=None, repr=False)
+    #: The context of the request that last asked: a channel's answer fetches with it.
+    caller: Caller = field(default=TERMINAL, repr=False)
+    last_used: float = 0.0
     resolution: Resolution | None = field(default=None, repr=False)
-    #: Wall-clock seconds (epoch) of the fetch and of the expiry AWS gave.
-    fetched_at: float = 0.0
-    expires_at: float | None = None
     inflight: asyncio.Task[Outcome] | None = field(default=None, repr=False)
-    failures: int = 0
-    failed_at: float = 0.0
-    retry_at: float | None = None
-    last_error: WevError | None = None
-    #: The fetch has needed the user's input: no background refresh, no backoff.
-    interactive: bool = False
-    #: The question a client is being asked now, until ``pending_until``.
-    pending: InputNeeded | None = field(default=None, repr=False)
-    pending_until: float = 0.0
-    #: Settles with the answered fetch's outcome (None: a value, or abandoned).
-    pending_outcome: asyncio.Future[WevError | None] | None = field(default=None, repr=False)
-
-    @property
-    def lifetime(self) -> float | None:
-        return None if self.expires_at is None else self.expires_at - self.fetched_at
-
-    def remaining(self, wall: float) -> float | None:
-        return None if self.expires_at is None else self.expires_at - wall
 
     def valid(self, wall: float, policy: Policy) -> bool:
-        """Not expired yet, with a margin for the trip to the client and to AWS."""
-        remaining, lifetime = self.remaining(wall), self.lifetime
-        if self.resolution is None or remaining is None or lifetime is None:
-            return self.resolution is not None
-        return remaining > min(policy.expiry_margin, 0.05 * lifetime)
+        return rules.valid(self, wall, policy)
 
     def fresh(self, wall: float, policy: Policy) -> bool:
-        """Valid with enough lifetime left to hand to a client."""
-        remaining, lifetime = self.remaining(wall), self.lifetime
-        if self.resolution is None or remaining is None or lifetime is None:
-            return self.resolution is not None
-        floor = min(policy.min_remaining_fraction * lifetime, policy.min_remaining_cap)
-        return remaining > floor
+        return rules.fresh(self, wall, policy)
 
     def refresh_at(self, policy: Policy, now: float, wall: float) -> float | None:
-        """When the background refresh is due, as a monotonic time, or None.
-
-        A value's due time is a wall-clock time, converted at ``now``/``wall``
-        (so it must be converted again after any wait). After a non-transient
-        failure nothing is retried in the background: a client asks again.
-        """
-        if self.interactive:
-            return None
-        if self.last_error is not None and self.retry_at is not None:
-            return self.retry_at if getattr(self.last_error, "transient", False) else None
-        lifetime = self.lifetime
-        if self.resolution is None or lifetime is None:
-            return None
-        return now + (self.fetched_at + policy.refresh_fraction * lifetime - wall)
+        return rules.refresh_at(self, policy, now, wall)
 
 
 class TokenCache:
-    """Entries by key, and the background task that keeps them fresh."""
+    """Entries by key, their questions, and the background task that keeps them fresh."""
 
-    def __init__(self, *, clock: Clock | None = None, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        policy: Policy | None = None,
+        answerable: bool = True,
+    ) -> None:
+        """``answerable``: ``wev --answer`` can reach this cache (a daemon's)."""
         self.clock = clock or Clock()
         self.policy = policy or Policy()
         self.entries: dict[str, Entry] = {}
+        self.questions = Questions(
+            self.clock.monotonic, self.policy, reachable=answerable, answered=self._answered
+        )
         #: The last failure upstream, and the last one found on this machine
         #: (no login, an unreadable file): when, and the message.
         self.last_error: tuple[datetime.datetime, str] | None = None
@@ -215,42 +149,45 @@ class TokenCache:
         description: str,
         fetch: Fetch,
         answered: Answered = _never,
+        caller: Caller = TERMINAL,
     ) -> tuple[Resolution, bool]:
         """The value for ``key`` and whether it came from the cache; may wait for a fetch.
 
-        Raises InputNeeded when this client is the one to ask the user.
+        Raises Pending when the answer is a question: this client's to ask, or
+        still held elsewhere once this request has waited its ``caller.hold``.
         """
         now = self.clock.monotonic()
         entry = self.entries.get(key)
         if entry is None:
             self._make_room()
-            entry = Entry(key, names, plugin_id, description, fetch, last_used=now)
+            entry = Entry(key=key, names=names, plugin_id=plugin_id, description=description)
             self.entries[key] = entry
-        entry.names, entry.fetch, entry.last_used = names, fetch, now
+        entry.names, entry.fetch, entry.caller, entry.last_used = names, fetch, caller, now
+        hold = self.policy.prompt_wait if caller.hold is None else caller.hold
+        hold_until = now + hold
         while True:
             now, wall = self.clock.monotonic(), self.clock.wall()
             if entry.fresh(wall, self.policy):
                 assert entry.resolution is not None
                 return entry.resolution, True
-            pending = entry.pending
-            if pending is not None and now >= entry.pending_until:
-                log.info("nobody answered the question for %s: asking the next client", names[0])
-                self.end_prompt(entry)
-            elif pending is not None and entry.inflight is None and not answered(pending):
-                await self._wait_for_answer(entry, pending)
-                continue
-            if entry.inflight is None and self._holding_off(entry, now, wall):
+            question = self.questions.current(key)
+            if question is not None and entry.inflight is None:
+                turn = self.questions.turn(question, caller, answered)
+                if turn is Turn.ASK:
+                    raise Pending(question, ask=True)
+                if turn is Turn.WAIT:
+                    await self.questions.wait(question, caller, hold_until)
+                    continue
+            elif entry.inflight is None and rules.holding_off(entry, now, wall, self.policy):
                 if not entry.valid(wall, self.policy):
                     assert entry.last_error is not None
                     _raise(entry.last_error)
                 # Valid but no longer fresh: never handed out while AWS may answer,
-                # so try again now, though no sooner than retry_spacing after the
-                # last failure (a burst of clients cannot hammer AWS). If that
-                # fails too, the still-valid value is served below.
-                pause = entry.failed_at + self.policy.retry_spacing - now
-                if pause > 0:
+                # so try again now (after a pause); if that fails too, the
+                # still-valid value is served below.
+                if pause := rules.retry_pause(entry, now, self.policy):
                     await asyncio.sleep(pause)
-            task = self._start_fetch(entry, fetch)
+            task = self._start_fetch(entry, fetch, caller)
             try:
                 error = await asyncio.wait_for(asyncio.shield(task), self.policy.fetch_timeout)
             except TimeoutError:
@@ -260,11 +197,8 @@ class TokenCache:
                     "still trying in the background",
                     hint="check the network or `wev --status` in a moment",
                 )
-            if isinstance(error, InputNeeded):
-                if entry.pending is None or answered(entry.pending):
-                    self._start_prompt(entry, error)
-                    raise InputNeeded(error.text, secret=error.secret)
-                continue  # another client is being asked: wait for its answer
+            if self.questions.current(key) is not None or isinstance(error, InputNeeded):
+                continue  # a question opened, or opened again: ask or wait for it
             break
         if error is None and entry.resolution is not None:
             return entry.resolution, False
@@ -274,38 +208,21 @@ class TokenCache:
             return entry.resolution, True
         _raise(error or UpstreamError(f"{plugin_id}: no value"))
 
-    def _start_prompt(self, entry: Entry, question: InputNeeded) -> None:
-        """This client asks the user; the others wait until it answers or the lease ends."""
-        self.end_prompt(entry)
-        entry.pending = question
-        entry.pending_until = self.clock.monotonic() + self.policy.prompt_lease
-        entry.pending_outcome = asyncio.get_running_loop().create_future()
-        log.info("asking a client for input for %s", ", ".join(entry.names))
+    def answer(self, question_id: str, answer: str) -> Question | None:
+        """``wev --answer``'s answer to an open question (None: no such question)."""
+        question = self.questions.find(question_id)
+        if question is not None:
+            entry = self.entries.get(question.key)
+            caller = entry.caller if entry is not None else TERMINAL
+            self.questions.give(question, answer, "wev --answer", caller)
+        return question
 
-    def end_prompt(self, entry: Entry, outcome: WevError | None = None) -> None:
-        """The question is answered (``outcome``) or abandoned: wake the waiting clients."""
-        future, entry.pending, entry.pending_outcome = entry.pending_outcome, None, None
-        if future is not None and not future.done():
-            future.set_result(outcome)
-
-    async def _wait_for_answer(self, entry: Entry, pending: InputNeeded) -> None:
-        """Wait while another client answers; raise its error, or return to look again."""
-        future = entry.pending_outcome
-        assert future is not None
-        now = self.clock.monotonic()
-        timeout = max(0.0, min(entry.pending_until - now, self.policy.prompt_wait))
-        try:
-            async with asyncio.timeout(timeout):  # not wait_for: see run()
-                outcome = await asyncio.shield(future)
-        except TimeoutError:
-            if self.clock.monotonic() < entry.pending_until and entry.pending is pending:
-                raise UpstreamError(
-                    f"another wev is waiting for input ({pending.text.strip()})",
-                    hint="answer it in that terminal, then run this again",
-                ) from None
-            return
-        if outcome is not None:
-            _raise(outcome)
+    def _answered(self, question: Question, caller: Caller) -> None:
+        """A channel answered: fetch with the answer now, whoever is waiting."""
+        entry = self.entries.get(question.key)
+        if entry is not None and entry.fetch is not None:
+            question.answering = True
+            self._start_fetch(entry, entry.fetch, entry.caller)
 
     def _make_room(self) -> None:
         """Keep at most ``policy.max_entries``: drop the least recently used idle ones."""
@@ -320,41 +237,36 @@ class TokenCache:
             log.info("dropping the least recently used entry for %s", ", ".join(entry.names))
             del self.entries[entry.key]
 
-    def _holding_off(self, entry: Entry, now: float, wall: float) -> bool:
-        """True while a recent failure should be reported instead of retried.
-
-        A client holding a still-valid value is not blocked, so upstream is left
-        alone for the whole backoff; without one, a non-transient failure (bad
-        credentials, perhaps fixed since) may be retried after a short pause,
-        and one found without asking upstream (no login on disk, an expired
-        SSO token) at once: the user may just have fixed it.
-        """
-        error = entry.last_error
-        if error is None or entry.retry_at is None:
-            return False
-        if entry.valid(wall, self.policy) or getattr(error, "transient", False):
-            return now < entry.retry_at
-        if getattr(error, "local", False):
-            return False
-        return now < entry.failed_at + self.policy.client_retry_after
-
-    def _start_fetch(self, entry: Entry, fetch: Fetch | None = None) -> asyncio.Task[Outcome]:
+    def _start_fetch(
+        self, entry: Entry, fetch: Fetch | None = None, caller: Caller | None = None
+    ) -> asyncio.Task[Outcome]:
         # ``fetch`` is bound now: another client may replace ``entry.fetch``
         # (and its answers) before the task starts.
         if entry.inflight is None:
+            bound = fetch or entry.fetch
+            assert bound is not None
             entry.inflight = asyncio.create_task(
-                self._fetch(entry, fetch or entry.fetch), name=f"fetch {entry.key[:40]}"
+                self._fetch(entry, bound, caller or entry.caller),
+                name=f"fetch {entry.key[:40]}",
             )
         return entry.inflight
 
-    async def _fetch(self, entry: Entry, fetch: Fetch) -> Outcome:
-        """Run one fetch; record the outcome on the entry; never raises."""
+    async def _fetch(self, entry: Entry, fetch: Fetch, caller: Caller) -> Outcome:
+        """Run one fetch; record the outcome on the entry and its question; never raises."""
+        outcome = await self._run_fetch(entry, fetch)
+        if isinstance(outcome, InputNeeded):
+            entry.interactive = True
+            self.questions.ask(entry.key, entry.names, outcome, caller)
+        else:
+            self.questions.fetched(entry.key, entry.names, outcome, caller)
+        return outcome
+
+    async def _run_fetch(self, entry: Entry, fetch: Fetch) -> Outcome:
         deadline = asyncio.timeout(self.policy.fetch_limit)
         try:
             async with deadline:
                 resolution = await fetch()
         except InputNeeded as question:
-            entry.interactive = True
             question.__traceback__ = question.__context__ = question.__cause__ = None
             return question
         except WevError as error:
@@ -375,7 +287,6 @@ class TokenCache:
             self._wake.set()
         wall = self.clock.wall()
         expiry = resolution.expires_at
-        expires_at = None if expiry is None else expiry.timestamp()
         if expiry is not None and expiry.timestamp() <= wall:
             # Kept, it would be due for refresh at once, again and again.
             return self._failed(
@@ -386,9 +297,10 @@ class TokenCache:
                     hint="check this machine's clock",
                 ),
             )
-        entry.resolution, entry.fetched_at, entry.expires_at = resolution, wall, expires_at
+        entry.resolution, entry.has_value = resolution, True
+        entry.fetched_at = wall
+        entry.expires_at = None if expiry is None else expiry.timestamp()
         entry.failures, entry.retry_at, entry.last_error = 0, None, None
-        self.end_prompt(entry)
         log.info(
             "fetched %s (%s), lifetime %s",
             ", ".join(entry.names),
@@ -404,12 +316,9 @@ class TokenCache:
         entry.failures += 1
         entry.failed_at = now
         entry.last_error = error
-        exponent = min(entry.failures - 1, _MAX_BACKOFF_EXPONENT)
-        delay = min(self.policy.backoff_cap, self.policy.backoff_base * 2.0**exponent)
-        entry.retry_at = now + delay * self._random.uniform(0.5, 1.0)
+        entry.retry_at = now + rules.backoff(entry.failures, self.policy, self._random.random())
         if entry.interactive:  # a wrong code: the next client is asked again, at once
             entry.retry_at = None
-        self.end_prompt(entry, error)
         if getattr(error, "local", False):
             self.local_failures += 1
             self.last_local_error = (self.clock.now(), str(error))
@@ -463,7 +372,8 @@ class TokenCache:
             dropped += 1
             if entry.inflight is not None:
                 entry.inflight.cancel()
-            self.end_prompt(entry)
+            if question := self.questions.open.get(key):
+                self.questions.settle(question, None)
             log.info("forgot the entry for %s", ", ".join(entry.names))
         self._wake.set()
         return dropped
@@ -498,10 +408,11 @@ class TokenCache:
 
     async def close(self) -> None:
         """Cancel fetches still running."""
+        runners = self.questions.close()
         tasks = [e.inflight for e in self.entries.values() if e.inflight is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *runners, return_exceptions=True)
 
     def status(self) -> list[dict[str, object]]:
         """Secret-free facts about every entry, for ``--status``."""
@@ -535,6 +446,6 @@ class TokenCache:
             "last_used_seconds_ago": round(now - entry.last_used, 1),
             "fetching": entry.inflight is not None,
             "failures": entry.failures,
-            "waiting_for_input": entry.pending is not None,
+            "waiting_for_input": entry.key in self.questions.open,
             "last_error": str(entry.last_error) if entry.last_error else None,
         }

@@ -5,7 +5,10 @@ plugins, same errors as the daemon; nothing is kept after the call.
 
 A plugin's question is asked through ``ask`` (the client's terminal) between
 rounds, with the same resolver and cache, so the plugin's own memory (a
-discovered MFA device) and the prompt protocol work as in the daemon.
+discovered MFA device) and the prompt protocol work as in the daemon. A
+caller with no terminal gets its answer from ``mfa_process`` or an askpass
+program, as from the daemon; ``wev --answer`` cannot reach this process, so
+without either the question fails at once.
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ from wev_client import protocol
 from wev_client.protocol.messages import Prompt, ResolveRequest, ResolveResponse
 from wev_daemon.cache import TokenCache
 from wev_daemon.resolver import Resolver
+
+
+def nobody_answers(request: ResolveRequest, prompts: tuple[Prompt, ...]) -> bool:
+    """Whether a question waits for a person where none is (CI, no terminal)."""
+    from wev_client.connection import in_ci
+    from wev_client.prompt import only_a_person_answers
+
+    return not request.terminal and in_ci(request.process_env) and only_a_person_answers(prompts)
 
 
 def answer(
@@ -38,19 +49,25 @@ def answer(
         root.addHandler(logging.NullHandler())
 
     async def run() -> ResolveResponse:
-        resolver = Resolver(cache=TokenCache())
+        resolver = Resolver(cache=TokenCache(answerable=False))
         try:
             if route == protocol.EXPLAIN_ROUTE:
                 return resolver.explain(request)
             current = request
             response = await resolver.resolve(current)
-            for _ in range(protocol.MAX_PROMPT_ROUNDS):
-                if not response.prompts or ask is None:
-                    break
-                # Blocks the loop while the user types: nothing else is running
-                # (every entry of the round has finished), and botocore's own
-                # MFA prompter is synchronous anyway.
-                current = current.with_answers(ask(response.prompts))
+            rounds = 0
+            while response.prompts and ask is not None:
+                mine = tuple(prompt for prompt in response.prompts if not prompt.waiting)
+                if not mine and nobody_answers(current, response.prompts):
+                    break  # the client says so in one line
+                if mine:  # else a channel of this process asks: wait on, within its bound
+                    rounds += 1
+                    if rounds > protocol.MAX_PROMPT_ROUNDS:
+                        break
+                    # Blocks the loop while the user types: nothing else is running
+                    # (every entry of the round has finished), and botocore's own
+                    # MFA prompter is synchronous anyway.
+                    current = current.with_answers(ask(mine))
                 response = await resolver.resolve(current)
             return response
         finally:

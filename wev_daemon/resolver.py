@@ -8,14 +8,19 @@ and for what), never its text: entries and doors that name the same identity
 share one cached fetch, and each entry's values are presented from it.
 
 Questions for the user: each entry's Context answers ``ask`` from the
-request's ``answers``, by prompt id (a digest of the cache key and the
-question, so it is the same in the client's next request). An unanswered
-question becomes a ``Prompt`` in the response instead of values.
+request's ``answers``, by the question's id (stable for one entry and
+question, so it is the same in the client's next request), else from the
+answer a channel gave the daemon (``wev_daemon.questions``). A question
+becomes a ``Prompt`` in the response instead of values: one for the client to
+ask on its terminal, or one it waits on (sending the request again).
+``mfa_process`` is a property of every entry, wev's rather than the
+plugin's: a command that prints the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Mapping
@@ -29,7 +34,7 @@ from wev_client.protocol.messages import (
     ResolveResponse,
     VariableSpec,
 )
-from wev_daemon.cache import TokenCache
+from wev_daemon.cache import Caller, Pending, TokenCache
 from wev_daemon.plugins import (
     Asker,
     Context,
@@ -42,6 +47,13 @@ from wev_daemon.plugins import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Properties of every entry that wev reads itself; the plugin never sees them.
+MFA_PROCESS = "mfa_process"
+ENTRY_PROPERTIES = frozenset({"id", MFA_PROCESS})
+
+#: One request's fetch per cache key, shared by the request's entries of that key.
+Fetches = dict[str, asyncio.Future[tuple[Resolution | None, bool]]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,8 @@ class Prepared:
     key: str
     description: str
     fetches: bool = True
+    #: The entry's command that prints the answer to its question, if any.
+    mfa_process: str | None = None
 
 
 class Resolver:
@@ -86,7 +100,10 @@ class Resolver:
                 raise ConfigError(
                     f"{where}: {label}: unknown plugin {plugin_id!r} (known: {known})"
                 )
-            properties = {k: v for k, v in spec.plugin.items() if k != "id"}
+            properties = {k: v for k, v in spec.plugin.items() if k not in ENTRY_PROPERTIES}
+            mfa_process = spec.plugin.get(MFA_PROCESS)
+            if mfa_process is not None and (not isinstance(mfa_process, str) or not mfa_process):
+                raise ConfigError(f"{where}: {label}: 'mfa_process' must be a command (a string)")
             try:
                 settings = plugin.parse(properties)
             except PropertyError as error:
@@ -108,7 +125,7 @@ class Resolver:
             key = cache_key(plugin.id, (properties, env) if identity is None else identity)
             context = Context(
                 env,
-                _asker(key, request.answers),
+                _asker(key, request.answers, self.cache),
                 process_env,
                 request.cwd,
                 identity,
@@ -116,7 +133,16 @@ class Resolver:
             )
             description = plugin.describe(settings, context)
             prepared.append(
-                Prepared(spec, plugin, settings, context, key, description, identity is not None)
+                Prepared(
+                    spec,
+                    plugin,
+                    settings,
+                    context,
+                    key,
+                    description,
+                    fetches=identity is not None,
+                    mfa_process=mfa_process,
+                )
             )
         return prepared, warnings
 
@@ -137,10 +163,17 @@ class Resolver:
         # Entries of one identity wait for one fetch: the first asks the user, and
         # the others must not wait for that answer within the same request.
         keys = Counter(item.key for item in prepared if item.fetches)
-        fetches: dict[str, asyncio.Future[tuple[Resolution | None, bool]]] = {}
+        fetches: Fetches = {}
+        hold = _hold(request)
         outcomes = await asyncio.gather(
             *(
-                self._get(item, request.answers, fetches if keys[item.key] > 1 else None)
+                self._get(
+                    item,
+                    request.answers,
+                    request.terminal,
+                    hold,
+                    fetches if keys[item.key] > 1 else None,
+                )
                 for item in prepared
             ),
             return_exceptions=True,
@@ -148,7 +181,10 @@ class Resolver:
         prompts: dict[str, Prompt] = {}
         results: list[tuple[Resolution, bool]] = []
         for item, outcome in zip(prepared, outcomes, strict=True):
-            if isinstance(outcome, InputNeeded):
+            if isinstance(outcome, Pending):
+                prompt = _prompt(item.spec.label, outcome)
+                prompts.setdefault(prompt.id, prompt)
+            elif isinstance(outcome, InputNeeded):  # a plugin the cache does not hold
                 prompt_id = _prompt_id(item.key, outcome.text)
                 prompts.setdefault(
                     prompt_id, Prompt(prompt_id, item.spec.label, outcome.text, outcome.secret)
@@ -160,6 +196,7 @@ class Resolver:
         if prompts:  # values only once every entry has its answer
             return ResolveResponse({}, (), tuple(warnings), tuple(prompts.values()))
         values: dict[str, str] = {}
+        secret: list[str] = []
         entries = []
         for item, (resolution, cached) in zip(prepared, results, strict=True):
             if len(resolution.values) != len(item.spec.names):
@@ -168,8 +205,9 @@ class Resolver:
                     f"values for {len(item.spec.names)} names (a plugin bug)"
                 )
             values.update(zip(item.spec.names, resolution.values, strict=True))
+            secret.extend(n for i, n in enumerate(item.spec.names) if resolution.is_secret(i))
             entries.append(self._entry_info(item, cached=cached))
-        return ResolveResponse(values, tuple(entries), tuple(warnings))
+        return ResolveResponse(values, tuple(entries), tuple(warnings), secret=tuple(secret))
 
     def explain(self, request: ResolveRequest) -> ResolveResponse:
         """What is known of each variable without fetching anything; no values."""
@@ -195,24 +233,29 @@ class Resolver:
         return self.cache.forget(item.key for item in prepared)
 
     def cancel(self, prompt_ids: tuple[str, ...]) -> None:
-        """The user abandoned these prompts (Ctrl-C): the next client is asked instead."""
-        for entry in list(self.cache.entries.values()):
-            pending = entry.pending
-            if pending is not None and _prompt_id(entry.key, pending.text) in prompt_ids:
-                log.info("a client abandoned the question for %s", ", ".join(entry.names))
-                self.cache.end_prompt(entry)
+        """The user abandoned these prompts (Ctrl-C): the next client or channel asks."""
+        for prompt_id in prompt_ids:
+            if (question := self.cache.questions.find(prompt_id)) is not None:
+                self.cache.questions.release(question)
 
     async def resolution(self, item: Prepared) -> Resolution:
-        """One prepared entry's resolution through the cache, as a client without answers
-        would get it (the loopback proxy asks this way for its upstream token)."""
-        resolution, _ = await self._get(item, {})
+        """One prepared entry's resolution through the cache, for a caller with no terminal
+        that waits for a question's answer up to the wait bound (the loopback proxy asks
+        this way for its upstream token)."""
+        # Its context may be kept from an earlier request: answers come from the channels.
+        context = dataclasses.replace(item.context, asker=_asker(item.key, {}, self.cache))
+        answerable = dataclasses.replace(item, context=context)
+        hold = self.cache.policy.question_wait
+        resolution, _ = await self._get(answerable, {}, False, hold)
         return resolution
 
     async def _get(
         self,
         item: Prepared,
         answers: Mapping[str, str],
-        fetches: dict[str, asyncio.Future[tuple[Resolution | None, bool]]] | None = None,
+        terminal: bool,
+        hold: float | None = None,
+        fetches: Fetches | None = None,
     ) -> tuple[Resolution, bool]:
         """The entry's values, presented from its identity's fetch; whether that was cached.
 
@@ -220,38 +263,41 @@ class Resolver:
         """
         try:
             if fetches is None:
-                fetched, cached = await self._fetched(item, answers)
+                fetched, cached = await self._fetched(item, answers, terminal, hold)
             else:
                 shared = fetches.get(item.key)
                 if shared is None:
-                    shared = fetches[item.key] = asyncio.ensure_future(self._fetched(item, answers))
+                    shared = fetches[item.key] = asyncio.ensure_future(
+                        self._fetched(item, answers, terminal, hold)
+                    )
                 fetched, cached = await asyncio.shield(shared)
             return await item.plugin.present(item.settings, item.context, fetched), cached
         except WevError as error:  # say which variable could not be resolved
             raise type(error)(f"{item.spec.label}: {error.message}", hint=error.hint) from None
 
     async def _fetched(
-        self, item: Prepared, answers: Mapping[str, str]
+        self, item: Prepared, answers: Mapping[str, str], terminal: bool, hold: float | None
     ) -> tuple[Resolution | None, bool]:
         """What the entry's identity fetched (through the cache), and whether it was cached."""
 
         async def fetch() -> Resolution:
             return await item.plugin.resolve(item.settings, item.context)
 
-        def answered(question: InputNeeded) -> bool:
-            return _prompt_id(item.key, question.text) in answers
-
         if not item.fetches:
             return None, False
         if not item.plugin.cacheable:
             return await fetch(), False
+        caller = Caller(
+            terminal, item.context.process_env, item.context.cwd, item.mfa_process, hold
+        )
         return await self.cache.get(
             item.key,
             names=item.spec.names,
             plugin_id=item.plugin.id,
             description=item.description,
             fetch=fetch,
-            answered=answered,
+            answered=answers.__contains__,
+            caller=caller,
         )
 
     def _entry_info(self, item: Prepared, *, cached: bool | None = None) -> EntryInfo:
@@ -285,6 +331,15 @@ def _count_mismatch(
     return message
 
 
+def _hold(request: ResolveRequest) -> float | None:
+    """How long the request may wait for a question's answer (None: the policy's).
+
+    A client with no terminal is answered at once the first time, so that it
+    can say what it waits for; it then sends the request again, saying ``wait``.
+    """
+    return 0.0 if not request.terminal and not request.wait else None
+
+
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     return any(
         name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
@@ -297,14 +352,35 @@ def _prompt_id(key: str, text: str) -> str:
     return digest(key, text)[:24]
 
 
-def _asker(key: str, answers: Mapping[str, str]) -> Asker:
-    def ask(text: str, secret: bool) -> str:
-        answer = answers.get(_prompt_id(key, text))
+def _asker(key: str, answers: Mapping[str, str], cache: TokenCache) -> Asker:
+    """The request's answer to the entry's open question, else the one a channel gave."""
+
+    def ask(text: str, secret: bool, process: str | None) -> str:
+        question = cache.questions.open.get(key)
+        if question is not None and question.text == text:
+            answer = answers.get(question.id, question.answer)
+        else:  # a plugin the cache does not hold asks by the text's own id
+            answer = answers.get(_prompt_id(key, text))
         if answer is None:
-            raise InputNeeded(text, secret=secret)
+            raise InputNeeded(text, secret=secret, process=process)
         return answer
 
     return ask
+
+
+def _prompt(label: str, pending: Pending) -> Prompt:
+    """The response's prompt for an open question: to ask, or to wait on."""
+    question = pending.question
+    waiting = "" if pending.ask else question.channel or "wev --answer"
+    return Prompt(
+        question.id,
+        label,
+        question.text,
+        question.secret,
+        note=question.note,
+        waiting=waiting,
+        sign_in=question.sign_in is not None,
+    )
 
 
 def cache_key(plugin_id: str, identity: object) -> str:

@@ -30,6 +30,9 @@ STOP_ROUTE = f"/v{API_VERSION}/stop"
 #: Parse and merge configuration files whose text the client sends (the daemon
 #: has PyYAML loaded; the client would pay ~20 ms to import it after each edit).
 PARSE_ROUTE = f"/v{API_VERSION}/parse"
+#: Answers to questions the daemon holds (``wev --answer``); the open questions
+#: themselves are in the status document, never with an answer.
+ANSWER_ROUTE = f"/v{API_VERSION}/answer"
 
 #: Header with the client's package version, so a daemon can tell it is older.
 CLIENT_VERSION_HEADER = "Wev-Client-Version"

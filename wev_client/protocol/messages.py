@@ -121,10 +121,24 @@ class ResolveRequest:
     which helper processes (``credential_process``) run. ``answers`` maps the
     ids of prompts the daemon sent to what the user typed (an MFA code: a
     secret, never printed); ``cancel`` names prompts the user abandoned
-    (Ctrl-C), so that the next client is asked instead.
+    (Ctrl-C), so that the next client is asked instead. ``terminal``: the
+    client can ask the user on its terminal (absent: it can, as older clients
+    assumed); without one, the daemon asks on another channel, and answers
+    with prompts to wait on: at once the first time, so that the client can
+    say what it waits for, and after holding the request a while once it
+    says ``wait``.
     """
 
-    __slots__ = ("answers", "cancel", "cwd", "env", "process_env", "variables")
+    __slots__ = (
+        "answers",
+        "cancel",
+        "cwd",
+        "env",
+        "process_env",
+        "terminal",
+        "variables",
+        "wait",
+    )
 
     def __init__(
         self,
@@ -135,6 +149,8 @@ class ResolveRequest:
         *,
         process_env: Mapping[str, str] | None = None,
         cwd: str | None = None,
+        terminal: bool = True,
+        wait: bool = False,
     ) -> None:
         self.variables = variables
         self.env = env
@@ -142,12 +158,15 @@ class ResolveRequest:
         self.cancel = cancel
         self.process_env: Mapping[str, str] = process_env or {}
         self.cwd = cwd
+        self.terminal = terminal
+        self.wait = wait
 
     def __repr__(self) -> str:
         # The environment can hold AWS secret keys, the answers MFA codes: never print them.
         return (
             f"ResolveRequest(variables={self.variables!r}, env_keys={sorted(self.env)!r}, "
-            f"answered={sorted(self.answers)!r}, cancel={self.cancel!r}, cwd={self.cwd!r})"
+            f"answered={sorted(self.answers)!r}, cancel={self.cancel!r}, cwd={self.cwd!r}, "
+            f"terminal={self.terminal!r}, wait={self.wait!r})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -161,13 +180,26 @@ class ResolveRequest:
         self, answers: Mapping[str, str], cancel: tuple[str, ...] = ()
     ) -> ResolveRequest:
         """The same request carrying the user's answers (added to earlier ones)."""
+        return self.but(answers={**self.answers, **answers}, cancel=cancel)
+
+    def but(
+        self,
+        *,
+        answers: Mapping[str, str] | None = None,
+        cancel: tuple[str, ...] | None = None,
+        terminal: bool | None = None,
+        wait: bool | None = None,
+    ) -> ResolveRequest:
+        """The same request with these fields changed."""
         return ResolveRequest(
             self.variables,
             self.env,
-            {**self.answers, **answers},
-            cancel,
+            self.answers if answers is None else answers,
+            self.cancel if cancel is None else cancel,
             process_env=self.process_env,
             cwd=self.cwd,
+            terminal=self.terminal if terminal is None else terminal,
+            wait=self.wait if wait is None else wait,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -183,6 +215,10 @@ class ResolveRequest:
             body["answers"] = dict(self.answers)
         if self.cancel:
             body["cancel"] = list(self.cancel)
+        if not self.terminal:
+            body["terminal"] = False
+        if self.wait:
+            body["wait"] = True
         return body
 
     @classmethod
@@ -194,6 +230,9 @@ class ResolveRequest:
         process_env = _optional(body, "process_env", dict, {})
         answers = _optional(body, "answers", dict, {})
         cwd = _optional(body, "cwd", str, None)
+        terminal = _optional(body, "terminal", bool, True)
+        wait = _optional(body, "wait", bool, False)
+        assert isinstance(terminal, bool) and isinstance(wait, bool)
         assert isinstance(variables, list) and isinstance(env, dict) and isinstance(answers, dict)
         assert isinstance(process_env, dict) and (cwd is None or isinstance(cwd, str))
         if len(variables) > MAX_VARIABLES:
@@ -216,6 +255,8 @@ class ResolveRequest:
             cancel,
             process_env=process_env,
             cwd=cwd,
+            terminal=terminal,
+            wait=wait,
         )
 
 
@@ -225,20 +266,38 @@ class Prompt:
     ``id`` is stable for one entry and question, so the answer sent back finds
     it; ``label`` is the entry's key (``[A, B]``), for messages. A prompt holds
     no secret (the answer does, and travels only in ``ResolveRequest.answers``).
+    ``note`` says why it is asked again (the last answer was refused).
+    ``waiting`` names where the question is being asked when it is not this
+    client's to ask ("" when it is): the client then sends its request again
+    and so waits on. ``sign_in``: the text says what to run to sign in, and
+    no answer is wanted.
     """
 
-    __slots__ = ("id", "label", "secret", "text")
+    __slots__ = ("id", "label", "note", "secret", "sign_in", "text", "waiting")
 
-    def __init__(self, id: str, label: str, text: str, secret: bool) -> None:
+    def __init__(
+        self,
+        id: str,
+        label: str,
+        text: str,
+        secret: bool,
+        *,
+        note: str = "",
+        waiting: str = "",
+        sign_in: bool = False,
+    ) -> None:
         self.id = id
         self.label = label
         self.text = text
         self.secret = secret
+        self.note = note
+        self.waiting = waiting
+        self.sign_in = sign_in
 
     def __repr__(self) -> str:
         return (
             f"Prompt(id={self.id!r}, label={self.label!r}, text={self.text!r}, "
-            f"secret={self.secret!r})"
+            f"secret={self.secret!r}, waiting={self.waiting!r})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -250,7 +309,19 @@ class Prompt:
         return hash(self.id)
 
     def to_json(self) -> dict[str, object]:
-        return {"id": self.id, "label": self.label, "text": self.text, "secret": self.secret}
+        body: dict[str, object] = {
+            "id": self.id,
+            "label": self.label,
+            "text": self.text,
+            "secret": self.secret,
+        }
+        if self.note:
+            body["note"] = self.note
+        if self.waiting:
+            body["waiting"] = self.waiting
+        if self.sign_in:
+            body["sign_in"] = True
+        return body
 
     @classmethod
     def from_json(cls, data: object) -> Prompt:
@@ -260,9 +331,13 @@ class Prompt:
         text = _expect(item.get("text"), str, "a prompt's text")
         label = _optional(item, "label", str, "")
         secret = _optional(item, "secret", bool, True)
+        note = _optional(item, "note", str, "")
+        waiting = _optional(item, "waiting", str, "")
+        sign_in = _optional(item, "sign_in", bool, False)
         assert isinstance(prompt_id, str) and isinstance(text, str)
         assert isinstance(label, str) and isinstance(secret, bool)
-        return cls(prompt_id, label, text, secret)
+        assert isinstance(note, str) and isinstance(waiting, str) and isinstance(sign_in, bool)
+        return cls(prompt_id, label, text, secret, note=note, waiting=waiting, sign_in=sign_in)
 
 
 class EntryInfo:
@@ -337,10 +412,12 @@ class ResolveResponse:
     """The daemon's answer: resolved values (empty for explain), entry facts, warnings.
 
     With ``prompts`` the values are held back: the client asks the user and
-    sends the same request again with ``answers``.
+    sends the same request again with ``answers``. ``secret`` names the values
+    their plugins mark secret (None: not said, as by older daemons; take them
+    all as secret).
     """
 
-    __slots__ = ("entries", "prompts", "values", "warnings")
+    __slots__ = ("entries", "prompts", "secret", "values", "warnings")
 
     def __init__(
         self,
@@ -348,11 +425,19 @@ class ResolveResponse:
         entries: tuple[EntryInfo, ...] = (),
         warnings: tuple[str, ...] = (),
         prompts: tuple[Prompt, ...] = (),
+        *,
+        secret: tuple[str, ...] | None = None,
     ) -> None:
         self.values = values
         self.entries = entries
         self.warnings = warnings
         self.prompts = prompts
+        self.secret = secret
+
+    def secret_values(self) -> list[str]:
+        """The values to keep out of logs, in the order of their names."""
+        names = self.values if self.secret is None else self.secret
+        return [self.values[name] for name in names if name in self.values]
 
     def __repr__(self) -> str:
         return (
@@ -380,6 +465,8 @@ class ResolveResponse:
         }
         if self.prompts:
             body["prompts"] = [prompt.to_json() for prompt in self.prompts]
+        if self.secret is not None:
+            body["secret"] = list(self.secret)
         return body
 
     @classmethod
@@ -398,12 +485,42 @@ class ResolveResponse:
         prompts = _optional(body, "prompts", list, [])
         assert isinstance(entries, list) and isinstance(prompts, list)
         warnings = _str_list(body.get("warnings", []), "warnings", empty=True)
+        secret = body.get("secret")
         return cls(
             values,
             tuple(EntryInfo.from_json(e) for e in entries),
             warnings,
             tuple(Prompt.from_json(p) for p in prompts),
+            secret=None if secret is None else _str_list(secret, "secret", empty=True),
         )
+
+
+class AnswerRequest:
+    """``wev --answer``: the user's answers to questions the daemon holds, by their ids.
+    The answers are secrets: never printed."""
+
+    __slots__ = ("answers",)
+
+    def __init__(self, answers: Mapping[str, str]) -> None:
+        self.answers = answers
+
+    def __repr__(self) -> str:
+        return f"AnswerRequest(answered={sorted(self.answers)!r})"
+
+    def to_json(self) -> dict[str, object]:
+        return {"answers": dict(self.answers)}
+
+    @classmethod
+    def from_json(cls, data: object) -> AnswerRequest:
+        body = _expect(data, dict, "the request")
+        assert isinstance(body, dict)
+        answers = _expect(body.get("answers"), dict, "answers")
+        assert isinstance(answers, dict)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in answers.items()):
+            raise ProtocolError("answers must map question ids to strings")
+        if len(answers) > MAX_VARIABLES:
+            raise ProtocolError(f"a request may hold at most {MAX_VARIABLES} answers")
+        return cls(answers)
 
 
 class ParseRequest:

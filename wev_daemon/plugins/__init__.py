@@ -27,10 +27,20 @@ neither. A second AWS token plugin adopts the AWS rule in a few lines::
                                                          settings.region))
 
 A plugin that needs the user (an MFA code) calls ``await context.ask(text,
-secret=True)``. The daemon has no terminal: the first time, ``ask`` raises
-InputNeeded, the question travels to the client, and the client sends the
-same request again with the answer, so ``resolve`` runs again and ``ask``
-returns it. Keep the work before ``ask`` cheap, or cache it.
+secret=True)``, passing ``process=`` a command that prints the answer when
+its source configures one (the AWS profile's ``mfa_process``). The daemon has
+no terminal: the first time, ``ask`` raises InputNeeded, the daemon gets the
+answer on the best channel it has (a client's terminal, ``mfa_process``, an
+askpass program, ``wev --answer``: see ``wev_daemon.questions``), and
+``resolve`` runs again, where ``ask`` returns it. Keep the work before ``ask``
+cheap, or cache it. A failure that only the user can fix by signing in says
+so in its hint and names the folder that the sign-in changes in a ``watch``
+attribute: a caller with no terminal then waits for it. A failure marked
+``refused`` (AWS's AccessDenied) may be a wrong answer: it is asked again once.
+
+A plugin marks which of its values are secrets (``Resolution.secret``):
+tokens, passwords, session keys, a URL with a token inside; not a plain URL
+or a user name. In CI, wev has the runner mask them in its logs.
 """
 
 from __future__ import annotations
@@ -66,10 +76,17 @@ class Resolution:
     values: tuple[str, ...]
     expires_at: datetime.datetime | None = None
     private: tuple[str, ...] = ()
+    #: Which values are secrets, in order; empty means all of them.
+    secret: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
         if self.expires_at is not None and self.expires_at.tzinfo is None:
             raise ValueError("expires_at must be timezone-aware")
+        if self.secret and len(self.secret) != len(self.values):
+            raise ValueError("secret must mark each value")
+
+    def is_secret(self, index: int) -> bool:
+        return not self.secret or self.secret[index]
 
     def __repr__(self) -> str:
         return f"Resolution(<{len(self.values)} hidden values>, expires_at={self.expires_at!r})"
@@ -82,19 +99,22 @@ class InputNeeded(Exception):
     resolver turns it into a prompt for the client.
     """
 
-    def __init__(self, text: str, *, secret: bool) -> None:
+    def __init__(self, text: str, *, secret: bool, process: str | None = None) -> None:
         super().__init__(text)
         self.text = text
         self.secret = secret
+        #: A command that prints the answer (``mfa_process``), when one is configured.
+        self.process = process
 
 
-#: Answers a question: returns the user's answer, or raises InputNeeded.
-#: Synchronous, so that botocore's own (synchronous) MFA prompter can use it.
-Asker = Callable[[str, bool], str]
+#: Answers a question (text, secret, process): returns the user's answer, or
+#: raises InputNeeded. Synchronous, so that botocore's own (synchronous) MFA
+#: prompter can use it.
+Asker = Callable[[str, bool, "str | None"], str]
 
 
-def _no_answers(text: str, secret: bool) -> str:
-    raise InputNeeded(text, secret=secret)
+def _no_answers(text: str, secret: bool, process: str | None) -> str:
+    raise InputNeeded(text, secret=secret, process=process)
 
 
 def _uncounted() -> None:
@@ -128,13 +148,17 @@ class Context:
     def __repr__(self) -> str:
         return f"Context(env_keys={sorted(self.env)!r})"
 
-    async def ask(self, text: str, *, secret: bool = True) -> str:
-        """The user's answer to ``text``; raises InputNeeded until the client sent it."""
-        return self.asker(text, secret)
+    async def ask(self, text: str, *, secret: bool = True, process: str | None = None) -> str:
+        """The user's answer to ``text``; raises InputNeeded until the daemon has it.
 
-    def ask_sync(self, text: str, *, secret: bool = True) -> str:
+        ``process``: a command that prints the answer, configured where the
+        question comes from (the AWS profile's ``mfa_process``).
+        """
+        return self.asker(text, secret, process)
+
+    def ask_sync(self, text: str, *, secret: bool = True, process: str | None = None) -> str:
         """``ask`` for synchronous callers (botocore's MFA prompter)."""
-        return self.asker(text, secret)
+        return self.asker(text, secret, process)
 
 
 class Plugin(ABC, Generic[SettingsT]):

@@ -246,16 +246,16 @@ class CodeArtifactPlugin(Plugin[Settings]):
             endpoint = await self._endpoint(settings, context)
             local = self.proxy_endpoint(settings)
             urls = {ENDPOINT: local, INDEX_URL: local + "simple/"}
-            return Resolution(
-                tuple(urls[kind] for kind in settings.values), expiration, (token, endpoint)
-            )
+            values = tuple(urls[kind] for kind in settings.values)
+            return Resolution(values, expiration, (token, endpoint), _secrets(values))
         endpoint = ""
         if REPOSITORY_KINDS.intersection(settings.values):
             endpoint = await self._endpoint(settings, context)
         by_kind = {TOKEN: token, "username": USERNAME, ENDPOINT: endpoint}
         if INDEX_URL in settings.values:
             by_kind[INDEX_URL] = index_url(endpoint, token)
-        return Resolution(tuple(by_kind[kind] for kind in settings.values), expiration)
+        values = tuple(by_kind[kind] for kind in settings.values)
+        return Resolution(values, expiration, secret=_secrets(values, token))
 
     # -- the endpoint, kept ----------------------------------------------------------------
 
@@ -268,6 +268,15 @@ class CodeArtifactPlugin(Plugin[Settings]):
 
     def forget_all(self) -> None:
         self._endpoints.clear()
+
+
+def _secrets(values: tuple[str, ...], token: str | None = None) -> tuple[bool, ...]:
+    """Which values are secrets: the token, and any URL that carries it (or the proxy's
+    own secret, as its user information); not a plain endpoint nor the user name."""
+    return tuple(
+        bool(token and token in value) or "@" in value.partition("://")[2].partition("/")[0]
+        for value in values
+    )
 
 
 def _token_identity(settings: Settings, context: Context) -> tuple[object, ...]:
@@ -316,7 +325,12 @@ class SharedCalls(Generic[T]):
             return await asyncio.shield(task)
         except aws.FetchError as error:  # each waiter gets its own error object, of its kind
             raise type(error)(
-                error.message, hint=error.hint, transient=error.transient, local=error.local
+                error.message,
+                hint=error.hint,
+                transient=error.transient,
+                local=error.local,
+                watch=error.watch,
+                refused=error.refused,
             ) from None
         finally:
             left = self._waiters.pop(task) - 1
@@ -347,7 +361,10 @@ def _what(settings: Settings, context: Context, thing: str) -> tuple[str, str | 
 
 def _client(settings: Settings, context: Context) -> Any:  # aiobotocore is untyped
     session = aws.session_for(context, profile=settings.profile)
-    aws.answer_mfa_prompts(session, lambda text: context.ask_sync(text, secret=True))
+    aws.answer_mfa_prompts(
+        session,
+        lambda text: context.ask_sync(text, secret=True, process=aws.mfa_process(session)),
+    )
     return session.create_client(
         "codeartifact",
         region_name=aws.region_for(context.env, settings.region, settings.profile),
@@ -369,7 +386,7 @@ async def _fetch_token(settings: Settings, context: Context) -> tuple[str, datet
     except InputNeeded:
         raise  # the profile's MFA code: asked through the client
     except Exception as error:  # every SDK failure becomes one clear line
-        raise aws.fetch_error(error, what, profile) from None
+        raise aws.fetch_error(error, what, profile, context.env.get("HOME")) from None
     if not isinstance(token, str) or not isinstance(expiration, datetime.datetime):
         raise aws.FetchError(f"{what}: AWS sent an unexpected reply", transient=True)
     if expiration.tzinfo is None:
@@ -397,7 +414,7 @@ async def _fetch_endpoint(settings: Settings, context: Context) -> str:
     except InputNeeded:
         raise
     except Exception as error:  # every SDK failure becomes one clear line
-        raise aws.fetch_error(error, what, profile) from None
+        raise aws.fetch_error(error, what, profile, context.env.get("HOME")) from None
     if not isinstance(endpoint, str) or "://" not in endpoint:
         raise aws.FetchError(f"{what}: AWS sent an unexpected reply", transient=True)
     return endpoint

@@ -39,6 +39,8 @@ from wev_daemon.plugins import (
 
 PASSWORD = "password"  # noqa: S105 - the name of a value kind, not a secret
 VALUE_KINDS = (PASSWORD, "username", "registry", "auth")
+#: What a CI log must never show: the password, and ``auth``, which carries it.
+SECRET_KINDS = frozenset({PASSWORD, "auth"})
 #: The session name CloudTrail shows for a ``role`` assumed for a token.
 ROLE_SESSION_NAME = "wev-awsecr"
 _FIPS_CONFIG = AioConfig(use_fips_endpoint=True)
@@ -165,7 +167,8 @@ class EcrPlugin(Plugin[Settings]):
         host = named if registry.is_pattern and named else registry.host
         by_kind = {PASSWORD: password, "username": username, "registry": host, "auth": auth}
         values = tuple(by_kind[kind] for kind in settings.values)
-        return Resolution(values, fetched.expires_at)
+        secret = tuple(kind in SECRET_KINDS for kind in settings.values)
+        return Resolution(values, fetched.expires_at, secret=secret)
 
 
 def _registry_text(settings: Settings, context: Context) -> str:

@@ -103,7 +103,8 @@ class MfaSessionPlugin(Plugin[Settings]):
         profile = aws.profile_name(context.env, settings.profile)
         device = settings.mfa_device or await self._device(context, settings.profile)
         what = f"MFA session for {device}" + (f" (profile {profile})" if profile else "")
-        code = (await context.ask(f"MFA code for {device}: ", secret=True)).strip()
+        process = aws.mfa_process(aws.session_for(context, profile=settings.profile))
+        code = (await context.ask(f"MFA code for {device}: ", process=process)).strip()
         if not code:
             raise aws.FetchError(f"{what}: no MFA code was given")
         try:
@@ -119,7 +120,7 @@ class MfaSessionPlugin(Plugin[Settings]):
             )
             expiration = credentials["Expiration"]
         except Exception as error:  # every SDK failure becomes one clear line
-            failure = aws.fetch_error(error, what, profile)
+            failure = aws.fetch_error(error, what, profile, context.env.get("HOME"))
             if not failure.transient and not settings.mfa_device:
                 # The device may be gone or replaced: look it up again next time.
                 self._devices.pop(_device_key(context, settings.profile), None)
@@ -169,7 +170,7 @@ async def _discover(context: Context, configured: str | None) -> str:
     except aws.FetchError:
         raise
     except Exception as error:  # every SDK failure becomes one clear line
-        raise aws.fetch_error(error, what, profile) from None
+        raise aws.fetch_error(error, what, profile, context.env.get("HOME")) from None
     if not devices:
         raise aws.FetchError(f"{what}: IAM user {user} has no MFA device", hint=hint)
     return str(devices[0]["SerialNumber"])

@@ -35,4 +35,5 @@ class EchoPlugin(Plugin[str]):
         return "a fixed value from the configuration"
 
     async def resolve(self, settings: str, context: Context) -> Resolution:
-        return Resolution((settings,))
+        # What the configuration says is no secret wev was given to keep.
+        return Resolution((settings,), secret=(False,))

@@ -34,7 +34,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from wev_client.protocol.aws import CODEARTIFACT_PLUGIN_ID as PLUGIN_ID
-from wev_client.protocol.errors import UpstreamError, WevError
+from wev_client.protocol.errors import InputRequired, UpstreamError, WevError
 from wev_client.protocol.messages import ResolveRequest
 from wev_daemon import aws
 from wev_daemon.plugins import InputNeeded
@@ -44,6 +44,7 @@ from wev_daemon.proxy.access import BACKLOG, HOST, Door, Gate, ProxyUnavailable,
 from wev_daemon.proxy.forward import Forwarder, GatewayError, StreamBroken
 from wev_daemon.proxy.rewrite import Spellings
 from wev_daemon.proxy.routes import Route, Routes, route_path, split
+from wev_daemon.questions import Pending
 from wev_daemon.resolver import Prepared, Resolver
 
 log = logging.getLogger("wev_daemon.proxy")
@@ -295,18 +296,15 @@ class Proxy:
         """The entry's current token and endpoint, from the cache; TokenUnavailable if none."""
         assert self._resolver is not None
         try:
+            # A question (an MFA code) is waited for, up to the wait bound, on the
+            # channels of the `wev` call that registered the route.
             resolution = await self._resolver.resolution(route.item)
-        except InputNeeded:
-            # Abandoned at once: a tool cannot answer, and the next wev in a
-            # terminal must be asked instead of waiting for us.
-            entry = self._resolver.cache.entries.get(route.item.key)
-            if entry is not None:
-                self._resolver.cache.end_prompt(entry)
+        except Pending as pending:
             raise TokenUnavailable(
-                401,
-                "the AWS profile needs an MFA code: run `wev true` in a terminal in the "
-                "project, then retry",
+                401, f"no answer yet to: {pending.question.text.strip()}"
             ) from None
+        except InputRequired as error:
+            raise TokenUnavailable(401, str(error)) from None
         except WevError as error:
             raise TokenUnavailable(status_of(error), str(error)) from None
         if len(resolution.private) != 2:

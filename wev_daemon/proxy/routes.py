@@ -85,6 +85,7 @@ class Routes:
                 process_env=context.process_env,
                 cwd=context.cwd,
                 identity=context.identity,
+                reached_upstream=context.reached_upstream,
             )
             route = self.by_path.pop(path, None)
             if route is None:

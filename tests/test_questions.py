@@ -1,0 +1,450 @@
+"""Questions with no terminal anywhere: ``mfa_process``, an askpass program and ``wev --answer``.
+
+Every caller here runs in a session of its own with stdin from /dev/null, as an IDE, an SDK's
+``credential_process`` or a tool's keyring lookup runs it: no ``/dev/tty`` to ask on. botocore
+runs the real ``wev --aws-credentials`` as its profile's ``credential_process``; the fake STS
+checks the MFA code and counts its calls. Only ``wev --answer`` runs on a pseudo-terminal,
+where a person would type.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import CREDENTIALS, WEV, Daemon, User
+from fakes.codeartifact import FakeCodeArtifact
+from fakes.pypi_index import FakePyPIIndex
+from fakes.sts import DEVICE, FakeSts
+from fakes.wheels import build_wheel
+from terminal import Pty
+from test_aws_credentials import (
+    CODE,
+    HOME_WEV_YML,
+    NAMES,
+    WHO_AM_I,
+    aws_config,
+    elsewhere,
+    sdk_env,
+)
+
+TIMEOUT = 60.0
+QUESTION_TEXT = f"MFA code for {DEVICE}: "
+
+
+@pytest.fixture
+def sts() -> Iterator[FakeSts]:
+    keys = dict(CREDENTIALS)  # the same dict: the fake accepts the sessions it issues
+    with FakeSts(keys, issued=keys) as server:
+        server.code = CODE
+        yield server
+
+
+@pytest.fixture
+def sdk_user(user: User, sts: FakeSts) -> Iterator[User]:
+    """The README's credential_process recipe: an MFA session in ~/.wev.yml."""
+    user.env["AWS_ENDPOINT_URL_STS"] = sts.url
+    user.env["AWS_ENDPOINT_URL_IAM"] = sts.url
+    user.write("home/.wev.yml", HOME_WEV_YML)
+    aws_config(user)
+    yield user
+    secrets = [CODE.encode(), *(s.encode() for s in sts.secrets())]
+    for path in user.root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            content = path.read_bytes()
+            assert not [s for s in secrets if s in content], f"a secret was written to {path}"
+
+
+def no_terminal(
+    user: User, argv: tuple[str, ...], env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """A process with no controlling terminal and nothing on stdin, in a folder of its own."""
+    return subprocess.Popen(
+        argv,
+        cwd=elsewhere(user),
+        env={**sdk_env(user), **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=TIMEOUT)
+    return process.returncode, out, err
+
+
+def sdk(user: User, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """An SDK call (botocore) whose profile's credential_process is wev."""
+    return no_terminal(user, (sys.executable, "-c", WHO_AM_I), env)
+
+
+def askpass(user: User, body: str = "") -> Path:
+    """A WEV_ASKPASS program: logs each argument it gets and prints the next word of
+    ``$ANSWERS`` (codes stay in the environment, never in a file)."""
+    log, count = user.root / "askpass.log", user.root / "askpass.count"
+    script = user.write(
+        "bin/askpass",
+        "#!/bin/sh\n"
+        f"printf '%s\\n--\\n' \"$1\" >> {log}\n"
+        f"{body}"
+        f"n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n"
+        'set -- $ANSWERS; shift "$n" 2>/dev/null && [ -n "$1" ] && echo "$1"\n'
+        "exit 0\n",
+    )
+    script.chmod(0o755)
+    return script
+
+
+def answering(program: Path, *codes: str) -> dict[str, str]:
+    return {"WEV_ASKPASS": str(program), "ANSWERS": " ".join(codes)}
+
+
+def asked(user: User) -> list[str]:
+    log = user.root / "askpass.log"
+    return log.read_text().split("\n--\n")[:-1] if log.exists() else []
+
+
+def wait_for_question(user: User, limit: float = 20.0) -> str:
+    """``wev --status`` once it lists a question; never an answer in it."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        status = user.wev("--status").stdout
+        if "question:" in status:
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"no question listed: {status}")
+
+
+@pytest.fixture
+def ptys() -> Iterator[list[Pty]]:
+    opened: list[Pty] = []
+    try:
+        yield opened
+    finally:
+        for terminal in opened:
+            terminal.close()
+
+
+# -- mfa_process ---------------------------------------------------------------------------
+
+
+def test_the_aws_profiles_mfa_process_answers_an_sdk_in_its_context(
+    sdk_user: User, daemon: Daemon, sts: FakeSts
+) -> None:
+    config = sdk_user.home / ".aws" / "config"
+    # aws-vault's key, on the profile the entry uses; run with the caller's environment.
+    config.write_text(
+        config.read_text().replace(
+            "[default]\n", '[default]\nmfa_process = printf %s "$CODE_FROM_CALLER"\n', 1
+        )
+    )
+
+    code, out, err = finish(sdk(sdk_user, {"CODE_FROM_CALLER": CODE}))
+
+    assert code == 0, err
+    [session] = sts.sessions
+    assert f"key={session.access_key_id}" in out
+    assert [call.token_code for call in sts.calls_of("GetSessionToken")] == [CODE]
+
+
+def test_the_entrys_mfa_process_runs_in_the_callers_folder(
+    sdk_user: User, daemon: Daemon, sts: FakeSts
+) -> None:
+    sdk_user.write(
+        "home/.wev.user.yml",
+        f"{NAMES}:\n  plugin:\n"
+        f'    mfa_process: pwd > {sdk_user.root}/where; printf %s "$CODE_FROM_CALLER"\n',
+    )
+
+    code, _, err = finish(sdk(sdk_user, {"CODE_FROM_CALLER": CODE}))
+
+    assert code == 0, err
+    assert (sdk_user.root / "where").read_text().strip() == str(elsewhere(sdk_user))
+    assert len(sts.calls_of("GetSessionToken")) == 1
+
+
+# -- askpass -------------------------------------------------------------------------------
+
+
+def test_askpass_gets_the_question_as_its_argument(
+    sdk_user: User, daemon: Daemon, sts: FakeSts
+) -> None:
+    code, _, err = finish(sdk(sdk_user, answering(askpass(sdk_user), CODE)))
+
+    assert code == 0, err
+    assert asked(sdk_user) == [QUESTION_TEXT]
+    assert [call.token_code for call in sts.calls_of("GetSessionToken")] == [CODE]
+
+
+def test_a_wrong_code_is_asked_again_once_with_awss_words(
+    sdk_user: User, daemon: Daemon, sts: FakeSts
+) -> None:
+    code, _, err = finish(sdk(sdk_user, answering(askpass(sdk_user), "000000", CODE)))
+
+    assert code == 0, err
+    first, second = asked(sdk_user)
+    assert first == QUESTION_TEXT
+    assert second.startswith("refused: MFA session for") and "AccessDenied" in second
+    assert second.endswith("\n" + QUESTION_TEXT)
+    assert [call.token_code for call in sts.calls_of("GetSessionToken")] == ["000000", CODE]
+
+
+def test_two_wrong_codes_fail_in_one_line(sdk_user: User, daemon: Daemon, sts: FakeSts) -> None:
+    program = askpass(sdk_user)
+    direct = no_terminal(
+        sdk_user,
+        (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"),
+        answering(program, "000000", "111111", CODE),
+    )
+    code, out, err = finish(direct)
+
+    assert code == 69 and out == ""
+    last = err.splitlines()[-1]
+    assert last.startswith("wev: --aws-credentials AWS_ACCESS_KEY_ID") and "AccessDenied" in last
+    assert len(asked(sdk_user)) == 2
+    assert [c.token_code for c in sts.calls_of("GetSessionToken")] == ["000000", "111111"]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("echo 'no display here' >&2; exit 3\n", "exited with status 3: no display here"),
+        ("sleep 600\n", "gave no answer within 3 s"),
+        ("exit 0\n", "printed no answer"),
+    ],
+    ids=["fails", "hangs", "silent"],
+)
+def test_an_askpass_that_fails_or_hangs_is_one_line_within_the_bound(
+    sdk_user: User, sts: FakeSts, body: str, expected: str
+) -> None:
+    program = askpass(sdk_user, body=body)
+    daemon = Daemon(sdk_user, args=("--question-wait", "3"))
+    try:
+        started = time.monotonic()
+        code, out, err = finish(
+            no_terminal(
+                sdk_user,
+                (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"),
+                answering(program, CODE),
+            )
+        )
+        took = time.monotonic() - started
+    finally:
+        daemon.stop()
+
+    assert code == 69 and out == ""
+    last = err.splitlines()[-1]
+    assert last.startswith(
+        f"wev: --aws-credentials AWS_ACCESS_KEY_ID (AWS profile viawev): {NAMES}"
+    )
+    assert f"askpass askpass {expected}" in last
+    assert took < 3 + 5, "no hang past the wait bound"
+    assert sts.calls_of("GetSessionToken") == []
+
+
+def test_a_display_without_a_dialog_program_leaves_it_to_wev_answer(
+    sdk_user: User, sts: FakeSts
+) -> None:
+    """DISPLAY set but no zenity or kdialog on the caller's PATH: nothing pops up, the
+    question waits for ``wev --answer`` (and fails at the bound)."""
+    daemon = Daemon(sdk_user, args=("--question-wait", "1"))
+    try:
+        code, _, err = finish(
+            no_terminal(
+                sdk_user,
+                (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"),
+                {"DISPLAY": ":99", "PATH": str(Path(WEV).parent) + ":/nonexistent"},
+            )
+        )
+    finally:
+        daemon.stop()
+    assert code == 69
+    assert "run `wev --answer` in a terminal" in err
+    assert "nobody answered within 1 s" in err.splitlines()[-1]
+
+
+# -- wev --answer ----------------------------------------------------------------------------
+
+
+def test_ten_sdk_calls_wait_for_one_answer_given_with_wev_answer(
+    sdk_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
+) -> None:
+    calls = [sdk(sdk_user) for _ in range(10)]
+    try:
+        status = wait_for_question(sdk_user)
+        assert f"MFA code for {DEVICE}" in status and "wev --answer" in status
+        answer = Pty((WEV, "--answer"), sdk_user.project, {**sdk_user.env, "TERM": "xterm"})
+        ptys.append(answer)
+        answer.expect(f"wev: {QUESTION_TEXT}".encode())
+        answer.type(CODE + "\n")
+        assert answer.wait() == 0, bytes(answer.output)
+        assert b"answered" in answer.output and CODE.encode() not in answer.output
+        outcomes = [finish(call) for call in calls]
+    finally:
+        for call in calls:
+            if call.poll() is None:
+                call.kill()
+
+    [session] = sts.sessions
+    for code, out, err in outcomes:
+        assert code == 0, err
+        assert f"key={session.access_key_id}" in out
+    assert [call.token_code for call in sts.calls_of("GetSessionToken")] == [CODE]
+    assert CODE not in daemon.log
+    assert "question:" not in sdk_user.wev("--status").stdout
+
+
+def test_wev_answer_with_nothing_to_answer(sdk_user: User, daemon: Daemon) -> None:
+    result = sdk_user.wev("--answer")
+    assert (result.returncode, result.stdout) == (0, "wev: no question is waiting for an answer\n")
+
+
+# -- the keyring backend and the proxy --------------------------------------------------------
+
+MFA_ROLE = f"""
+[profile dev]
+role_arn = arn:aws:iam::123456789012:role/dev
+source_profile = default
+mfa_serial = {DEVICE}
+region = eu-west-1
+"""
+KEYRING_LOOKUP = (
+    "from wev_client.keyring_backend import WevKeyring\n"
+    "import hashlib, sys\n"
+    "token = WevKeyring().get_password(sys.argv[1], 'aws')\n"
+    "print('token' if token else 'none', hashlib.sha256((token or '').encode()).hexdigest())\n"
+)
+
+
+@pytest.fixture
+def role_user(user: User) -> Iterator[tuple[User, FakeSts, FakeCodeArtifact]]:
+    """A user whose CodeArtifact profile assumes a role with MFA (``mfa_serial``)."""
+    keys = dict(CREDENTIALS)  # CodeArtifact accepts the sessions STS issues
+    build_wheel(user.root / "index", "corp-lib", "1.2.3")
+    with (
+        FakeSts(keys, issued=keys) as fake_sts,
+        FakeCodeArtifact(keys) as codeartifact,
+        FakePyPIIndex(user.root / "index", codeartifact) as index,
+    ):
+        codeartifact.repository_base_url = index.url
+        fake_sts.code = CODE
+        with (user.home / ".aws" / "config").open("a") as config:
+            config.write(MFA_ROLE)
+        user.env.update(
+            AWS_ENDPOINT_URL_STS=fake_sts.url,
+            AWS_ENDPOINT_URL_CODEARTIFACT=codeartifact.url,
+            AWS_PROFILE="dev",
+        )
+        yield user, fake_sts, codeartifact
+
+
+def test_the_keyring_backend_gets_its_token_through_askpass(
+    role_user: tuple[User, FakeSts, FakeCodeArtifact],
+) -> None:
+    user, fake_sts, codeartifact = role_user
+    program = askpass(user)
+    daemon = Daemon(user)
+    try:
+        url = "https://corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/simple/"
+        lookup = subprocess.run(
+            (sys.executable, "-c", KEYRING_LOOKUP, url),
+            cwd=user.project,
+            env={**user.env, **answering(program, CODE)},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            start_new_session=True,
+        )
+    finally:
+        daemon.stop()
+
+    assert lookup.returncode == 0, lookup.stderr
+    [token] = codeartifact.issued
+    import hashlib
+
+    assert lookup.stdout.split() == ["token", hashlib.sha256(token.encode()).hexdigest()]
+    assert asked(user) == [f"Enter MFA code for {DEVICE}: "]
+    [assume] = fake_sts.calls_of("AssumeRole")
+    assert assume.token_code == CODE
+
+
+def test_the_proxy_waits_for_wev_answer_when_the_token_must_be_renewed(
+    role_user: tuple[User, FakeSts, FakeCodeArtifact], ptys: list[Pty]
+) -> None:
+    user, fake_sts, codeartifact = role_user
+    user.write(
+        "work/project/wev.yml",
+        "PIP_INDEX_URL:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"
+        "    repository: shared\n    format: pypi\n    values: [index_url]\n    proxy: true\n",
+    )
+    codeartifact.set_lifetime(8)  # fresh for about 7 s: the proxy's request renews it
+    port = _free_port()
+    daemon = Daemon(user, env={"WEV_PROXY_PORT": str(port)})
+    try:
+        # A terminal registers the route (and answers its first question there).
+        first = Pty(
+            (WEV, "sh", "-c", 'printf "[%s]" "$PIP_INDEX_URL"'),
+            user.project,
+            {**user.env, "TERM": "xterm"},
+        )
+        ptys.append(first)
+        first.expect(f"Enter MFA code for {DEVICE}: ".encode())
+        first.type(CODE + "\n")
+        assert first.wait() == 0, bytes(first.output)
+        index = bytes(first.output).decode().rpartition("[")[2].partition("]")[0]
+        assert index.startswith(f"http://127.0.0.1:{port}/")
+        time.sleep(8)
+        get = f"import urllib.request as u; print(u.urlopen({index + 'corp-lib/'!r}).status)"
+        fetch = subprocess.Popen(
+            (sys.executable, "-c", get),
+            env={"PATH": os.environ["PATH"], "NO_PROXY": "*"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_question(user)
+        answer = Pty((WEV, "--answer"), user.project, {**user.env, "TERM": "xterm"})
+        ptys.append(answer)
+        answer.expect(f"Enter MFA code for {DEVICE}: ".encode())
+        answer.type(CODE + "\n")
+        assert answer.wait() == 0, bytes(answer.output)
+        out, err = fetch.communicate(timeout=TIMEOUT)
+    finally:
+        daemon.stop()
+
+    assert (fetch.returncode, out) == (0, "200\n"), err
+    assert {call.token_code for call in fake_sts.calls_of("AssumeRole")} == {CODE}
+    assert len(codeartifact.issued) == 2  # the renewed token came with the answer
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_in_ci_a_question_for_a_person_fails_at_once_in_one_line(
+    sdk_user: User, daemon: Daemon, sts: FakeSts
+) -> None:
+    # CI=true, no terminal, no mfa_process nor askpass: nobody would answer `wev --answer`.
+    started = time.monotonic()
+    code, out, err = finish(no_terminal(sdk_user, (WEV, "true"), {"CI": "true"}))
+
+    assert time.monotonic() - started < 10
+    assert code == 69 and out == "", err
+    [line] = err.splitlines()
+    assert line.startswith("wev: ") and "no terminal" in line and "MFA code" in line
+    assert not sts.calls_of("GetSessionToken")
