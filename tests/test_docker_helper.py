@@ -62,9 +62,15 @@ def test_get_sends_other_hosts_back_to_dockers_other_sources(
     assert ecr.call_count == 0
 
 
-def test_get_without_a_server_url_says_so(ecr_user: User) -> None:
-    result = helper(ecr_user, "get", "")
-    assert result.returncode != 0 and "no credentials server URL" in result.stdout
+@pytest.mark.parametrize(
+    ("action", "stdin"), [("get", ""), ("get", " \n"), ("erase", ""), ("store", '{"Secret": "s"}')]
+)
+def test_without_a_server_url_it_answers_in_the_protocols_words(
+    ecr_user: User, action: str, stdin: str
+) -> None:
+    """Docker matches the text exactly (``IsCredentialsMissingServerURLMessage``)."""
+    result = helper(ecr_user, action, stdin)
+    assert (result.returncode, result.stdout) == (1, "no credentials server URL\n"), output(result)
 
 
 def test_an_aws_failure_is_one_line_where_docker_reads_it(
