@@ -34,7 +34,8 @@ from wev_daemon import aws
 from wev_daemon.proxy import endpoint, rewrite
 from wev_daemon.proxy.rewrite import Rewriter, Spellings
 
-port = test_proxy.port  # the fixture: the test's proxy port
+# The fixtures: the test's proxy port, the index in CodeArtifact's shape.
+port, index = test_proxy.port, test_proxy.index
 
 WHY_NOT_ON_PORT_80 = why_not_on_port_80()
 needs_port_80 = pytest.mark.skipif(WHY_NOT_ON_PORT_80 is not None, reason=str(WHY_NOT_ON_PORT_80))
@@ -252,6 +253,29 @@ def test_a_connection_that_sends_no_whole_request_is_closed(
         assert slow.recv(1024) == b""  # closed by the daemon
 
     assert time.monotonic() - started < 20
+
+
+def test_an_upload_that_stops_arriving_is_cut_off(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, index: FakePyPIIndex
+) -> None:
+    """The repository waits for the whole upload: the proxy must not wait with it for ever."""
+    write(user, recipes.PROXY_PIP, port)
+    assert user.wev("true").returncode == 0
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as slow:
+        slow.sendall(
+            f"POST /corp/shared/pypi/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000\r\n\r\n"
+            "--b\r\n".encode()  # and no more
+        )
+        answer = b""
+        while chunk := slow.recv(65536):  # until the daemon closes the connection
+            answer += chunk
+
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert answer.endswith(b"the upload sent nothing for 10 s: cut off\n")
+    assert time.monotonic() - started < 30
+    assert "cut off" in user.wev("--status").stdout.split("proxy:", 1)[1]
 
 
 def test_proxy_requests_keep_an_idle_exit_daemon_up(

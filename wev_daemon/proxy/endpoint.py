@@ -93,8 +93,13 @@ class Proxy:
         self.secret_file = secret_file
         uid_known = sys.platform == "linux" if uid_known is None else uid_known
         self.door = Door(port=port or 0, uid_known=uid_known, secret=lambda: self._secret)
+        # The daemon's own rule for idle and slow connections (imported here:
+        # ``server`` imports the application, which imports this module).
+        from wev_daemon.server import CONNECTION_IDLE_TIMEOUT
+
+        self.idle_timeout = CONNECTION_IDLE_TIMEOUT
         self.routes = Routes()
-        self.forwarder = Forwarder()
+        self.forwarder = Forwarder(upload_idle=CONNECTION_IDLE_TIMEOUT)
         #: Added to the proxy's application (``server`` counts requests for ``--idle-exit``).
         self.middlewares: list[Middleware] = []
         self._secret: str | None = None
@@ -186,10 +191,6 @@ class Proxy:
                 self._secret = access.load_secret(self.secret_file, create=True)
             except UpstreamError as error:
                 raise ProxyUnavailable(error.message, hint=error.hint) from None
-        # The daemon's own rule for idle and slow connections (imported here:
-        # ``server`` imports the application, which imports this module).
-        from wev_daemon.server import CONNECTION_IDLE_TIMEOUT
-
         socks = self.inherited + access.bind_loopback(self.port, self.inherited)
         app = web.Application(middlewares=self.middlewares)
         app.router.add_route("*", "/{tail:.*}", self.handle)
@@ -197,7 +198,7 @@ class Proxy:
             app,
             access_log=None,
             handle_signals=False,
-            keepalive_timeout=CONNECTION_IDLE_TIMEOUT,
+            keepalive_timeout=self.idle_timeout,
             lingering_time=LINGERING_TIME,
             shutdown_timeout=SHUTDOWN_TIMEOUT,
         )

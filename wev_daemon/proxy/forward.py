@@ -11,7 +11,9 @@ time, so that memory stays bounded whatever a tool asks for at once. A
 failure before the answer has started is a 502 with one line
 (``GatewayError``); once it has started, the client's connection is aborted
 (``StreamBroken``), so that a tool sees a broken download, never a second
-response in the body of the first.
+response in the body of the first. An upload that stops arriving for the
+daemon's idle time is cut off with a 408 (``UploadStalled``), as a request
+that never completes is on the daemon's socket.
 
 Imported by ``wev_daemon.proxy.endpoint``.
 """
@@ -22,7 +24,7 @@ import asyncio
 import base64
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -71,6 +73,12 @@ class GatewayError(Exception):
     status = 502
 
 
+class UploadStalled(GatewayError):
+    """The tool stopped sending its upload; its connection is closed after the answer."""
+
+    status = 408
+
+
 class StreamBroken(Exception):
     """The repository failed after the answer had started: the client's connection is aborted."""
 
@@ -82,7 +90,9 @@ class StreamBroken(Exception):
 class Forwarder:
     """The upstream session, the TLS settings of each CA bundle, and the rewrite limit."""
 
-    def __init__(self) -> None:
+    def __init__(self, upload_idle: float) -> None:
+        #: How long an upload may send nothing before it is cut off.
+        self.upload_idle = upload_idle
         self._session: aiohttp.ClientSession | None = None
         self._contexts: dict[tuple[str, float], ssl.SSLContext] = {}
         self._rewrites = asyncio.Semaphore(MAX_REWRITES)
@@ -113,17 +123,22 @@ class Forwarder:
         accepted = request.headers.get("Accept-Encoding", "").lower()
         codings = [c for c in ("gzip", "deflate") if c in accepted]
         headers["Accept-Encoding"] = ", ".join(codings) or "identity"
+        upload = _Upload(request.content, self.upload_idle) if request.body_exists else None
         try:
             upstream = await self._upstream().request(
                 request.method,
                 target,
                 headers=headers,
-                data=request.content if request.body_exists else None,
+                data=upload.chunks() if upload is not None else None,
                 allow_redirects=False,
                 proxy=network.proxy_for(url, env),
                 ssl=self._tls(env),
             )
         except (aiohttp.ClientError, TimeoutError) as error:
+            if upload is not None and upload.stalled:
+                raise UploadStalled(
+                    f"the upload sent nothing for {self.upload_idle:.0f} s: cut off"
+                ) from None
             raise GatewayError(f"{target.host}: {_reason(error)}") from None
         try:
             out = {k: v for k, v in upstream.headers.items() if k.lower() not in RESPONSE_DROPPED}
@@ -211,6 +226,27 @@ class Forwarder:
             reason = getattr(error, "strerror", None) or str(error)
             raise GatewayError(f"the CA bundle {bundle} cannot be read: {reason}") from None
         return context
+
+
+class _Upload:
+    """A request's body as the tool sends it; ``stalled`` once it stopped for ``idle`` s."""
+
+    def __init__(self, content: aiohttp.StreamReader, idle: float) -> None:
+        self._content = content
+        self._idle = idle
+        self.stalled = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                async with asyncio.timeout(self._idle):
+                    chunk = await self._content.readany()
+            except TimeoutError:
+                self.stalled = True
+                raise
+            if not chunk:
+                return
+            yield chunk
 
 
 def _reason(error: BaseException) -> str:
