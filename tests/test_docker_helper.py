@@ -176,6 +176,33 @@ def test_two_registries_under_two_profiles_get_two_tokens(
     assert again == [main, other] and ecr.call_count == 2
 
 
+def test_the_projects_entry_wins_over_homes_for_the_same_registry(
+    ecr_user: User, ecr: FakeEcr, daemon: Daemon
+) -> None:
+    """As its keys do: the project's wev.yml says which profile its registry takes."""
+    ecr_user.write(
+        "home/.wev.yml", f"HOME_ECR:\n  plugin:\n    id: wev-awsecr\n    registry: {REGISTRY}\n"
+    )
+    ecr_user.write(
+        "work/project/wev.yml",
+        f"APP_ECR:\n  plugin:\n    id: wev-awsecr\n    registry: {REGISTRY}\n    profile: work\n",
+    )
+    in_project = answer(helper(ecr_user, "get", REGISTRY))["Secret"]
+    elsewhere = subprocess.run(
+        [HELPER, "get"],
+        input=REGISTRY,
+        cwd=ecr_user.home,
+        env=ecr_user.env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+    assert ecr.is_valid_password(REGISTRY, in_project)
+    assert answer(elsewhere)["Secret"] != in_project
+    assert [call.access_key_id for call in ecr.calls] == [WORK_KEY, DEFAULT_KEY]
+
+
 def test_the_callers_aws_profile_decides_without_an_entry(
     ecr_user: User, ecr: FakeEcr, daemon: Daemon
 ) -> None:

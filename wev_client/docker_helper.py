@@ -149,7 +149,8 @@ def keep_nothing(action: str, text: str) -> None:
 
 
 def load(environ: Mapping[str, str], cwd: str) -> tuple[VariableSpec, ...]:
-    """The wev.yml entries for ``cwd`` (home's included)."""
+    """The wev.yml entries for ``cwd`` (home's included), those of the nearest file first:
+    of two entries for one registry, the project's wins over home's, as its keys do."""
 
     def warn(message: str) -> None:
         from wev_client.output import printable
@@ -163,7 +164,16 @@ def load(environ: Mapping[str, str], cwd: str) -> tuple[VariableSpec, ...]:
         cache_path: str | None = paths.config_cache_path(environ)
     except OSError:
         cache_path = None
-    return config.load(cwd, environ.get("HOME"), cache_path, warn, parse)
+    home = environ.get("HOME")
+    specs = config.load(cwd, home, cache_path, warn, parse)
+    files = [
+        os.path.join(folder, name)
+        for folder in config.candidate_folders(cwd, home)
+        for name in config.FILE_NAMES
+    ]
+    precedence = {path: index for index, path in enumerate(files)}
+    # An entry is as near as the nearest file that sets it (its last source).
+    return tuple(sorted(specs, key=lambda spec: -precedence.get(spec.sources[-1], -1)))
 
 
 def _cwd() -> str:
