@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 #: What ``credHelpers`` names: Docker runs ``docker-credential-`` + this.
 HELPER = "wev"
+#: The fields of an ``auths`` entry that hold a secret (Docker's AuthConfig).
+SECRET_FIELDS = ("auth", "password", "identitytoken", "registrytoken")
 
 
 def run(hosts: Sequence[str], environ: Mapping[str, str]) -> int:
@@ -141,8 +143,14 @@ def _stored_hosts(path: str, hosts: Sequence[str]) -> list[str]:
     auths = document.get("auths") if document else None
     if not isinstance(auths, dict):
         return []
-    stored = {ecr.host_of(key) for key in auths}
+    stored = {ecr.host_of(key) for key, entry in auths.items() if _holds_password(entry)}
     return [host for host in hosts if host in stored]
+
+
+def _holds_password(entry: object) -> bool:
+    """Whether an ``auths`` entry holds a password; with ``credsStore``, Docker writes an
+    empty one and keeps the password in that store."""
+    return isinstance(entry, dict) and any(entry.get(field) for field in SECRET_FIELDS)
 
 
 def _read(path: str) -> dict[str, object] | None:
