@@ -99,7 +99,7 @@ class Proxy:
 
         self.idle_timeout = CONNECTION_IDLE_TIMEOUT
         self.routes = Routes()
-        self.forwarder = Forwarder(upload_idle=CONNECTION_IDLE_TIMEOUT)
+        self.forwarder = Forwarder(idle=CONNECTION_IDLE_TIMEOUT)
         #: Added to the proxy's application (``server`` counts requests for ``--idle-exit``).
         self.middlewares: list[Middleware] = []
         self._secret: str | None = None
