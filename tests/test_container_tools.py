@@ -132,6 +132,13 @@ def test_setup_refuses_what_is_not_an_ecr_registry(ecr_user: User) -> None:
     assert result.returncode == 64 and "ghcr.io is not an ECR registry host" in result.stderr
     result = ecr_user.wev("--install-docker-helper")  # and no entry names one
     assert result.returncode == 64 and "no ECR registry to set up" in result.stderr
+    ecr_user.write(
+        "home/.wev.yml",
+        'ANY:\n  plugin:\n    id: wev-awsecr\n    registry: "*.dkr.ecr.us-east-1.amazonaws.com"\n',
+    )
+    result = ecr_user.wev("--install-docker-helper")  # a pattern is no host for credHelpers
+    assert result.returncode == 64 and len(result.stderr.splitlines()) == 1
+    assert "only patterns (*.dkr.ecr.us-east-1.amazonaws.com)" in result.stderr
     assert not (ecr_user.home / ".docker").exists()
 
 

@@ -69,12 +69,18 @@ def chosen_hosts(hosts: Sequence[str], environ: Mapping[str, str]) -> list[str]:
                 hint="ACCOUNT.dkr.ecr.REGION.amazonaws.com or public.ecr.aws",
             )
         chosen.append(registry.host)
+    patterns = []
     if not hosts:
         configured = docker_helper.load(environ, os.getcwd())
-        chosen = [r.host for _, r in ecr.entries(configured) if not r.is_pattern]
+        served = [registry for _, registry in ecr.entries(configured)]
+        chosen = [r.host for r in served if not r.is_pattern]
+        patterns = [r.host for r in served if r.is_pattern]
     if not chosen:
+        named = "name none"
+        if patterns:  # credHelpers maps hosts, never patterns
+            named = f"name only patterns ({', '.join(patterns)}), and Docker needs each host"
         raise UsageError(
-            "no ECR registry to set up: the wev.yml files for this folder name none",
+            f"no ECR registry to set up: the wev.yml files for this folder {named}",
             hint="wev --install-docker-helper ACCOUNT.dkr.ecr.REGION.amazonaws.com",
         )
     return list(dict.fromkeys(chosen))
