@@ -94,6 +94,14 @@ def test_list_names_the_configured_registries(ecr_user: User) -> None:
     assert json.loads(result.stdout) == {REGISTRY: "AWS"}
 
 
+def test_version_and_a_list_with_nothing_configured(ecr_user: User) -> None:
+    version = helper(ecr_user, "version")
+    empty = helper(ecr_user, "list", "unused")  # what Docker's client writes to list's stdin
+
+    assert version.returncode == 0 and version.stdout.startswith("docker-credential-wev ")
+    assert (empty.returncode, empty.stdout) == (0, "{}\n"), output(empty)
+
+
 @pytest.mark.parametrize(
     ("action", "stdin"),
     [

@@ -186,9 +186,13 @@ def test_another_user_is_refused_before_the_request_is_read(
     assert user.wev("true").returncode == 0
     url = recipes.proxy_url("pypi", port) + "simple/corp-lib/"
     before = len(index.attempts)
+    # Every way a URL can reach the port: IPv6 loopback, where there is one, is judged too.
+    ways = [url, url.replace("127.0.0.1", "localhost")]
+    if socket.has_ipv6 and Path("/proc/net/if_inet6").exists():
+        ways.append(url.replace("127.0.0.1", "[::1]"))
 
     with throwaway_user() as stranger:
-        tries = [as_stranger(stranger, FETCH, url) for _ in range(3)]
+        tries = [as_stranger(stranger, FETCH, way) for way in ways]
 
     for refused in tries:
         assert refused.stdout.startswith("403 wev: a connection from uid "), output(refused)
