@@ -42,7 +42,7 @@ from wev_daemon.proxy import access
 from wev_daemon.proxy.access import BACKLOG, HOST, Door, Gate, ProxyUnavailable, Throttle
 from wev_daemon.proxy.forward import Forwarder, GatewayError, StreamBroken
 from wev_daemon.proxy.rewrite import Spellings
-from wev_daemon.proxy.routes import Route, Routes, route_path, split
+from wev_daemon.proxy.routes import Route, Routes, climbs, route_path, split
 from wev_daemon.resolver import Prepared, Resolver
 
 log = logging.getLogger("wev_daemon.proxy")
@@ -278,7 +278,7 @@ class Proxy:
                 f"no repository is registered at {self.base}{key}: run `wev true` once in a "
                 "project whose wev.yml has it with proxy: true, then retry",
             )
-        if {".", ".."} & set(rest.split("?", 1)[0].split("/")):
+        if climbs(rest):
             # Resolved upstream, it would leave the repository the route names.
             return _text(400, f"{request.path}: a path with . or .. segments is not forwarded")
         route.requests += 1
