@@ -324,8 +324,8 @@ use the secret).
   connects after a reboot starts the daemon and gets that hint instead of a
   refused connection; the port is then the one the service was installed with.
 - **Only you get in.** It answers only `Host: 127.0.0.1:PORT`,
-  `[::1]:PORT` or `localhost:PORT` (in any case), and never a web page: a request with
-  `Origin`, or with `Sec-Fetch-Site` other than `none`, gets 403 (package
+  `[::1]:PORT` or `localhost:PORT` (in any case), and never a web page: a
+  request with `Origin`, or with `Sec-Fetch-Site` other than `none`, gets 403 (package
   tools send neither; a page in your browser could otherwise publish with a
   `no-cors` POST). On Linux a connection is judged when it is accepted, by
   the owner of the connecting socket as the kernel reports it (sock_diag, else
