@@ -93,14 +93,18 @@ calling shell (`AWS_PROFILE`, `AWS_REGION`) decide the rest, unless a
 `"*.dkr.ecr.us-east-1.amazonaws.com"`) says otherwise. `list` names the
 registries the entries name; `store` and `erase` (`docker login`,
 `docker logout`) keep nothing and succeed for ECR hosts, and are refused for
-others. Other hosts get "credentials not found", so Docker goes on to its
-other sources.
+others. Other hosts get the protocol's "credentials not found in native
+keychain" (status 1, as Docker's own helpers answer), so Docker goes on to
+its other sources; a failure of wev's own (AWS, configuration) is one `wev:`
+line on stdout, where Docker shows it, with wev's [exit
+status](#exit-statuses).
 
 The same entry sets variables for `wev COMMAND` (`values`: `password`,
 `username`, `registry`, `auth`, Docker's base64 `AWS:password`; default
 `[password]`). An entry in `~/.wev.yml` serves every folder, and so is also
 resolved by every `wev COMMAND`; one in a project's `wev.yml` serves Docker
-run from that project.
+run from that project, and wins over `~/.wev.yml`'s for the same registry
+(an entry that names the host wins over a pattern).
 
 Each recipe below is run by `tests/test_container_tools.py` against a local
 stand-in for ECR and for the registry, under the registry's real host name,

@@ -324,8 +324,8 @@ use the secret).
   connects after a reboot starts the daemon and gets that hint instead of a
   refused connection; the port is then the one the service was installed with.
 - **Only you get in.** It answers only `Host: 127.0.0.1:PORT`,
-  `[::1]:PORT` or `localhost:PORT`, and never a web page: a request with
-  `Origin`, or with `Sec-Fetch-Site` other than `none`, gets 403 (package
+  `[::1]:PORT` or `localhost:PORT` (in any case), and never a web page: a
+  request with `Origin`, or with `Sec-Fetch-Site` other than `none`, gets 403 (package
   tools send neither; a page in your browser could otherwise publish with a
   `no-cors` POST). On Linux a connection is judged when it is accepted, by
   the owner of the connecting socket as the kernel reports it (sock_diag, else
@@ -345,8 +345,10 @@ use the secret).
   a time. A download that breaks half-way breaks the tool's connection too,
   so the tool sees a failed download. Forwarded requests go through your
   `HTTPS_PROXY` unless `NO_PROXY` names the host, and trust your
-  `AWS_CA_BUNDLE`, as the AWS calls do; a connection idle or slow for 10 s
-  is closed, and requests count as activity for `--idle-exit`.
+  `AWS_CA_BUNDLE`, as the AWS calls do. A connection idle or slow for 10 s
+  is closed: one that never completes its request, an upload that stops
+  (408), a tool that stops reading its download. Requests count as activity
+  for `--idle-exit`.
 - **Errors you can read.** When no token can be had, the proxy answers 401
   (a login to renew, an MFA code nobody answered within the wait bound: the
   request waits for it, see [Questions without a terminal](#questions-without-a-terminal)),

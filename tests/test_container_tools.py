@@ -101,6 +101,21 @@ def test_setup_on_a_fresh_machine_writes_what_the_readme_shows(
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
 
 
+def test_setup_says_nothing_of_a_login_kept_in_a_creds_store(ecr_user: User) -> None:
+    """With credsStore, `docker login` leaves an empty auths entry: no password on disk."""
+    before = {"auths": {REGISTRY: {}}, "credsStore": "desktop"}
+    folder = ecr_user.root / "docker-config"
+    config = ecr_user.write("docker-config/config.json", json.dumps(before))
+
+    result = ecr_user.wev("--install-docker-helper", REGISTRY, env={"DOCKER_CONFIG": str(folder)})
+
+    assert result.returncode == 0, output(result)
+    assert result.stdout == f"wev: {REGISTRY}: added to credHelpers in {config}\n"
+    assert result.stderr == ""
+    assert json.loads(config.read_text()) == {**before, "credHelpers": {REGISTRY: "wev"}}
+    assert not (ecr_user.home / ".docker").exists()
+
+
 def test_setup_warns_of_a_containers_login_that_would_be_used_instead(
     ecr_user: User, world: World
 ) -> None:
@@ -117,6 +132,13 @@ def test_setup_refuses_what_is_not_an_ecr_registry(ecr_user: User) -> None:
     assert result.returncode == 64 and "ghcr.io is not an ECR registry host" in result.stderr
     result = ecr_user.wev("--install-docker-helper")  # and no entry names one
     assert result.returncode == 64 and "no ECR registry to set up" in result.stderr
+    ecr_user.write(
+        "home/.wev.yml",
+        'ANY:\n  plugin:\n    id: wev-awsecr\n    registry: "*.dkr.ecr.us-east-1.amazonaws.com"\n',
+    )
+    result = ecr_user.wev("--install-docker-helper")  # a pattern is no host for credHelpers
+    assert result.returncode == 64 and len(result.stderr.splitlines()) == 1
+    assert "only patterns (*.dkr.ecr.us-east-1.amazonaws.com)" in result.stderr
     assert not (ecr_user.home / ".docker").exists()
 
 

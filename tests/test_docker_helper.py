@@ -62,9 +62,15 @@ def test_get_sends_other_hosts_back_to_dockers_other_sources(
     assert ecr.call_count == 0
 
 
-def test_get_without_a_server_url_says_so(ecr_user: User) -> None:
-    result = helper(ecr_user, "get", "")
-    assert result.returncode != 0 and "no credentials server URL" in result.stdout
+@pytest.mark.parametrize(
+    ("action", "stdin"), [("get", ""), ("get", " \n"), ("erase", ""), ("store", '{"Secret": "s"}')]
+)
+def test_without_a_server_url_it_answers_in_the_protocols_words(
+    ecr_user: User, action: str, stdin: str
+) -> None:
+    """Docker matches the text exactly (``IsCredentialsMissingServerURLMessage``)."""
+    result = helper(ecr_user, action, stdin)
+    assert (result.returncode, result.stdout) == (1, "no credentials server URL\n"), output(result)
 
 
 def test_an_aws_failure_is_one_line_where_docker_reads_it(
@@ -86,6 +92,14 @@ def test_list_names_the_configured_registries(ecr_user: User) -> None:
     result = helper(ecr_user, "list")
     assert result.returncode == 0, output(result)
     assert json.loads(result.stdout) == {REGISTRY: "AWS"}
+
+
+def test_version_and_a_list_with_nothing_configured(ecr_user: User) -> None:
+    version = helper(ecr_user, "version")
+    empty = helper(ecr_user, "list", "unused")  # what Docker's client writes to list's stdin
+
+    assert version.returncode == 0 and version.stdout.startswith("docker-credential-wev ")
+    assert (empty.returncode, empty.stdout) == (0, "{}\n"), output(empty)
 
 
 @pytest.mark.parametrize(
@@ -168,6 +182,33 @@ def test_two_registries_under_two_profiles_get_two_tokens(
     ]
     again = [answer(helper(ecr_user, "get", host))["Secret"] for host in (REGISTRY, OTHER)]
     assert again == [main, other] and ecr.call_count == 2
+
+
+def test_the_projects_entry_wins_over_homes_for_the_same_registry(
+    ecr_user: User, ecr: FakeEcr, daemon: Daemon
+) -> None:
+    """As its keys do: the project's wev.yml says which profile its registry takes."""
+    ecr_user.write(
+        "home/.wev.yml", f"HOME_ECR:\n  plugin:\n    id: wev-awsecr\n    registry: {REGISTRY}\n"
+    )
+    ecr_user.write(
+        "work/project/wev.yml",
+        f"APP_ECR:\n  plugin:\n    id: wev-awsecr\n    registry: {REGISTRY}\n    profile: work\n",
+    )
+    in_project = answer(helper(ecr_user, "get", REGISTRY))["Secret"]
+    elsewhere = subprocess.run(
+        [HELPER, "get"],
+        input=REGISTRY,
+        cwd=ecr_user.home,
+        env=ecr_user.env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+    assert ecr.is_valid_password(REGISTRY, in_project)
+    assert answer(elsewhere)["Secret"] != in_project
+    assert [call.access_key_id for call in ecr.calls] == [WORK_KEY, DEFAULT_KEY]
 
 
 def test_the_callers_aws_profile_decides_without_an_entry(

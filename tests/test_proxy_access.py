@@ -79,6 +79,20 @@ def held_by(stranger: pwd.struct_passwd, host: str, number: int) -> Iterator[Non
         holder.wait(10)
 
 
+PAGE = "/corp/shared/pypi/simple/corp-lib/"
+
+
+def raw(port: int, head: str) -> tuple[int, str]:
+    """Send a request as written (``head`` without its blank line); its status and body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(f"{head}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2].decode()
+
+
 def refusals(daemon: Daemon, what: str) -> int:
     return sum(what in line and "refused" in line for line in daemon.log.splitlines())
 
@@ -107,6 +121,60 @@ def test_a_web_page_cannot_use_the_proxy(
     assert len(index.attempts) == before + 1  # only the typed one reached the repository
 
 
+#: What web pages send, however spelled: a sandboxed iframe or a file: page sends "null".
+PAGE_HEADERS = (
+    ("Origin", "null"),
+    ("origin", "https://evil.example"),
+    ("Origin", ""),
+    ("Sec-Fetch-Site", "same-origin"),
+    ("Sec-Fetch-Site", "same-site"),
+    ("sec-fetch-site", "cross-site"),
+)
+
+
+def test_every_sign_of_a_web_page_is_refused(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, index: FakePyPIIndex
+) -> None:
+    write(user, recipes.PROXY_PIP, port)
+    assert user.wev("true").returncode == 0
+    before = len(index.attempts)
+
+    answers = {
+        f"{header}: {value}": raw(
+            port, f"GET {PAGE} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{header}: {value}"
+        )
+        for header, value in PAGE_HEADERS
+    }
+
+    for sent, (status, body) in answers.items():
+        assert status == 403 and body.startswith("wev: a request from a web page ("), sent
+        assert body.endswith(") is not forwarded\n") and body.count("\n") == 1, sent
+        assert "Sec-Fetch-Site: none" not in body, sent  # the reason named is the one sent
+    assert len(index.attempts) == before
+
+
+def test_the_proxy_answers_every_spelling_of_its_own_host(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, index: FakePyPIIndex
+) -> None:
+    """A host name is case-insensitive; a request that names no host is refused in one line."""
+    write(user, recipes.PROXY_PIP, port)
+    assert user.wev("true").returncode == 0
+
+    spelled = {
+        host: raw(port, f"GET {PAGE} HTTP/1.1\r\nHost: {host}")[0]
+        for host in (f"127.0.0.1:{port}", f"LOCALHOST:{port}", f"Localhost:{port}", f"[::1]:{port}")
+    }
+    nameless = raw(port, f"GET {PAGE} HTTP/1.0")
+    elsewhere = raw(port, f"GET {PAGE} HTTP/1.1\r\nHost: 127.0.0.1")  # port 80, not ours
+
+    assert set(spelled.values()) == {200}, spelled
+    assert nameless == (
+        421,
+        f"wev: a request without Host is not forwarded (this is 127.0.0.1:{port})\n",
+    )
+    assert elsewhere[0] == 421 and elsewhere[1].count("\n") == 1
+
+
 # -- other users -----------------------------------------------------------------------------
 
 
@@ -118,9 +186,13 @@ def test_another_user_is_refused_before_the_request_is_read(
     assert user.wev("true").returncode == 0
     url = recipes.proxy_url("pypi", port) + "simple/corp-lib/"
     before = len(index.attempts)
+    # Every way a URL can reach the port: IPv6 loopback, where there is one, is judged too.
+    ways = [url, url.replace("127.0.0.1", "localhost")]
+    if socket.has_ipv6 and Path("/proc/net/if_inet6").exists():
+        ways.append(url.replace("127.0.0.1", "[::1]"))
 
     with throwaway_user() as stranger:
-        tries = [as_stranger(stranger, FETCH, url) for _ in range(3)]
+        tries = [as_stranger(stranger, FETCH, way) for way in ways]
 
     for refused in tries:
         assert refused.stdout.startswith("403 wev: a connection from uid "), output(refused)

@@ -34,7 +34,8 @@ from wev_daemon import aws
 from wev_daemon.proxy import endpoint, rewrite
 from wev_daemon.proxy.rewrite import Rewriter, Spellings
 
-port = test_proxy.port  # the fixture: the test's proxy port
+# The fixtures: the test's proxy port, the index in CodeArtifact's shape.
+port, index = test_proxy.port, test_proxy.index
 
 WHY_NOT_ON_PORT_80 = why_not_on_port_80()
 needs_port_80 = pytest.mark.skipif(WHY_NOT_ON_PORT_80 is not None, reason=str(WHY_NOT_ON_PORT_80))
@@ -252,6 +253,46 @@ def test_a_connection_that_sends_no_whole_request_is_closed(
         assert slow.recv(1024) == b""  # closed by the daemon
 
     assert time.monotonic() - started < 20
+
+
+def test_a_tool_that_stops_sending_or_reading_is_cut_off(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, index: FakePyPIIndex
+) -> None:
+    """The repository waits for a whole upload, and a download waits for its reader: the
+    proxy waits with neither for ever (a tool stopped in a debugger, a suspended job)."""
+    write(user, recipes.PROXY_PIP, port)
+    with (index.wheel_dir / "corp_big-1.0-py3-none-any.whl").open("wb") as big:
+        big.truncate(64 * 1024 * 1024)  # more than every buffer on the way
+    assert user.wev("true").returncode == 0
+    started = time.monotonic()
+    sender = socket.create_connection(("127.0.0.1", port), timeout=60)
+    reader = socket.socket()
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        reader.connect(("127.0.0.1", port))
+        reader.sendall(
+            f"GET /corp/shared/pypi/packages/corp_big-1.0-py3-none-any.whl HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\n\r\n".encode()
+        )  # and reads nothing
+        sender.sendall(
+            f"POST /corp/shared/pypi/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000\r\n\r\n"
+            "--b\r\n".encode()  # and no more
+        )
+        answer = b""
+        while chunk := sender.recv(65536):  # until the daemon closes the connection
+            answer += chunk
+        deadline = time.monotonic() + 30
+        while "read nothing" not in daemon.log and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        sender.close()
+        reader.close()
+
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert answer.endswith(b"the upload sent nothing for 10 s: cut off\n")
+    assert "the tool read nothing for 10 s" in daemon.log
+    assert time.monotonic() - started < 30
 
 
 def test_proxy_requests_keep_an_idle_exit_daemon_up(

@@ -14,9 +14,13 @@ in their auth file maps to ``<name>``:
   is fetched for each use; ``docker login`` and ``docker logout`` then do no
   harm), and are refused in one line for other hosts.
 
-Failures go to stdout in one line, where Docker looks for them; a host that is
-not an ECR registry's gets the protocol's "credentials not found in native
-keychain", so the tool goes on to its other sources. Nothing is written to disk.
+Failures go to stdout in one line, where Docker looks for them. The
+protocol's own answers are written as Docker's helpers write them, bare and
+with status 1, since Docker matches their text: a host that is not an ECR
+registry's gets "credentials not found in native keychain", so the tool goes
+on to its other sources, and an empty server URL "no credentials server
+URL". wev's own failures (AWS, configuration) are ``wev: ...`` lines with
+wev's exit statuses. Nothing is written to disk.
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ PASSWORD_NAME = "WEV_ECR_PASSWORD"  # noqa: S105 - a variable name, not a secret
 FAILURE = 1
 
 
-class NotFound(Exception):
-    """The host is not one wev serves."""
+class Answer(Exception):
+    """A failure in the protocol's own words (``NOT_FOUND``, ``MISSING_URL``)."""
 
 
 def main(
@@ -79,8 +83,8 @@ def main(
             keep_nothing(action, stdin.read())
         else:
             raise UsageError(f"{NAME}: unknown action: {action}")
-    except NotFound:
-        stdout.write(NOT_FOUND + "\n")
+    except Answer as answer:
+        stdout.write(f"{answer}\n")
         return FAILURE
     except WevError as error:
         from wev_client.output import printable  # an error may quote a config or AWS
@@ -96,10 +100,10 @@ def get(server_url: str, environ: Mapping[str, str]) -> str:
     """The protocol's answer for ``server_url``: JSON with the registry's user name and password."""
     server_url = server_url.strip()
     if not server_url:
-        raise ProtocolError(MISSING_URL)
+        raise Answer(MISSING_URL)
     registry = ecr.parse(ecr.host_of(server_url))
     if registry is None:
-        raise NotFound
+        raise Answer(NOT_FOUND)
     cwd = _cwd()
     configured = load(environ, cwd)
     entry = ecr.entry_for(registry, configured)
@@ -135,7 +139,7 @@ def keep_nothing(action: str, text: str) -> None:
         found = document.get("ServerURL") if isinstance(document, dict) else None
         server_url = found.strip() if isinstance(found, str) else ""
     if not server_url:
-        raise ProtocolError(MISSING_URL)
+        raise Answer(MISSING_URL)
     host = ecr.host_of(server_url)
     if ecr.parse(host) is None:
         raise UsageError(
@@ -145,7 +149,8 @@ def keep_nothing(action: str, text: str) -> None:
 
 
 def load(environ: Mapping[str, str], cwd: str) -> tuple[VariableSpec, ...]:
-    """The wev.yml entries for ``cwd`` (home's included)."""
+    """The wev.yml entries for ``cwd`` (home's included), those of the nearest file first:
+    of two entries for one registry, the project's wins over home's, as its keys do."""
 
     def warn(message: str) -> None:
         from wev_client.output import printable
@@ -159,7 +164,16 @@ def load(environ: Mapping[str, str], cwd: str) -> tuple[VariableSpec, ...]:
         cache_path: str | None = paths.config_cache_path(environ)
     except OSError:
         cache_path = None
-    return config_files.load(cwd, environ.get("HOME"), cache_path, warn, parse)
+    home = environ.get("HOME")
+    specs = config_files.load(cwd, home, cache_path, warn, parse)
+    files = [
+        os.path.join(folder, name)
+        for folder in config_files.candidate_folders(cwd, home)
+        for name in config_files.FILE_NAMES
+    ]
+    precedence = {path: index for index, path in enumerate(files)}
+    # An entry is as near as the nearest file that sets it (its last source).
+    return tuple(sorted(specs, key=lambda spec: -precedence.get(spec.sources[-1], -1)))
 
 
 def _cwd() -> str:

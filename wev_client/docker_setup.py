@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 #: What ``credHelpers`` names: Docker runs ``docker-credential-`` + this.
 HELPER = "wev"
+#: The fields of an ``auths`` entry that hold a secret (Docker's AuthConfig).
+SECRET_FIELDS = ("auth", "password", "identitytoken", "registrytoken")
 
 
 def run(hosts: Sequence[str], environ: Mapping[str, str]) -> int:
@@ -67,12 +69,18 @@ def chosen_hosts(hosts: Sequence[str], environ: Mapping[str, str]) -> list[str]:
                 hint="ACCOUNT.dkr.ecr.REGION.amazonaws.com or public.ecr.aws",
             )
         chosen.append(registry.host)
+    patterns = []
     if not hosts:
         configured = docker_helper.load(environ, os.getcwd())
-        chosen = [r.host for _, r in ecr.entries(configured) if not r.is_pattern]
+        served = [registry for _, registry in ecr.entries(configured)]
+        chosen = [r.host for r in served if not r.is_pattern]
+        patterns = [r.host for r in served if r.is_pattern]
     if not chosen:
+        named = "name none"
+        if patterns:  # credHelpers maps hosts, never patterns
+            named = f"name only patterns ({', '.join(patterns)}), and Docker needs each host"
         raise UsageError(
-            "no ECR registry to set up: the wev.yml files for this folder name none",
+            f"no ECR registry to set up: the wev.yml files for this folder {named}",
             hint="wev --install-docker-helper ACCOUNT.dkr.ecr.REGION.amazonaws.com",
         )
     return list(dict.fromkeys(chosen))
@@ -141,8 +149,14 @@ def _stored_hosts(path: str, hosts: Sequence[str]) -> list[str]:
     auths = document.get("auths") if document else None
     if not isinstance(auths, dict):
         return []
-    stored = {ecr.host_of(key) for key in auths}
+    stored = {ecr.host_of(key) for key, entry in auths.items() if _holds_password(entry)}
     return [host for host in hosts if host in stored]
+
+
+def _holds_password(entry: object) -> bool:
+    """Whether an ``auths`` entry holds a password; with ``credsStore``, Docker writes an
+    empty one and keeps the password in that store."""
+    return isinstance(entry, dict) and any(entry.get(field) for field in SECRET_FIELDS)
 
 
 def _read(path: str) -> dict[str, object] | None:

@@ -181,7 +181,7 @@ def configured_registry(plugin: Mapping[str, object]) -> Registry | None:
 
 def entry_for(registry: Registry, specs: Sequence[VariableSpec]) -> VariableSpec | None:
     """The configured entry that serves the host ``registry``: the one that fixes most of it,
-    the first of equals."""
+    the first of equals (callers list the nearest file's entries first)."""
     best: tuple[int, VariableSpec] | None = None
     for spec, served in entries(specs):
         if served.matches(registry) and (best is None or served.specificity > best[0]):

@@ -249,11 +249,18 @@ class Door:
     def refusal(self, request: web.Request) -> tuple[int, str] | None:
         """Why this request is not forwarded, as a status and a line; None to go on."""
         headers = request.headers
-        if request.host not in self._hosts:
-            return 421, f"this is wev's proxy at {HOST}:{self.port}, not {request.host}"
+        host = headers.get("Host")  # not request.host: that falls back to the socket's address
+        if host is None:
+            return 421, f"a request without Host is not forwarded (this is {HOST}:{self.port})"
+        if host.lower() not in self._hosts:  # a host name is case-insensitive, LOCALHOST too
+            return 421, f"this is wev's proxy at {HOST}:{self.port}, not {host}"
         site = headers.get("Sec-Fetch-Site", "none").strip().lower()
-        if "Origin" in headers or site != "none":
-            where = headers.get("Origin") or f"Sec-Fetch-Site: {site}"
+        origin = headers.get("Origin")
+        if origin is not None or site != "none":
+            if origin is None:
+                where = f"Sec-Fetch-Site: {site}"
+            else:
+                where = origin.strip() or "an empty Origin"
             if self._throttle.due("browser"):
                 log.warning("proxy: refused a request from a web page (%s)", where)
             return 403, f"a request from a web page ({where}) is not forwarded"

@@ -43,7 +43,7 @@ from wev_daemon.proxy import access
 from wev_daemon.proxy.access import BACKLOG, HOST, Door, Gate, ProxyUnavailable, Throttle
 from wev_daemon.proxy.forward import Forwarder, GatewayError, StreamBroken
 from wev_daemon.proxy.rewrite import Spellings
-from wev_daemon.proxy.routes import Route, Routes, route_path, split
+from wev_daemon.proxy.routes import Route, Routes, climbs, route_path, split
 from wev_daemon.questions import Pending
 from wev_daemon.resolver import Prepared, Resolver
 
@@ -94,8 +94,13 @@ class Proxy:
         self.secret_file = secret_file
         uid_known = sys.platform == "linux" if uid_known is None else uid_known
         self.door = Door(port=port or 0, uid_known=uid_known, secret=lambda: self._secret)
+        # The daemon's own rule for idle and slow connections (imported here:
+        # ``server`` imports the application, which imports this module).
+        from wev_daemon.server import CONNECTION_IDLE_TIMEOUT
+
+        self.idle_timeout = CONNECTION_IDLE_TIMEOUT
         self.routes = Routes()
-        self.forwarder = Forwarder()
+        self.forwarder = Forwarder(idle=CONNECTION_IDLE_TIMEOUT)
         #: Added to the proxy's application (``server`` counts requests for ``--idle-exit``).
         self.middlewares: list[Middleware] = []
         self._secret: str | None = None
@@ -187,10 +192,6 @@ class Proxy:
                 self._secret = access.load_secret(self.secret_file, create=True)
             except UpstreamError as error:
                 raise ProxyUnavailable(error.message, hint=error.hint) from None
-        # The daemon's own rule for idle and slow connections (imported here:
-        # ``server`` imports the application, which imports this module).
-        from wev_daemon.server import CONNECTION_IDLE_TIMEOUT
-
         socks = self.inherited + access.bind_loopback(self.port, self.inherited)
         app = web.Application(middlewares=self.middlewares)
         app.router.add_route("*", "/{tail:.*}", self.handle)
@@ -198,7 +199,7 @@ class Proxy:
             app,
             access_log=None,
             handle_signals=False,
-            keepalive_timeout=CONNECTION_IDLE_TIMEOUT,
+            keepalive_timeout=self.idle_timeout,
             lingering_time=LINGERING_TIME,
             shutdown_timeout=SHUTDOWN_TIMEOUT,
         )
@@ -272,7 +273,7 @@ class Proxy:
                 f"no repository is registered at {self.base}{key}: run `wev true` once in a "
                 "project whose wev.yml has it with proxy: true, then retry",
             )
-        if {".", ".."} & set(rest.split("?", 1)[0].split("/")):
+        if climbs(rest):
             # Resolved upstream, it would leave the repository the route names.
             return _text(400, f"{request.path}: a path with . or .. segments is not forwarded")
         route.requests += 1

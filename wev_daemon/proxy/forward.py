@@ -11,7 +11,10 @@ time, so that memory stays bounded whatever a tool asks for at once. A
 failure before the answer has started is a 502 with one line
 (``GatewayError``); once it has started, the client's connection is aborted
 (``StreamBroken``), so that a tool sees a broken download, never a second
-response in the body of the first.
+response in the body of the first. The daemon's idle time bounds both ways:
+an upload that stops arriving is cut off with a 408 (``UploadStalled``), and
+a tool that stops reading its answer has its connection aborted, as a
+request that never completes is on the daemon's socket.
 
 Imported by ``wev_daemon.proxy.endpoint``.
 """
@@ -22,7 +25,7 @@ import asyncio
 import base64
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -71,6 +74,12 @@ class GatewayError(Exception):
     status = 502
 
 
+class UploadStalled(GatewayError):
+    """The tool stopped sending its upload; its connection is closed after the answer."""
+
+    status = 408
+
+
 class StreamBroken(Exception):
     """The repository failed after the answer had started: the client's connection is aborted."""
 
@@ -82,7 +91,9 @@ class StreamBroken(Exception):
 class Forwarder:
     """The upstream session, the TLS settings of each CA bundle, and the rewrite limit."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle: float) -> None:
+        #: How long a tool may send nothing of its upload, or read nothing of its answer.
+        self.idle = idle
         self._session: aiohttp.ClientSession | None = None
         self._contexts: dict[tuple[str, float], ssl.SSLContext] = {}
         self._rewrites = asyncio.Semaphore(MAX_REWRITES)
@@ -113,17 +124,22 @@ class Forwarder:
         accepted = request.headers.get("Accept-Encoding", "").lower()
         codings = [c for c in ("gzip", "deflate") if c in accepted]
         headers["Accept-Encoding"] = ", ".join(codings) or "identity"
+        upload = _Upload(request.content, self.idle) if request.body_exists else None
         try:
             upstream = await self._upstream().request(
                 request.method,
                 target,
                 headers=headers,
-                data=request.content if request.body_exists else None,
+                data=upload.chunks() if upload is not None else None,
                 allow_redirects=False,
                 proxy=network.proxy_for(url, env),
                 ssl=self._tls(env),
             )
         except (aiohttp.ClientError, TimeoutError) as error:
+            if upload is not None and upload.stalled:
+                raise UploadStalled(
+                    f"the upload sent nothing for {self.idle:.0f} s: cut off"
+                ) from None
             raise GatewayError(f"{target.host}: {_reason(error)}") from None
         try:
             out = {k: v for k, v in upstream.headers.items() if k.lower() not in RESPONSE_DROPPED}
@@ -159,7 +175,7 @@ class Forwarder:
             await response.prepare(request)
             with memoryview(page) as view:
                 for start in range(0, len(page), CHUNK):
-                    await response.write(view[start : start + CHUNK])
+                    await self._send(request, response, view[start : start + CHUNK])
             await response.write_eof()
             return response
 
@@ -180,9 +196,22 @@ class Forwarder:
                 raise StreamBroken(message, response) from None
             if not chunk:
                 break
-            await response.write(chunk)  # a client gone: ConnectionError, for aiohttp
+            await self._send(request, response, chunk)
         await response.write_eof()
         return response
+
+    async def _send(
+        self, request: web.Request, response: web.StreamResponse, chunk: bytes | memoryview
+    ) -> None:
+        """Write to the tool; StreamBroken when it reads nothing for the idle time."""
+        try:
+            async with asyncio.timeout(self.idle):
+                await response.write(chunk)  # a client gone: ConnectionError, for aiohttp
+        except TimeoutError:
+            if request.transport is not None:
+                request.transport.abort()
+            message = f"the tool read nothing for {self.idle:.0f} s"
+            raise StreamBroken(message, response) from None
 
     def _upstream(self) -> aiohttp.ClientSession:
         """One session for the daemon's life: its pool keeps upstream connections open."""
@@ -211,6 +240,27 @@ class Forwarder:
             reason = getattr(error, "strerror", None) or str(error)
             raise GatewayError(f"the CA bundle {bundle} cannot be read: {reason}") from None
         return context
+
+
+class _Upload:
+    """A request's body as the tool sends it; ``stalled`` once it stopped for ``idle`` s."""
+
+    def __init__(self, content: aiohttp.StreamReader, idle: float) -> None:
+        self._content = content
+        self._idle = idle
+        self.stalled = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                async with asyncio.timeout(self._idle):
+                    chunk = await self._content.readany()
+            except TimeoutError:
+                self.stalled = True
+                raise
+            if not chunk:
+                return
+            yield chunk
 
 
 def _reason(error: BaseException) -> str:

@@ -17,7 +17,7 @@ import datetime
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from wev_daemon.plugins import Context
 from wev_daemon.plugins.awscodeartifact import PROXY_FORMATS, Settings
@@ -43,6 +43,14 @@ def split(raw_path: str) -> tuple[str, str]:
     key = "/" + "/".join(parts[1:4]) + "/" if len(parts) >= 4 else path
     rest = raw_path[len(key) :] if raw_path.startswith(key) else raw_path[len(key) - 1 :]
     return key, rest
+
+
+def climbs(rest: str) -> bool:
+    """Whether the rest of a path has a ``.`` or ``..`` segment, written or percent-encoded
+    (``%2e%2e``, ``..%2f``): resolved upstream, it would leave the route's repository.
+    An encoded ``/`` alone is no climb (npm's ``@scope%2fname``)."""
+    path = unquote(rest.split("?", 1)[0]).replace("\\", "/")
+    return bool({".", ".."} & set(path.split("/")))
 
 
 @dataclass
