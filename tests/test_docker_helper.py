@@ -270,3 +270,20 @@ def test_after_an_expiry_the_helper_never_hands_the_dead_password(
         assert second not in result.stdout and "ServiceUnavailable" in result.stdout
     finally:
         daemon.stop()
+
+
+def test_the_helper_and_wev_share_one_password_for_one_registry(
+    ecr_user: User, ecr: FakeEcr, daemon: Daemon
+) -> None:
+    # The helper's entry (username and password) and the project's (the password
+    # alone) differ in their values only: one identity, one ECR call.
+    ecr_user.write(
+        "work/project/wev.yml",
+        f"ECR_PASSWORD:\n  plugin:\n    id: wev-awsecr\n    registry: {REGISTRY}\n",
+    )
+    first = ecr_user.wev("sh", "-c", 'printf %s "$ECR_PASSWORD"')
+    document = answer(helper(ecr_user, "get", REGISTRY))
+
+    assert first.returncode == 0, output(first)
+    assert document["Secret"] == first.stdout
+    assert len(ecr.calls) == 1
