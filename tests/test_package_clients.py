@@ -454,17 +454,22 @@ def fetches(monkeypatch: pytest.MonkeyPatch) -> CountingFetches:
     return counting
 
 
-async def test_blocks_asking_at_once_share_a_call_and_survive_a_cancelled_one(
+async def test_blocks_asking_at_once_share_an_endpoint_call_and_survive_a_cancelled_one(
     fetches: CountingFetches,
 ) -> None:
+    # The token is the cache's to share (one entry per identity); the endpoints the
+    # blocks present it with are the plugin's, one call per repository and format.
     plugin = CodeArtifactPlugin()
     context = Context({"AWS_PROFILE": "work"})
     pypi = plugin.parse({"domain": "corp", "repository": "shared", "format": "pypi"})
     npm = plugin.parse({"domain": "corp", "repository": "shared", "format": "npm"})
+    fetches.gate.set()
+    token = await plugin.resolve(pypi, context)
+    fetches.gate.clear()
 
-    first = asyncio.create_task(plugin.resolve(pypi, context))
-    second = asyncio.create_task(plugin.resolve(npm, context))
-    given_up = asyncio.create_task(plugin.resolve(pypi, context))
+    first = asyncio.create_task(plugin.present(pypi, context, token))
+    second = asyncio.create_task(plugin.present(npm, context, token))
+    given_up = asyncio.create_task(plugin.present(pypi, context, token))
     for _ in range(5):  # until every waiter awaits the shared calls
         await asyncio.sleep(0)
     given_up.cancel()  # the cache gave up on one waiter: the others still get the answer
@@ -481,16 +486,17 @@ async def test_endpoints_are_kept_and_failures_are_not(fetches: CountingFetches)
     plugin = CodeArtifactPlugin()
     context = Context({})
     pypi = plugin.parse({"domain": "corp", "repository": "shared", "format": "pypi"})
-    fetches.fail = True
     fetches.gate.set()
+    token = await plugin.resolve(pypi, context)
+    fetches.fail = True
 
     with pytest.raises(aws.FetchError, match="down"):
-        await plugin.resolve(pypi, context)
+        await plugin.present(pypi, context, token)
     fetches.fail = False
-    first = await plugin.resolve(pypi, context)
-    second = await plugin.resolve(pypi, context)
+    first = await plugin.present(pypi, context, token)
+    second = await plugin.present(pypi, context, token)
 
-    assert (first.values[0], second.values[0]) == ("token-2", "token-3")  # tokens: every time
+    assert first.values == second.values
     assert fetches.endpoints == 2  # the failed one, then one kept for good
 
 
