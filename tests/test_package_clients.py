@@ -449,8 +449,8 @@ class CountingFetches:
 @pytest.fixture
 def fetches(monkeypatch: pytest.MonkeyPatch) -> CountingFetches:
     counting = CountingFetches()
-    monkeypatch.setattr(awscodeartifact, "_fetch_token", counting.token)
-    monkeypatch.setattr(awscodeartifact, "_fetch_endpoint", counting.endpoint)
+    monkeypatch.setattr(awscodeartifact.calls, "fetch_token", counting.token)
+    monkeypatch.setattr(awscodeartifact.calls, "fetch_endpoint", counting.endpoint)
     return counting
 
 
