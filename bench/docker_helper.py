@@ -8,7 +8,7 @@ with the same AWS keys, against the same fake ECR (``tests/fakes/ecr.py``):
 - ``docker-credential-ecr-login get`` (Debian's amazon-ecr-credential-helper) with its cache
   warm (``AWS_ECR_CACHE_DIR``, a folder of this run). Its AWS SDK has no endpoint setting, so
   it reaches the fake as ``https://api.ecr.eu-west-1.amazonaws.com`` through
-  ``tests/fakes/network.py`` (``HTTPS_PROXY`` and a throwaway CA in ``SSL_CERT_FILE``); warm,
+  ``tests/fakes/internet.py`` (``HTTPS_PROXY`` and a throwaway CA in ``SSL_CERT_FILE``); warm,
   it makes no call at all.
 
 Each round runs the helpers as Docker does (a process, the server URL on stdin), interleaved
@@ -36,7 +36,7 @@ from startup import ACCESS_KEY, BIN, PYTHON, SECRET_KEY, make_user, running_daem
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tests"))
 from fakes.ecr import FakeEcr  # type: ignore[import-not-found,unused-ignore]
-from fakes.network import FakeInternet  # type: ignore[import-not-found,unused-ignore]
+from fakes.internet import FakeInternet  # type: ignore[import-not-found,unused-ignore]
 
 REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 ECR_API = "api.ecr.eu-west-1.amazonaws.com"

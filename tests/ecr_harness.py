@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import BIN, User
 from fakes.ecr import ACCOUNT, FakeEcr
-from fakes.network import FakeInternet
+from fakes.internet import FakeInternet
 from fakes.registry import FakeRegistry
 
 REGION = "eu-west-1"
