@@ -85,10 +85,8 @@ class MfaSessionPlugin(Plugin[Settings]):
     def describe(self, settings: Settings, context: Context) -> str:
         device = settings.mfa_device or "the IAM user's MFA device"
         parts = [f"MFA session for {device}"]
-        if profile := aws.profile_name(context.env, settings.profile):
-            parts.append(f"profile {profile}")
-        elif context.env.get("AWS_ACCESS_KEY_ID"):
-            parts.append("keys from the environment")
+        if credentials := aws.credentials_text(context.env, settings.profile):
+            parts.append(credentials)
         return ", ".join(parts)
 
     def identity(self, settings: Settings, context: Context) -> object:

@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
+from wev_client.protocol.aws import CODEARTIFACT_PLUGIN_ID
 from wev_client.protocol.aws import CODEARTIFACT_USERNAME as USERNAME
 from wev_daemon import aws
 from wev_daemon.plugins import Context, Plugin, Resolution, digest
@@ -71,7 +72,7 @@ class CodeArtifactPlugin(Plugin[Settings]):
     """Properties: ``domain`` (required), ``account``, ``region``, ``profile``, ``duration``,
     ``repository`` and ``format`` (together), ``values``."""
 
-    id = "wev-awscodeartifact"
+    id = CODEARTIFACT_PLUGIN_ID
     # cache_duration: read by the earlier wev's plugin; the real expiry is used instead.
     properties = frozenset(
         {
@@ -118,10 +119,8 @@ class CodeArtifactPlugin(Plugin[Settings]):
             parts.append("through the loopback proxy")
         if region := aws.region_for(context.env, settings.region, settings.profile):
             parts.append(f"region {region}")
-        if profile := aws.profile_name(context.env, settings.profile):
-            parts.append(f"profile {profile}")
-        elif context.env.get("AWS_ACCESS_KEY_ID"):
-            parts.append("keys from the environment")
+        if credentials := aws.credentials_text(context.env, settings.profile):
+            parts.append(credentials)
         return ", ".join(parts)
 
     def identity(self, settings: Settings, context: Context) -> object:

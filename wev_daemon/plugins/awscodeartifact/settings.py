@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from wev_daemon.plugins import PropertyError, optional_int, optional_str, required_str
+from wev_daemon.plugins import (
+    PropertyError,
+    optional_int,
+    optional_kinds,
+    optional_str,
+    required_str,
+)
 
 DEFAULT_DURATION = 43200  # 12 hours, the longest AWS allows
 MIN_DURATION = 900
@@ -47,20 +53,14 @@ class Settings:
 def _parse_values(
     properties: Mapping[str, object], fmt: str | None, proxy: bool
 ) -> tuple[str, ...]:
-    raw = properties.get("values")
-    if raw is None and proxy:
+    items = optional_kinds(properties, "values", VALUE_KINDS)
+    if items is None and proxy:
         return (INDEX_URL if fmt == "pypi" else ENDPOINT,)
-    if raw is None:  # one name: the token; two with a repository: token and its URL
+    if items is None:  # one name: the token; two with a repository: token and its URL
         if fmt is None:
             return (TOKEN,)
         return (TOKEN, INDEX_URL if fmt == "pypi" else ENDPOINT)
-    items = [raw] if isinstance(raw, str) else raw
-    known = ", ".join(VALUE_KINDS)
-    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
-        raise PropertyError(f"'values' must be a list of: {known}")
     for item in items:
-        if item not in VALUE_KINDS:
-            raise PropertyError(f"'values': unknown value {item!r} (known: {known})")
         if item in REPOSITORY_KINDS and fmt is None:
             raise PropertyError(f"'values': {item} needs 'repository' and 'format'")
         if item == INDEX_URL and fmt != "pypi":
@@ -70,7 +70,7 @@ def _parse_values(
                 f"'values': {item} is not handed out with proxy: true (the proxy keeps the "
                 "token); use endpoint or index_url"
             )
-    return tuple(items)
+    return items
 
 
 def _parse_proxy(properties: Mapping[str, object], fmt: str | None) -> bool:
