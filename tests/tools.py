@@ -1,9 +1,9 @@
 """Package tools and the keyring CLI as tests run them beside ``wev``.
 
-``keyring_env`` is a tool's environment: this venv's scripts first on PATH (so keyring finds
-wev's backend through its entry point), local fakes reached directly, pip and uv isolated from
-this machine's configuration, keyring's data under the test's root. ``run_tool`` runs one in
-the user's project with nothing on stdin, bounded.
+``isolated_env`` is what every tool run needs: this venv's scripts first on PATH, local fakes
+reached directly, pip and uv isolated from this machine's configuration. ``keyring_env`` is a
+tool's whole environment when keyring finds wev's backend; ``run_tool`` runs one in the user's
+project with nothing on stdin, bounded.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from conftest import BIN, User
 TOOL_TIMEOUT = 120.0
 
 
-def keyring_env(user: User) -> dict[str, str]:
-    """The tools' settings, isolated from this machine's; keyring picks its backends itself."""
+def isolated_env(user: User) -> dict[str, str]:
+    """What every tool run needs: this venv's scripts first on PATH, local fakes reached
+    directly, pip and uv isolated from this machine's configuration (its pip.conf may add
+    indexes: a package must come from the private one only)."""
     return {
-        **user.env,
         "PATH": f"{BIN}{os.pathsep}{user.env['PATH']}",
         "NO_PROXY": "127.0.0.1",
         "no_proxy": "127.0.0.1",
@@ -29,8 +30,13 @@ def keyring_env(user: User) -> dict[str, str]:
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "UV_PYTHON_DOWNLOADS": "never",
         "UV_NO_CONFIG": "1",
-        "XDG_DATA_HOME": str(user.root / "data"),
     }
+
+
+def keyring_env(user: User) -> dict[str, str]:
+    """The user's environment for a tool that asks keyring: keyring picks its backends itself
+    (wev's, through its entry point), its data under the test's root."""
+    return {**user.env, **isolated_env(user), "XDG_DATA_HOME": str(user.root / "data")}
 
 
 def run_tool(user: User, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
