@@ -8,7 +8,7 @@ with the same AWS keys, against the same fake ECR (``tests/fakes/ecr.py``):
 - ``docker-credential-ecr-login get`` (Debian's amazon-ecr-credential-helper) with its cache
   warm (``AWS_ECR_CACHE_DIR``, a folder of this run). Its AWS SDK has no endpoint setting, so
   it reaches the fake as ``https://api.ecr.eu-west-1.amazonaws.com`` through
-  ``tests/fakes/network.py`` (``HTTPS_PROXY`` and a throwaway CA in ``SSL_CERT_FILE``); warm,
+  ``tests/fakes/internet.py`` (``HTTPS_PROXY`` and a throwaway CA in ``SSL_CERT_FILE``); warm,
   it makes no call at all.
 
 Each round runs the helpers as Docker does (a process, the server URL on stdin), interleaved
@@ -25,24 +25,21 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from startup import ACCESS_KEY, BIN, PYTHON, SECRET_KEY, make_user, running_daemon
+from timing import row, timed_run
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tests"))
 from fakes.ecr import FakeEcr  # type: ignore[import-not-found,unused-ignore]
-from fakes.network import FakeInternet  # type: ignore[import-not-found,unused-ignore]
+from fakes.internet import FakeInternet  # type: ignore[import-not-found,unused-ignore]
 
 REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 ECR_API = "api.ecr.eu-west-1.amazonaws.com"
 ECR_LOGIN = "docker-credential-ecr-login"
 WEV_HELPER = os.path.join(BIN, "docker-credential-wev")
-RUN_TIMEOUT = 60
 #: What pip before 25.0 (distlib) writes for a console script: ``re`` comes first.
 OLD_LAUNCHER = """\
 #!{python}
@@ -57,23 +54,9 @@ if __name__ == "__main__":
 
 def one_call(argv: list[str], stdin: str, cwd: str, env: dict[str, str]) -> float:
     """Milliseconds of one process, as Docker runs a helper; the run stops if it fails."""
-    start = time.perf_counter()
-    result = subprocess.run(
-        argv,
-        input=stdin,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
+    return timed_run(
+        argv, stdin=stdin, cwd=cwd, env=env, answered=lambda out: not stdin or '"Secret"' in out
     )
-    elapsed = (time.perf_counter() - start) * 1000
-    if result.returncode != 0:
-        sys.exit(f"{argv[0]} failed: {(result.stdout + result.stderr).strip()[-500:]}")
-    if stdin and '"Secret"' not in result.stdout:
-        sys.exit(f"{argv[0]} gave no password: {result.stdout[:200]}")
-    return elapsed
 
 
 def main() -> None:
@@ -130,11 +113,7 @@ def main() -> None:
     print(f"One `get` of {REGISTRY}, {args.rounds} rounds (median, p90, min):\n")
     print("| command | median | p90 | min |")
     print("|---|---|---|---|")
-    medians = {}
-    for name, samples in times.items():
-        medians[name] = statistics.median(samples)
-        p90 = statistics.quantiles(samples, n=10)[-1]
-        print(f"| {name} | {medians[name]:.1f} ms | {p90:.1f} ms | {min(samples):.1f} ms |")
+    medians = {name: row(name, samples) for name, samples in times.items()}
     wev, login = (medians[name] for name in list(commands)[:2])
     print(
         f"\nwev / ecr-login = {wev / login:.2f}; wev / python -c pass = "

@@ -27,16 +27,14 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 from startup import BIN, fake_codeartifact, make_user, running_daemon
+from timing import RUN_TIMEOUT, row, timed_run
 
 URL = "https://corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/simple/"
-RUN_TIMEOUT = 120
 #: Each child prints the milliseconds of each lookup after one warm-up lookup.
 IN_PROCESS = """\
 import json, sys, time
@@ -75,27 +73,7 @@ def one_process(
     keyring: str, cwd: str, env: dict[str, str], args: tuple[str, ...] = ("get", URL, "aws")
 ) -> float:
     """Milliseconds of one ``keyring`` command (a lookup by default)."""
-    start = time.perf_counter()
-    result = subprocess.run(
-        [keyring, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
-    elapsed = (time.perf_counter() - start) * 1000
-    if result.returncode != 0 or not result.stdout.strip():
-        sys.exit(f"{keyring} get failed: {result.stderr.strip()}")
-    return elapsed
-
-
-def report(name: str, times: list[float]) -> float:
-    median = statistics.median(times)
-    p90 = statistics.quantiles(times, n=10)[-1] if len(times) > 1 else median
-    print(f"| {name} | {median:.1f} ms | {p90:.1f} ms | {min(times):.1f} ms |")
-    return median
+    return timed_run([keyring, *args], cwd=cwd, env=env, answered=lambda out: bool(out.strip()))
 
 
 def main() -> None:
@@ -155,20 +133,18 @@ def main() -> None:
     print("| lookup | median | p90 | min |")
     print("|---|---|---|---|")
     medians = {
-        "wev in process": report("wev, in process (pip)", inproc["wev"]),
-        "wev process": report("wev, `keyring get` (uv)", times["wev"]),
+        "wev in process": row("wev, in process (pip)", inproc["wev"]),
+        "wev process": row("wev, `keyring get` (uv)", times["wev"]),
     }
-    report(
-        "(keyring's start-up alone in wev's venv: `keyring --list-backends`)", times["wev start"]
-    )
+    row("(keyring's start-up alone in wev's venv: `keyring --list-backends`)", times["wev start"])
     if other:
-        medians["other in process"] = report(
+        medians["other in process"] = row(
             "keyrings.codeartifact, in process (pip)", inproc["codeartifact"]
         )
-        medians["other process"] = report(
+        medians["other process"] = row(
             "keyrings.codeartifact, `keyring get` (uv)", times["codeartifact"]
         )
-        report(
+        row(
             "(keyring's start-up alone in its venv: `keyring --list-backends`)",
             times["codeartifact start"],
         )

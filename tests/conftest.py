@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -182,8 +182,13 @@ def user(fake: FakeCodeArtifact) -> Iterator[User]:
 
 def assert_no_token_on_disk(root: Path, fake: FakeCodeArtifact) -> None:
     """After every test: no issued token in any file of its HOME, runtime, state or logs."""
-    tokens = [token.encode() for token in fake.issued]
-    if not tokens:
+    assert_not_on_disk(root, fake.issued, "a token")
+
+
+def assert_not_on_disk(root: Path, secrets: Iterable[str | bytes], what: str = "a secret") -> None:
+    """None of ``secrets`` in any file under ``root`` (logs included)."""
+    wanted = [s.encode() if isinstance(s, str) else s for s in secrets]
+    if not wanted:
         return
     for path in root.rglob("*"):
         if path.is_file() and not path.is_symlink():
@@ -191,8 +196,7 @@ def assert_no_token_on_disk(root: Path, fake: FakeCodeArtifact) -> None:
                 content = path.read_bytes()
             except OSError:
                 continue
-            leaked = [token for token in tokens if token in content]
-            assert not leaked, f"a token was written to {path}"
+            assert not [s for s in wanted if s in content], f"{what} was written to {path}"
 
 
 @pytest.fixture

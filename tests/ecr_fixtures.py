@@ -5,7 +5,7 @@
 (so ``docker-credential-wev`` is found as Docker finds it) and, after each
 test, no ECR password in any file under its root. ``world`` adds the registry
 ``REGISTRY`` serving ``app:1.0``, reached over HTTPS by that name
-(``fakes.network``).
+(``fakes.internet``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from conftest import BIN, CREDENTIALS, User
 from ecr_harness import REGISTRY, World, assert_no_password_on_disk
 from fakes.ecr import FakeEcr
-from fakes.network import FakeInternet
+from fakes.internet import FakeInternet
 from fakes.registry import FakeRegistry
 
 

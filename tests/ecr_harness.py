@@ -9,9 +9,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import BIN, User
+from conftest import BIN, User, assert_not_on_disk
 from fakes.ecr import ACCOUNT, FakeEcr
-from fakes.network import FakeInternet
+from fakes.internet import FakeInternet
 from fakes.registry import FakeRegistry
 
 REGION = "eu-west-1"
@@ -23,17 +23,9 @@ TIMEOUT = 120.0
 
 def assert_no_password_on_disk(root: Path, ecr: FakeEcr) -> None:
     """No password ECR issued, nor Docker's ``auth`` form of it, in any file under ``root``."""
-    secrets = [p.encode() for p in ecr.passwords]
-    secrets += [base64.b64encode(b"AWS:" + p) for p in secrets]
-    if not secrets:
-        return
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            try:
-                content = path.read_bytes()
-            except OSError:
-                continue
-            assert not any(secret in content for secret in secrets), f"a password is in {path}"
+    passwords = [p.encode() for p in ecr.passwords]
+    auths = [base64.b64encode(b"AWS:" + p) for p in passwords]
+    assert_not_on_disk(root, passwords + auths, "a password")
 
 
 @dataclass

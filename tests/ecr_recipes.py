@@ -2,7 +2,7 @@
 runs.
 
 The registry host is the README's own: the tests reach a local stand-in under that very name
-(``fakes.network``), so every command runs as written. Print the section with
+(``fakes.internet``), so every command runs as written. Print the section with
 ``python tests/ecr_recipes.py``.
 """
 

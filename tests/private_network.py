@@ -18,14 +18,13 @@ from __future__ import annotations
 import fcntl
 import json
 import socket
-import ssl
 import struct
 import subprocess
 import sys
 from pathlib import Path
 
-import trustme
 from conftest import CREDENTIALS, Daemon, User
+from fakes import tls
 from fakes.codeartifact import FakeCodeArtifact
 
 HOSTNAME = "codeartifact.eu-west-1.amazonaws.com"
@@ -46,16 +45,12 @@ def main(root: Path) -> None:
     hosts = root / "hosts"
     hosts.write_text(f"127.0.0.1 localhost {HOSTNAME}\n")
     subprocess.run(["mount", "--bind", str(hosts), "/etc/hosts"], check=True, timeout=10)
-    ca = trustme.CA()
-    bundle = root / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(HOSTNAME).configure_cert(server_context)
+    certificates = tls.issue(root, HOSTNAME)
     results: dict[str, object] = {}
-    with FakeCodeArtifact(CREDENTIALS, port=443, tls=server_context) as fake:
+    with FakeCodeArtifact(CREDENTIALS, port=443, tls=certificates.server) as fake:
         user = User(root / "user", fake.url)
         del user.env["AWS_ENDPOINT_URL_CODEARTIFACT"]  # AWS's own endpoint, as botocore makes it
-        user.env.update(REQUESTS_CA_BUNDLE=str(bundle), HTTPS_PROXY=DEAD_PROXY)
+        user.env.update(REQUESTS_CA_BUNDLE=str(certificates.ca_file), HTTPS_PROXY=DEAD_PROXY)
         user.write(
             "work/project/wev.yml",
             "CODEARTIFACT_AUTH_TOKEN: {plugin: {id: wev-awscodeartifact, domain: corp}}\n",

@@ -14,85 +14,28 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import recipes
-from conftest import CREDENTIALS, DEFAULT_KEY, WEV, WORK_KEY, Daemon, User
+from conftest import DEFAULT_KEY, WEV, WORK_KEY, Daemon, User
 from fakes.sts import ACCOUNT, DEVICE, FakeSts
+from mfa_harness import (
+    CODE,
+    NAMES,
+    WHO_AM_I,
+    elsewhere,
+    finish,
+    no_terminal,
+    sdk_env,
+)
 from terminal import Pty
 
 from wev_client import aws_credentials
 from wev_client.protocol.errors import ConfigError
 from wev_client.protocol.messages import VariableSpec
 
-NAMES = "[AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN]"
-RECIPE = recipes.AWS_CREDENTIALS
-#: The README's user-level entry: found from any folder, as an SDK runs credential_process in
-#: its own. Its device is the fake IAM user's.
-HOME_WEV_YML = RECIPE.file("~/.wev.yml").text
-assert DEVICE in HOME_WEV_YML
-CODE = "736251"
+pytest_plugins = ("mfa_fixtures",)
 QUESTION = f"wev: MFA code for {DEVICE}: ".encode()
 TIMEOUT = 30.0
-#: What every SDK call does: credentials from the profile, then a signed call.
-WHO_AM_I = """\
-import botocore.session
-session = botocore.session.Session()
-identity = session.create_client("sts", region_name="eu-west-1").get_caller_identity()
-print("arn=" + identity["Arn"])
-print("key=" + session.get_credentials().access_key)
-"""
-
-
-def aws_config(user: User) -> Path:
-    """The README's ``~/.aws/config``: the ``viawev`` profile, with this venv's wev."""
-    profile = RECIPE.file("~/.aws/config").text.replace(f"{recipes.INSTALLED}/wev", WEV)
-    return user.write("home/.aws/config", "[default]\nregion = eu-west-1\n\n" + profile)
-
-
-@pytest.fixture
-def sts() -> Iterator[FakeSts]:
-    keys = dict(CREDENTIALS)  # the same dict: the fake accepts the sessions it issues
-    with FakeSts(keys, issued=keys) as server:
-        server.code = CODE
-        yield server
-
-
-@pytest.fixture
-def sdk_user(user: User, sts: FakeSts) -> Iterator[User]:
-    user.env["AWS_ENDPOINT_URL_STS"] = sts.url
-    user.env["AWS_ENDPOINT_URL_IAM"] = sts.url
-    user.write("home/.wev.yml", HOME_WEV_YML)
-    aws_config(user)
-    yield user
-    secrets = [CODE.encode(), *(s.encode() for s in sts.secrets())]
-    for path in user.root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            content = path.read_bytes()
-            assert not [s for s in secrets if s in content], f"a secret was written to {path}"
-
-
-@pytest.fixture
-def ptys() -> Iterator[list[Pty]]:
-    opened: list[Pty] = []
-    try:
-        yield opened
-    finally:
-        for terminal in opened:
-            terminal.close()
-
-
-def elsewhere(user: User) -> Path:
-    """A folder with no wev.yml of its own, where the SDK runs."""
-    folder = user.root / "elsewhere"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
-def sdk_env(user: User) -> dict[str, str]:
-    return {**user.env, "AWS_PROFILE": "viawev", "TERM": "xterm"}
 
 
 def caller_identity_calls(sts: FakeSts) -> list[str]:
@@ -128,18 +71,9 @@ def test_two_sdk_processes_share_one_mfa_question_and_session(
     assert caller_identity_calls(sts) == [session.access_key_id] * 2
 
     # A third process, later and with no terminal at all, gets the cached session.
-    third = subprocess.run(
-        sdk,
-        cwd=elsewhere(sdk_user),
-        env=sdk_env(sdk_user),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-    )
-    assert third.returncode == 0, third.stderr
-    assert f"key={session.access_key_id}" in third.stdout
+    code, out, err = finish(no_terminal(sdk_user, sdk))
+    assert code == 0, err
+    assert f"key={session.access_key_id}" in out
     assert len(sts.calls_of("GetSessionToken")) == 1
 
 
@@ -174,38 +108,22 @@ def test_without_a_terminal_or_an_answer_one_line_naming_the_profile(sdk_user: U
     wait bound the call fails, in one last line that the SDK's error carries."""
     daemon = Daemon(sdk_user, args=("--question-wait", "2"))
     try:
-        result = subprocess.run(
-            (sys.executable, "-c", WHO_AM_I),
-            cwd=elsewhere(sdk_user),
-            env=sdk_env(sdk_user),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            start_new_session=True,
-            stdin=subprocess.DEVNULL,
-        )
-        direct = subprocess.run(
-            (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"),
-            cwd=elsewhere(sdk_user),
-            env=sdk_env(sdk_user),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            start_new_session=True,
-            stdin=subprocess.DEVNULL,
+        sdk_status, _, sdk_stderr = finish(no_terminal(sdk_user, (sys.executable, "-c", WHO_AM_I)))
+        status, stdout, stderr = finish(
+            no_terminal(sdk_user, (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"))
         )
     finally:
         daemon.stop()
 
-    assert direct.returncode == 69 and direct.stdout == ""
-    waiting, line = direct.stderr.splitlines()
+    assert status == 69 and stdout == ""
+    waiting, line = stderr.splitlines()
     assert "run `wev --answer` in a terminal" in waiting
     assert line.startswith(
         f"wev: --aws-credentials AWS_ACCESS_KEY_ID (AWS profile viawev): {NAMES}: "
         f"needs input (MFA code for {DEVICE}) and nobody answered within 2 s"
     )
-    assert result.returncode != 0
-    assert line in result.stderr, "the SDK's error carries wev's line"
+    assert sdk_status != 0
+    assert line in sdk_stderr, "the SDK's error carries wev's line"
 
 
 def test_the_aws_cli_signs_with_the_cached_session(

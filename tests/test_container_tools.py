@@ -2,7 +2,7 @@
 podman, buildah and the docker CLI, against the fake ECR and a registry under its real name.
 
 The texts come from ``tests/ecr_recipes.py``; the tools reach the registry over HTTPS through
-``fakes.network`` (a proxy and a CA in their environment), look up credentials for the ECR host
+``fakes.internet`` (a proxy and a CA in their environment), look up credentials for the ECR host
 name in Docker's config, and run the real ``docker-credential-wev``. A tool that is not installed
 is skipped (``.ci/run`` installs them).
 """

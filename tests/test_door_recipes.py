@@ -26,6 +26,7 @@ from fakes.pypi_index import FakePyPIIndex
 from fakes.sts import FakeSts
 from fakes.wheels import build_wheel
 from recipes import File, Recipe
+from tools import isolated_env
 
 TIMEOUT = 120.0
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -41,17 +42,7 @@ def test_readme_shows_the_tested_doors() -> None:
 
 
 def tool_env(user: User) -> dict[str, str]:
-    return {
-        **user.env,
-        "PATH": f"{BIN}{os.pathsep}{user.env['PATH']}",
-        "NO_PROXY": "127.0.0.1",
-        "no_proxy": "127.0.0.1",
-        "PIP_NO_INPUT": "1",
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "UV_PYTHON_DOWNLOADS": "never",
-        "UV_NO_CONFIG": "1",
-        "npm_config_update_notifier": "false",
-    }
+    return {**user.env, **isolated_env(user), "npm_config_update_notifier": "false"}
 
 
 def write(user: User, file: File, base_url: str) -> Path:

@@ -22,8 +22,8 @@ from fakes.sts import DEVICE, FakeSts
 from wev_daemon import aws
 from wev_daemon.aws_session import Caller, _caller_popen
 from wev_daemon.plugins import Context
-from wev_daemon.plugins.awscodeartifact import SharedCalls
 from wev_daemon.plugins.awsmfa import MfaSessionPlugin
+from wev_daemon.plugins.shared_calls import SharedCalls
 
 CONFIG = """\
 CODEARTIFACT_AUTH_TOKEN:

@@ -9,7 +9,6 @@ differ only in how they are written share one token; what changes who the caller
 
 from __future__ import annotations
 
-import os
 import shlex
 import socket
 import subprocess
@@ -24,7 +23,9 @@ from conftest import output as shown
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.pypi_index import FakePyPIIndex
 from fakes.sts import DEVICE, FakeSts
+from mfa_harness import mfa_role
 from terminal import Pty
+from tools import keyring_env, run_tool
 
 HOST = "corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com"
 #: One repository, asked for directly (a token and an index URL) and through the proxy.
@@ -46,26 +47,8 @@ UV_INDEX_URL:
 TIMEOUT = 120.0
 
 
-def tool_env(user: User, **extra: str) -> dict[str, str]:
-    """How a package tool runs beside ``wev``: keyring finds wev's backend in this venv."""
-    return {
-        **user.env,
-        "PATH": f"{BIN}{os.pathsep}{user.env['PATH']}",
-        "XDG_DATA_HOME": str(user.root / "data"),
-        **extra,
-    }
-
-
 def run(user: User, *argv: str, cwd: Path | None = None) -> str:
-    result = subprocess.run(
-        argv,
-        cwd=cwd or user.project,
-        env=tool_env(user),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_tool(user, *argv, cwd=cwd)
     assert result.returncode == 0, shown(result)
     return result.stdout
 
@@ -374,7 +357,7 @@ def test_a_lookup_for_another_service_costs_no_token(
     result = subprocess.run(
         [str(BIN / "keyring"), "get", "https://pypi.org/simple/", "aws"],
         cwd=user.project,
-        env=tool_env(user),
+        env=keyring_env(user),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -387,23 +370,8 @@ def test_a_lookup_for_another_service_costs_no_token(
     assert fake.endpoint_call_count == (1 if endpoint_set else 0)
 
 
-MFA_PROFILE = f"""
-[profile dev]
-role_arn = arn:aws:iam::123456789012:role/dev
-source_profile = default
-mfa_serial = {DEVICE}
-region = eu-west-1
-"""
-
-
 def test_entries_of_one_identity_behind_an_mfa_profile_ask_one_question(user: User) -> None:
-    keys = dict(CREDENTIALS)  # the fake CodeArtifact accepts the sessions the fake STS issues
-    with FakeSts(keys, issued=keys) as sts, FakeCodeArtifact(keys) as codeartifact:
-        sts.code = CODE
-        with (user.home / ".aws" / "config").open("a") as config:
-            config.write(MFA_PROFILE)
-        user.env["AWS_ENDPOINT_URL_STS"] = sts.url
-        user.env["AWS_ENDPOINT_URL_CODEARTIFACT"] = codeartifact.url
+    with mfa_role(user, CODE) as (sts, codeartifact):
         user.write(
             "work/project/wev.yml",
             "A: {plugin: {id: wev-awscodeartifact, domain: corp}}\n"

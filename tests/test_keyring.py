@@ -18,10 +18,10 @@ from conftest import BIN, DEFAULT_KEY, WORK_KEY, Daemon, User, output
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.pypi_index import FakePyPIIndex
 from test_client_imports import forbidden_in
+from tools import run_tool
 
 from wev_client import codeartifact
 
-TOOL_TIMEOUT = 120.0
 HOST = "corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com"
 CODEARTIFACT_URL = f"https://{HOST}/pypi/shared/simple/"
 #: What the test index needs from wev.yml: the repository, whose endpoint is the index.
@@ -33,34 +33,6 @@ REPOSITORY_WEV_YML = """\
     repository: shared
     format: pypi
 """
-
-
-def keyring_env(user: User) -> dict[str, str]:
-    """The tools' settings, isolated from this machine's; keyring picks its backends itself."""
-    return {
-        **user.env,
-        "PATH": f"{BIN}{os.pathsep}{user.env['PATH']}",
-        "NO_PROXY": "127.0.0.1",
-        "no_proxy": "127.0.0.1",
-        "PIP_CONFIG_FILE": os.devnull,
-        "PIP_NO_INPUT": "1",
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "UV_PYTHON_DOWNLOADS": "never",
-        "UV_NO_CONFIG": "1",
-        "XDG_DATA_HOME": str(user.root / "data"),
-    }
-
-
-def run(user: User, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv,
-        cwd=cwd or user.project,
-        env=keyring_env(user),
-        capture_output=True,
-        text=True,
-        timeout=TOOL_TIMEOUT,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def assert_only_valid_tokens(index: FakePyPIIndex) -> None:
@@ -77,7 +49,7 @@ def test_pip_with_keyring_provider_import_and_a_token_free_url(
     target = user.root / "target"
     url = f"{index.url}/pypi/shared/simple/"
 
-    result = run(
+    result = run_tool(
         user,
         str(BIN / "pip"),
         "install",
@@ -105,7 +77,7 @@ def test_uv_with_keyring_provider_subprocess(
     # uv's subprocess provider asks `keyring get URL USER`: the URL names the user, aws.
     url = f"{index.url}/pypi/shared/simple/".replace("://", "://aws@")
 
-    result = run(
+    result = run_tool(
         user,
         str(BIN / "uv"),
         "pip",
@@ -132,8 +104,8 @@ def test_a_codeartifact_host_needs_no_configuration(user: User, fake: FakeCodeAr
     nowhere.mkdir()
     daemon = Daemon(user)
     try:
-        result = run(user, str(BIN / "keyring"), "get", CODEARTIFACT_URL, "aws", cwd=nowhere)
-        again = run(user, str(BIN / "keyring"), "get", HOST, "aws", cwd=nowhere)
+        result = run_tool(user, str(BIN / "keyring"), "get", CODEARTIFACT_URL, "aws", cwd=nowhere)
+        again = run_tool(user, str(BIN / "keyring"), "get", HOST, "aws", cwd=nowhere)
     finally:
         daemon.stop()
 
@@ -154,7 +126,7 @@ def test_the_nearest_entry_for_the_domain_gives_its_profile(
         "profile: work}}\n",
     )
 
-    result = run(user, str(BIN / "keyring"), "get", CODEARTIFACT_URL, "aws")
+    result = run_tool(user, str(BIN / "keyring"), "get", CODEARTIFACT_URL, "aws")
 
     assert result.returncode == 0, output(result)
     [call] = fake.calls
@@ -166,8 +138,8 @@ def test_other_services_are_left_to_other_backends(
 ) -> None:
     user.write("work/project/wev.yml", "GREETING: {plugin: {id: wev-echo, value: hi}}\n")
 
-    result = run(user, str(BIN / "keyring"), "get", "https://pypi.org/simple/", "aws")
-    other_user = run(user, str(BIN / "keyring"), "get", CODEARTIFACT_URL, "alice")
+    result = run_tool(user, str(BIN / "keyring"), "get", "https://pypi.org/simple/", "aws")
+    other_user = run_tool(user, str(BIN / "keyring"), "get", CODEARTIFACT_URL, "alice")
 
     assert (result.returncode, result.stdout) == (1, "")  # keyring's "not found"
     assert (other_user.returncode, other_user.stdout) == (1, "")
@@ -179,7 +151,7 @@ def test_a_failure_is_one_line_and_no_password(
 ) -> None:
     fake.fail_with(403, "AccessDeniedException", "not allowed", times=None)
 
-    result = run(user, str(BIN / "keyring"), "get", CODEARTIFACT_URL, "aws")
+    result = run_tool(user, str(BIN / "keyring"), "get", CODEARTIFACT_URL, "aws")
 
     assert (result.returncode, result.stdout) == (1, "")
     [line] = result.stderr.splitlines()
@@ -248,8 +220,8 @@ def test_a_proxied_entry_gives_the_token_for_its_repository_only(
     daemon = Daemon(user)
     try:
         loopback = user.wev("sh", "-c", 'printf %s "$PIP_INDEX_URL"').stdout
-        proxied = run(user, keyring, "get", loopback, "aws")
-        direct = run(user, keyring, "get", f"{index.url}/pypi/shared/simple/", "aws")
+        proxied = run_tool(user, keyring, "get", loopback, "aws")
+        direct = run_tool(user, keyring, "get", f"{index.url}/pypi/shared/simple/", "aws")
     finally:
         daemon.stop()
 

@@ -11,12 +11,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
 import pytest
-from conftest import CREDENTIALS, DEFAULT_KEY, WEV, WORK_KEY, Daemon, User
+from conftest import CREDENTIALS, DEFAULT_KEY, WEV, WORK_KEY, Daemon, User, assert_not_on_disk
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.sts import DEVICE, WRONG_CODE, FakeSts
+from mfa_harness import mfa_role
 from terminal import Pty
 
 NAMES = "[AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN]"
@@ -35,6 +35,7 @@ SHOW = (
     'printf %s "$AWS_SESSION_TOKEN" | sha256sum',
 )
 TIMEOUT = 30.0
+pytest_plugins = ("mfa_fixtures",)
 
 
 class Terminal(Pty):
@@ -57,29 +58,7 @@ def mfa_user(user: User, sts: FakeSts) -> Iterator[User]:
     user.env["AWS_ENDPOINT_URL_IAM"] = sts.url
     user.write("work/project/wev.yml", MFA)
     yield user
-    assert_no_secret_anywhere(user.root, [CODE, *sts.secrets()])
-
-
-def assert_no_secret_anywhere(root: Path, secrets: list[str]) -> None:
-    """No MFA code nor session secret in any file under the test's root (logs included)."""
-    wanted = [secret.encode() for secret in secrets]
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            try:
-                content = path.read_bytes()
-            except OSError:
-                continue
-            assert not [s for s in wanted if s in content], f"a secret was written to {path}"
-
-
-@pytest.fixture
-def terminals() -> Iterator[list[Terminal]]:
-    opened: list[Terminal] = []
-    try:
-        yield opened
-    finally:
-        for terminal in opened:
-            terminal.close()
+    assert_not_on_disk(user.root, [CODE, *sts.secrets()])
 
 
 def shown_session(output: bytes, sts: FakeSts) -> int:
@@ -113,10 +92,10 @@ def no_terminal_run(
 
 
 def test_the_code_is_asked_on_the_terminal_without_echo(
-    mfa_user: User, daemon: Daemon, sts: FakeSts, terminals: list[Terminal]
+    mfa_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
 ) -> None:
     first = Terminal(mfa_user, *SHOW)
-    terminals.append(first)
+    ptys.append(first)
     first.expect(b"wev: " + QUESTION)
     first.type(CODE + "\n")
 
@@ -136,7 +115,7 @@ def test_the_code_is_asked_on_the_terminal_without_echo(
 
     # Another terminal gets the cached session without a question.
     second = Terminal(mfa_user, *SHOW)
-    terminals.append(second)
+    ptys.append(second)
     assert second.wait() == 0, bytes(second.output)
     assert b"MFA code" not in second.output
     assert shown_session(bytes(second.output), sts) == 0
@@ -145,13 +124,13 @@ def test_the_code_is_asked_on_the_terminal_without_echo(
 
 
 def test_a_second_terminal_waits_for_the_first_ones_answer(
-    mfa_user: User, daemon: Daemon, sts: FakeSts, terminals: list[Terminal]
+    mfa_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
 ) -> None:
     first = Terminal(mfa_user, *SHOW)
-    terminals.append(first)
+    ptys.append(first)
     first.expect(QUESTION)
     second = Terminal(mfa_user, *SHOW)
-    terminals.append(second)
+    ptys.append(second)
     second.settle(1.5)
     assert b"MFA code" not in second.output and second.process.poll() is None
     assert "waiting: a terminal is asking the user" in mfa_user.wev("--status").stdout
@@ -166,13 +145,13 @@ def test_a_second_terminal_waits_for_the_first_ones_answer(
 
 
 def test_ctrl_c_at_the_question_passes_it_to_the_waiting_terminal(
-    mfa_user: User, daemon: Daemon, sts: FakeSts, terminals: list[Terminal]
+    mfa_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
 ) -> None:
     first = Terminal(mfa_user, *SHOW)
-    terminals.append(first)
+    ptys.append(first)
     first.expect(QUESTION)
     second = Terminal(mfa_user, *SHOW)
-    terminals.append(second)
+    ptys.append(second)
     second.settle(1.0)
 
     first.type("\x03")  # Ctrl-C: SIGINT to the terminal's foreground process group
@@ -186,10 +165,10 @@ def test_ctrl_c_at_the_question_passes_it_to_the_waiting_terminal(
 
 
 def test_a_wrong_code_is_asked_again_once_with_the_aws_error(
-    mfa_user: User, daemon: Daemon, sts: FakeSts, terminals: list[Terminal]
+    mfa_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
 ) -> None:
     terminal = Terminal(mfa_user, *SHOW)
-    terminals.append(terminal)
+    ptys.append(terminal)
     terminal.expect(QUESTION)
     terminal.type("000000\n")
 
@@ -203,10 +182,10 @@ def test_a_wrong_code_is_asked_again_once_with_the_aws_error(
 
 
 def test_two_wrong_codes_fail_in_one_line_and_the_next_run_asks_again(
-    mfa_user: User, daemon: Daemon, sts: FakeSts, terminals: list[Terminal]
+    mfa_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
 ) -> None:
     wrong = Terminal(mfa_user, *SHOW)
-    terminals.append(wrong)
+    ptys.append(wrong)
     wrong.expect(QUESTION)
     wrong.type("000000\n")
     wrong.expect(b"refused: ")
@@ -218,7 +197,7 @@ def test_two_wrong_codes_fail_in_one_line_and_the_next_run_asks_again(
     assert f"AccessDenied: {WRONG_CODE}".encode() in last
 
     again = Terminal(mfa_user, *SHOW)
-    terminals.append(again)
+    ptys.append(again)
     again.expect(QUESTION)
     again.type(CODE + "\n")
     assert again.wait() == 0, bytes(again.output)
@@ -259,10 +238,10 @@ def test_without_a_terminal_or_a_channel_one_clear_line(
 
 
 def test_without_a_daemon_the_question_is_asked_in_process(
-    mfa_user: User, sts: FakeSts, terminals: list[Terminal]
+    mfa_user: User, sts: FakeSts, ptys: list[Pty]
 ) -> None:
     terminal = Terminal(mfa_user, *SHOW, env={"WEV_NO_DAEMON": "1"})
-    terminals.append(terminal)
+    ptys.append(terminal)
     terminal.expect(QUESTION)
     terminal.type(CODE + "\n")
 
@@ -277,14 +256,14 @@ def test_without_a_daemon_the_question_is_asked_in_process(
 
 
 def test_a_configured_device_and_duration_skip_discovery(
-    mfa_user: User, daemon: Daemon, sts: FakeSts, terminals: list[Terminal]
+    mfa_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
 ) -> None:
     mfa_user.write(
         "work/project/wev.user.yml",
         f"{NAMES}:\n  plugin:\n    mfa_device: {DEVICE}\n    duration: 3600\n",
     )
     terminal = Terminal(mfa_user, *SHOW, env={"AWS_PROFILE": "work"})
-    terminals.append(terminal)
+    ptys.append(terminal)
     terminal.expect(QUESTION)
     terminal.type(CODE + "\n")
 
@@ -349,25 +328,11 @@ def test_recipe_profile_is_for_the_command_not_for_other_entries(
 
 # -- CodeArtifact with an assume-role profile that needs MFA (mfa_serial) --------------------
 
-MFA_PROFILE = f"""
-[profile dev]
-role_arn = arn:aws:iam::123456789012:role/dev
-source_profile = default
-mfa_serial = {DEVICE}
-region = eu-west-1
-"""
-
 
 def test_codeartifact_with_an_mfa_serial_profile_asks_through_the_client(
-    user: User, terminals: list[Terminal]
+    user: User, ptys: list[Pty]
 ) -> None:
-    keys = dict(CREDENTIALS)  # the fake CodeArtifact accepts the sessions the fake STS issues
-    with FakeSts(keys, issued=keys) as sts, FakeCodeArtifact(keys) as codeartifact:
-        sts.code = CODE
-        with (user.home / ".aws" / "config").open("a") as config:
-            config.write(MFA_PROFILE)
-        user.env["AWS_ENDPOINT_URL_STS"] = sts.url
-        user.env["AWS_ENDPOINT_URL_CODEARTIFACT"] = codeartifact.url
+    with mfa_role(user, CODE) as (sts, codeartifact):
         user.write(
             "work/project/wev.yml",
             "CODEARTIFACT_AUTH_TOKEN: {plugin: {id: wev-awscodeartifact, domain: corp}}\n",
@@ -376,12 +341,12 @@ def test_codeartifact_with_an_mfa_serial_profile_asks_through_the_client(
         daemon = Daemon(user)
         try:
             first = Terminal(user, *digest, env={"AWS_PROFILE": "dev"})
-            terminals.append(first)
+            ptys.append(first)
             first.expect(f"Enter MFA code for {DEVICE}: ".encode())
             first.type(CODE + "\n")
             assert first.wait() == 0, bytes(first.output)
             second = Terminal(user, *digest, env={"AWS_PROFILE": "dev"})
-            terminals.append(second)
+            ptys.append(second)
             assert second.wait() == 0, bytes(second.output)
             log = daemon.log
         finally:
@@ -399,12 +364,12 @@ def test_codeartifact_with_an_mfa_serial_profile_asks_through_the_client(
         token_digest = hashlib.sha256(token.encode()).hexdigest().encode()
         assert token_digest in first.output and token_digest in second.output
         assert CODE not in log
-        assert_no_secret_anywhere(user.root, [CODE, token, *sts.secrets()])
+        assert_not_on_disk(user.root, [CODE, token, *sts.secrets()])
 
 
 @pytest.mark.parametrize("no_daemon", [False, True], ids=["daemon", "in-process"])
 def test_a_nested_wev_asks_for_the_session_with_the_users_keys_not_the_session(
-    mfa_user: User, sts: FakeSts, terminals: list[Terminal], no_daemon: bool
+    mfa_user: User, sts: FakeSts, ptys: list[Pty], no_daemon: bool
 ) -> None:
     # As in a shell that exported an earlier session (direnv, or `wev bash`): the
     # names this configuration sets are not its context, so STS sees the user's key.
@@ -415,7 +380,7 @@ def test_a_nested_wev_asks_for_the_session_with_the_users_keys_not_the_session(
     }
     env = {**outer, **({"WEV_NO_DAEMON": "1"} if no_daemon else {})}
     terminal = Terminal(mfa_user, *SHOW, env=env)
-    terminals.append(terminal)
+    ptys.append(terminal)
     terminal.expect(QUESTION)
     terminal.type(CODE + "\n")
 

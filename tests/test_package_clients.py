@@ -29,6 +29,7 @@ from fakes.npm_registry import FakeNpmRegistry, build_package
 from fakes.pypi_index import FakePyPIIndex
 from fakes.wheels import build_wheel
 from recipes import Recipe
+from tools import isolated_env
 
 from wev_daemon import aws
 from wev_daemon.plugins import Context, PropertyError, awscodeartifact
@@ -53,13 +54,7 @@ def tool(name: str, *, must_run: bool = True) -> str:
 def tool_env(user: User) -> dict[str, str]:
     """The tools' settings: isolated from this machine's configuration, caches under the root."""
     return {
-        "PATH": f"{BIN}{os.pathsep}{user.env['PATH']}",
-        "NO_PROXY": "127.0.0.1",
-        "no_proxy": "127.0.0.1",
-        # The machine's pip.conf adds indexes: the package must come from the private one only.
-        "PIP_CONFIG_FILE": os.devnull,
-        "PIP_NO_INPUT": "1",
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        **isolated_env(user),
         "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
         "PIPENV_VENV_IN_PROJECT": "1",
         "PIPENV_IGNORE_VIRTUALENVS": "1",
@@ -67,8 +62,6 @@ def tool_env(user: User) -> dict[str, str]:
         "PIPENV_YES": "1",
         "POETRY_VIRTUALENVS_IN_PROJECT": "true",
         "POETRY_NO_INTERACTION": "1",
-        "UV_PYTHON_DOWNLOADS": "never",
-        "UV_NO_CONFIG": "1",
         "npm_config_cache": str(user.root / "npm-cache"),
         "npm_config_update_notifier": "false",
         "npm_config_audit": "false",
@@ -449,8 +442,8 @@ class CountingFetches:
 @pytest.fixture
 def fetches(monkeypatch: pytest.MonkeyPatch) -> CountingFetches:
     counting = CountingFetches()
-    monkeypatch.setattr(awscodeartifact, "_fetch_token", counting.token)
-    monkeypatch.setattr(awscodeartifact, "_fetch_endpoint", counting.endpoint)
+    monkeypatch.setattr(awscodeartifact.calls, "fetch_token", counting.token)
+    monkeypatch.setattr(awscodeartifact.calls, "fetch_endpoint", counting.endpoint)
     return counting
 
 

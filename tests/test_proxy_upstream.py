@@ -19,11 +19,12 @@ import recipes
 import test_proxy
 from botocore.exceptions import ClientError
 from conftest import Daemon, User, output
+from fakes import tls
 from fakes.codeartifact import FakeCodeArtifact
-from fakes.forward_proxy import FakeForwardProxy
+from fakes.http_proxy import FakeHttpProxy
 from fakes.npm_registry import FakeNpmRegistry, build_package
 from fakes.pypi_index import FakePyPIIndex
-from fakes.repository import FakeRepository, make_certificate
+from fakes.repository import FakeRepository
 from fakes.server import why_not_on_port_80
 from fakes.wheels import build_wheel
 from test_package_clients import tool
@@ -320,15 +321,15 @@ def test_proxy_requests_keep_an_idle_exit_daemon_up(
 def test_forwarded_requests_trust_the_callers_ca_bundle(
     user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact
 ) -> None:
-    certificate, key = make_certificate(user.root)
+    certificates = tls.issue(user.root / "tls", "127.0.0.1")
     write(user, recipes.PROXY_PIP, port)
     url = recipes.proxy_url("pypi", port) + "simple/"
-    with FakeRepository(tls=(certificate, key)) as repository:
+    with FakeRepository(tls=certificates.server) as repository:
         repository.answer(
             "/pypi/shared/simple/", b"<html>ok</html>", headers={"Content-Type": "text/html"}
         )
         fake.repository_base_url = repository.url
-        assert user.wev("true", env={"AWS_CA_BUNDLE": str(certificate)}).returncode == 0
+        assert user.wev("true", env={"AWS_CA_BUNDLE": str(certificates.ca_file)}).returncode == 0
         trusted = get(url)
         assert user.wev("true").returncode == 0  # the latest call's context wins
         untrusted = get(url)
@@ -348,7 +349,7 @@ def test_forwarded_requests_take_the_callers_proxy_unless_no_proxy_names_the_hos
     # The repository by name, AWS by address: NO_PROXY keeps the AWS calls direct.
     fake.repository_base_url = repository.url.replace("127.0.0.1", "localhost")
     url = recipes.proxy_url("pypi", port) + "simple/"
-    with FakeForwardProxy() as forward:
+    with FakeHttpProxy() as forward:
         env = {"HTTP_PROXY": forward.url, "NO_PROXY": "127.0.0.1"}
         assert user.wev("true", env=env).returncode == 0
         through = get(url)

@@ -17,68 +17,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CREDENTIALS, WEV, Daemon, User
+from conftest import WEV, Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.pypi_index import FakePyPIIndex
 from fakes.sts import DEVICE, FakeSts
 from fakes.wheels import build_wheel
-from terminal import Pty
-from test_aws_credentials import (
+from mfa_harness import (
     CODE,
-    HOME_WEV_YML,
     NAMES,
     WHO_AM_I,
-    aws_config,
     elsewhere,
-    sdk_env,
+    finish,
+    mfa_role,
+    no_terminal,
 )
+from terminal import Pty
 
+pytest_plugins = ("mfa_fixtures",)
 TIMEOUT = 60.0
 QUESTION_TEXT = f"MFA code for {DEVICE}: "
-
-
-@pytest.fixture
-def sts() -> Iterator[FakeSts]:
-    keys = dict(CREDENTIALS)  # the same dict: the fake accepts the sessions it issues
-    with FakeSts(keys, issued=keys) as server:
-        server.code = CODE
-        yield server
-
-
-@pytest.fixture
-def sdk_user(user: User, sts: FakeSts) -> Iterator[User]:
-    """The README's credential_process recipe: an MFA session in ~/.wev.yml."""
-    user.env["AWS_ENDPOINT_URL_STS"] = sts.url
-    user.env["AWS_ENDPOINT_URL_IAM"] = sts.url
-    user.write("home/.wev.yml", HOME_WEV_YML)
-    aws_config(user)
-    yield user
-    secrets = [CODE.encode(), *(s.encode() for s in sts.secrets())]
-    for path in user.root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            content = path.read_bytes()
-            assert not [s for s in secrets if s in content], f"a secret was written to {path}"
-
-
-def no_terminal(
-    user: User, argv: tuple[str, ...], env: dict[str, str] | None = None
-) -> subprocess.Popen[str]:
-    """A process with no controlling terminal and nothing on stdin, in a folder of its own."""
-    return subprocess.Popen(
-        argv,
-        cwd=elsewhere(user),
-        env={**sdk_env(user), **(env or {})},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=TIMEOUT)
-    return process.returncode, out, err
 
 
 def sdk(user: User, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -121,16 +78,6 @@ def wait_for_question(user: User, limit: float = 20.0) -> str:
             return status
         time.sleep(0.1)
     raise AssertionError(f"no question listed: {status}")
-
-
-@pytest.fixture
-def ptys() -> Iterator[list[Pty]]:
-    opened: list[Pty] = []
-    try:
-        yield opened
-    finally:
-        for terminal in opened:
-            terminal.close()
 
 
 # -- mfa_process ---------------------------------------------------------------------------
@@ -309,13 +256,6 @@ def test_wev_answer_with_nothing_to_answer(sdk_user: User, daemon: Daemon) -> No
 
 # -- the keyring backend and the proxy --------------------------------------------------------
 
-MFA_ROLE = f"""
-[profile dev]
-role_arn = arn:aws:iam::123456789012:role/dev
-source_profile = default
-mfa_serial = {DEVICE}
-region = eu-west-1
-"""
 KEYRING_LOOKUP = (
     "from wev_client.keyring_backend import WevKeyring\n"
     "import hashlib, sys\n"
@@ -327,22 +267,13 @@ KEYRING_LOOKUP = (
 @pytest.fixture
 def role_user(user: User) -> Iterator[tuple[User, FakeSts, FakeCodeArtifact]]:
     """A user whose CodeArtifact profile assumes a role with MFA (``mfa_serial``)."""
-    keys = dict(CREDENTIALS)  # CodeArtifact accepts the sessions STS issues
     build_wheel(user.root / "index", "corp-lib", "1.2.3")
     with (
-        FakeSts(keys, issued=keys) as fake_sts,
-        FakeCodeArtifact(keys) as codeartifact,
+        mfa_role(user, CODE) as (fake_sts, codeartifact),
         FakePyPIIndex(user.root / "index", codeartifact) as index,
     ):
         codeartifact.repository_base_url = index.url
-        fake_sts.code = CODE
-        with (user.home / ".aws" / "config").open("a") as config:
-            config.write(MFA_ROLE)
-        user.env.update(
-            AWS_ENDPOINT_URL_STS=fake_sts.url,
-            AWS_ENDPOINT_URL_CODEARTIFACT=codeartifact.url,
-            AWS_PROFILE="dev",
-        )
+        user.env["AWS_PROFILE"] = "dev"
         yield user, fake_sts, codeartifact
 
 

@@ -104,6 +104,16 @@ def profile_name(env: Mapping[str, str], configured: str | None) -> str | None:
     return conventions.profile_name(env, configured)
 
 
+def credentials_text(env: Mapping[str, str], configured: str | None) -> str | None:
+    """How an entry's description names whose credentials it uses: the profile in effect,
+    or keys from the environment; None for botocore's default chain."""
+    if profile := profile_name(env, configured):
+        return f"profile {profile}"
+    if env.get("AWS_ACCESS_KEY_ID"):
+        return "keys from the environment"
+    return None
+
+
 def region_for(
     env: Mapping[str, str], configured: str | None, profile: str | None = None
 ) -> str | None:

@@ -177,8 +177,8 @@ class CallerSession(AioSession):  # type: ignore[misc]  # aiobotocore is untyped
         kwargs["config"] = extra if config is None else config.merge(extra)
         if len(args) < 4 and kwargs.get("verify") is None:
             # botocore would read REQUESTS_CA_BUNDLE from this process's environment.
-            bundle = self.get_config_variable("ca_bundle")
-            kwargs["verify"] = bundle or self.caller.env.get("REQUESTS_CA_BUNDLE") or True
+            configured = self.get_config_variable("ca_bundle")
+            kwargs["verify"] = network.ca_bundle(self.caller.env, configured) or True
         return super().create_client(service_name, *args, **kwargs)
 
 

@@ -53,6 +53,11 @@ def proxy_for(url: str, env: Mapping[str, str]) -> str | None:
     return proxy if "://" in proxy else "http://" + proxy
 
 
-def ca_bundle(env: Mapping[str, str]) -> str | None:
-    """The caller's CA bundle, if it names one (``AWS_CA_BUNDLE``, else ``REQUESTS_CA_BUNDLE``)."""
-    return next((env[name] for name in CA_BUNDLE_VARS if env.get(name)), None)
+def ca_bundle(env: Mapping[str, str], configured: str | None = None) -> str | None:
+    """The CA bundle the caller trusts, if it names one; None: the default CAs.
+
+    botocore's order: ``AWS_CA_BUNDLE``, then the AWS profile's ``ca_bundle``
+    (``configured``, as the caller's session reads it), then ``REQUESTS_CA_BUNDLE``.
+    """
+    first, last = CA_BUNDLE_VARS
+    return env.get(first) or configured or env.get(last) or None

@@ -1,5 +1,8 @@
 """Questions to the user, one per cache entry: who asks, who waits, where the answer comes from.
 
+This room holds the open questions and hands out their turns; one question's
+state, its id and the error its wait bound ends with are in ``question``.
+
 A fetch that needs the user's input (an MFA code) raises InputNeeded; the
 cache opens a Question for its entry, and every request for that entry, from
 whichever door, waits for one answer, which one fetch then uses: one question,
@@ -38,19 +41,26 @@ nor shown. Imported by ``cache``.
 from __future__ import annotations
 
 import asyncio
-import copy
-import enum
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
 
-from wev_client.protocol.errors import InputRequired, UpstreamError, WevError
+from wev_client.protocol.errors import InputRequired, WevError
 from wev_daemon import channels
 from wev_daemon.channels import Caller, ChannelError
-from wev_daemon.plugins import InputNeeded, digest
+from wev_daemon.plugins import InputNeeded
 from wev_daemon.policy import Policy
+from wev_daemon.question import (
+    Pending,
+    Question,
+    SignIn,
+    Turn,
+    raise_copy,
+    snapshot,
+    unanswered,
+)
+
+__all__ = ["Pending", "Question", "Questions", "Turn"]
 
 log = logging.getLogger(__name__)
 
@@ -58,94 +68,6 @@ log = logging.getLogger(__name__)
 SIGN_IN_POLL = 0.5
 #: Answers refused before the question fails: one wrong code is asked again.
 REFUSALS_ASKED_AGAIN = 1
-#: What to do when nothing else can ask (the hint of a question no one answered).
-ANSWER_HINT = (
-    "answer it with `wev --answer` in a terminal, or give the entry an mfa_process "
-    "(or WEV_ASKPASS) that prints it"
-)
-
-
-class Turn(enum.Enum):
-    """What a request does about its entry's open question."""
-
-    ASK = "ask"  # its client asks on its terminal
-    WAIT = "wait"  # another channel asks; wait for the answer
-    FETCH = "fetch"  # an answer is there: fetch with it
-
-
-class Pending(Exception):
-    """The request's answer is a question: its client asks it (``ask``), or waits on."""
-
-    def __init__(self, question: Question, *, ask: bool) -> None:
-        super().__init__(question.text)
-        self.question = question
-        self.ask = ask
-
-
-def _future() -> asyncio.Future[None]:
-    return asyncio.get_running_loop().create_future()
-
-
-def _outcome() -> asyncio.Future[WevError | None]:
-    return asyncio.get_running_loop().create_future()
-
-
-@dataclass(eq=False)
-class SignIn:
-    """A sign-in waited for: the error that says what to run, and the folder that changes."""
-
-    error: WevError
-    watch: str
-    seen: tuple[tuple[str, int, int], ...]
-
-
-@dataclass(eq=False)
-class Question:
-    """One entry's open question and its state. Its repr never shows the answer."""
-
-    key: str
-    names: tuple[str, ...]
-    text: str
-    secret: bool
-    opened: float
-    deadline: float
-    #: The command that prints the answer (``mfa_process``), if any.
-    process: str | None = None
-    sign_in: SignIn | None = None
-    refused: int = 0
-    #: Why it is asked again (upstream's refusal of the last answer).
-    note: str = ""
-    #: A terminal client asks it until then.
-    owner_until: float = 0.0
-    answer: str | None = field(default=None, repr=False)
-    #: A fetch with an answer has started: its failure is a refusal.
-    answering: bool = False
-    #: Where it is being asked: a terminal, mfa_process, askpass, wev --answer.
-    channel: str = ""
-    runner: asyncio.Task[None] | None = field(default=None, repr=False)
-    changed: asyncio.Future[None] = field(default_factory=_future, repr=False)
-    outcome: asyncio.Future[WevError | None] = field(default_factory=_outcome, repr=False)
-
-    @property
-    def id(self) -> str:
-        """The same for one entry, question and refusal: a stale answer matches no more.
-
-        Before any refusal it is the id a plugin's own question of that text has
-        (``resolver._prompt_id``), so an answer also serves the same question asked
-        outside the cache (a repository's endpoint, looked up with the same login).
-        """
-        if not self.refused:
-            return digest(self.key, self.text)[:24]
-        return digest(self.key, self.text, self.refused)[:24]
-
-    def events(self) -> set[asyncio.Future[Any]]:
-        """What a waiter wakes for: a change, or the end."""
-        return {self.changed, self.outcome}
-
-    @property
-    def shown_text(self) -> str:
-        """The text an askpass program shows: the question, after the refusal if any."""
-        return f"{self.note}\n{self.text}" if self.note else self.text
 
 
 class Questions:
@@ -171,7 +93,7 @@ class Questions:
         """The entry's open question; one past the wait bound fails its waiters and goes."""
         question = self.open.get(key)
         if question is not None and self._monotonic() >= question.deadline:
-            self.settle(question, self._unanswered(question))
+            self.settle(question, unanswered(question, self.policy.question_wait))
             return None
         return question
 
@@ -207,9 +129,9 @@ class Questions:
         now = self._monotonic()
         if question.sign_in is not None:
             if caller.terminal:
-                _raise_copy(question.sign_in.error)
-            if _snapshot(question.sign_in.watch) != question.sign_in.seen:
-                question.sign_in.seen = _snapshot(question.sign_in.watch)
+                raise_copy(question.sign_in.error)
+            if snapshot(question.sign_in.watch) != question.sign_in.seen:
+                question.sign_in.seen = snapshot(question.sign_in.watch)
                 return Turn.FETCH
             if question.runner is None:
                 self._start_askpass(question, caller, notice=True)
@@ -247,14 +169,14 @@ class Questions:
         if question.outcome.done():
             error = question.outcome.result()
             if error is not None:
-                _raise_copy(error)
+                raise_copy(error)
             return
         if done:
             return
         if reason == "bound":
-            error = self._unanswered(question)
+            error = unanswered(question, self.policy.question_wait)
             self.settle(question, error)
-            _raise_copy(error)
+            raise_copy(error)
         if reason == "hold":
             raise Pending(question, ask=False)
 
@@ -264,7 +186,7 @@ class Questions:
             return
         question.answer, question.channel = answer, channel
         log.info("%s answered the question for %s", channel, ", ".join(question.names))
-        self._poke(question)
+        question.poke()
         if self.answered is not None:
             self.answered(question, caller)
 
@@ -324,13 +246,13 @@ class Questions:
             question.runner.cancel()
         if not question.outcome.done():
             question.outcome.set_result(outcome)
-        self._poke(question)
+        question.poke()
 
     def release(self, question: Question) -> None:
         """The terminal asking it gave up (Ctrl-C): the next terminal or channel asks."""
         question.owner_until = 0.0
         log.info("a client abandoned the question for %s", ", ".join(question.names))
-        self._poke(question)
+        question.poke()
 
     def close(self) -> list[asyncio.Task[None]]:
         """Abandon every question; returns their programs' tasks, being cancelled."""
@@ -374,8 +296,7 @@ class Questions:
             self.settle(
                 question,
                 InputRequired(
-                    f"needs input ({question.text.strip().rstrip(':').strip()}) "
-                    "but wev has no terminal to ask on",
+                    f"needs input ({question.subject}) but wev has no terminal to ask on",
                     hint="give the entry an mfa_process (or WEV_ASKPASS) that prints it, "
                     "or run wev in a terminal",
                 ),
@@ -413,7 +334,7 @@ class Questions:
         question.runner = None
         log.info("the answer for %s was refused: asking again", ", ".join(question.names))
         self._start_process(question, caller)
-        self._poke(question)
+        question.poke()
 
     def _sign_in(
         self, key: str, names: tuple[str, ...], error: WevError, watch: str, caller: Caller
@@ -423,46 +344,7 @@ class Questions:
         question = Question(
             key, names, text, False, now, now + self.policy.question_wait, channel="a sign-in"
         )
-        question.sign_in = SignIn(error, watch, _snapshot(watch))
+        question.sign_in = SignIn(error, watch, snapshot(watch))
         self.open[key] = question
         log.info("waiting for a sign-in: %s", text)
         self._start_askpass(question, caller, notice=True)
-
-    def _unanswered(self, question: Question) -> WevError:
-        if question.sign_in is not None:
-            error = question.sign_in.error
-            return UpstreamError(
-                f"{error.message} (waited {self.policy.question_wait:g} s for the sign-in)",
-                hint=error.hint,
-            )
-        if question.runner is not None and not question.runner.done():  # it hangs
-            return ChannelError(
-                f"{question.channel} gave no answer within {self.policy.question_wait:g} s",
-                hint="answer it with `wev --answer` in a terminal",
-            )
-        return InputRequired(
-            f"needs input ({question.text.strip().rstrip(':').strip()}) and nobody answered "
-            f"within {self.policy.question_wait:g} s",
-            hint=ANSWER_HINT,
-        )
-
-    def _poke(self, question: Question) -> None:
-        """Wake every waiter of ``question``: it looks again."""
-        changed, question.changed = question.changed, _future()
-        if not changed.done():
-            changed.set_result(None)
-
-
-def _raise_copy(error: WevError) -> NoReturn:
-    # Each waiter gets its own object: one raised many times would grow its traceback.
-    raise copy.copy(error).with_traceback(None)
-
-
-def _snapshot(folder: str) -> tuple[tuple[str, int, int], ...]:
-    """What a sign-in changes in ``folder``: its files' names, sizes and times."""
-    try:
-        with os.scandir(folder) as entries:
-            stats = [(e.name, e.stat()) for e in entries if e.is_file()]
-    except OSError:
-        return ()
-    return tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats))

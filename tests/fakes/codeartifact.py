@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import secrets
 import ssl
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -19,8 +18,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .server import CLOSING, ServedFake, ThreadedAppServer
-from .sigv4 import SignatureMismatch, SigV4Error, SigV4Verifier, parse_authorization
+from .aws import AwsFake
+from .server import CLOSING, ThreadedAppServer
 
 SERVICE = "codeartifact"
 GET_AUTHORIZATION_TOKEN = "GetAuthorizationToken"
@@ -44,15 +43,7 @@ class CallRecord:
     signature_valid: bool
 
 
-@dataclass
-class _Failure:
-    status: int
-    code: str
-    message: str
-    remaining: int | None
-
-
-class FakeCodeArtifact(ServedFake):
+class FakeCodeArtifact(AwsFake[CallRecord]):
     """``with FakeCodeArtifact(credentials={"AKIA...": "secret"}) as fake: fake.url``.
 
     ``domains``: if given, any other domain gets 404 ResourceNotFoundException.
@@ -70,18 +61,14 @@ class FakeCodeArtifact(ServedFake):
         port: int = 0,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        self.verifier = SigV4Verifier(credentials)
+        super().__init__(credentials)
         self.domains = None if domains is None else set(domains)
         self.repository_base_url = repository_base_url
         self.close_connections = False
         self.malformed_reply = False
-        self._cond = threading.Condition()
-        self._calls: list[CallRecord] = []
         self._issued: dict[str, float] = {}
-        self._failure: _Failure | None = None
         self._stall = 0.0
         self._lifetime: float | None = None
-        self._clock_offset = 0.0
         app = web.Application()
         app[FAKE] = self
         app.router.add_post("/v1/authorization-token", _get_authorization_token)
@@ -89,17 +76,6 @@ class FakeCodeArtifact(ServedFake):
         self._server = ThreadedAppServer(app, port=port, tls=tls)
 
     # -- knobs -----------------------------------------------------------------------------
-
-    def fail_with(
-        self, status: int, code: str, message: str = "injected failure", times: int | None = None
-    ) -> None:
-        """Answer the next ``times`` calls (None: all, until cleared) with this AWS error."""
-        with self._cond:
-            self._failure = None if times == 0 else _Failure(status, code, message, times)
-
-    def clear_failures(self) -> None:
-        with self._cond:
-            self._failure = None
 
     def stall(self, seconds: float) -> None:
         """Delay answers to requests arriving from now on; shutdown cuts the delay short."""
@@ -111,24 +87,7 @@ class FakeCodeArtifact(ServedFake):
         with self._cond:
             self._lifetime = seconds
 
-    def shift_clock(self, seconds: float) -> None:
-        """Move this fake's wall clock (as AWS's and the laptop's move together across a
-        suspend); signatures are then checked against the moved clock."""
-        with self._cond:
-            self._clock_offset = seconds
-        self.verifier.clock_offset = seconds
-
-    def now(self) -> float:
-        """This fake's wall clock: epoch seconds."""
-        with self._cond:
-            return time.time() + self._clock_offset
-
     # -- observations ----------------------------------------------------------------------
-
-    @property
-    def calls(self) -> list[CallRecord]:
-        with self._cond:
-            return list(self._calls)
 
     @property
     def call_count(self) -> int:
@@ -163,20 +122,6 @@ class FakeCodeArtifact(ServedFake):
 
     def _count(self, operation: str) -> int:
         return sum(1 for call in self._calls if call.operation == operation)
-
-    def _record(self, call: CallRecord) -> None:
-        with self._cond:
-            self._calls.append(call)
-            self._cond.notify_all()
-
-    def _take_failure(self) -> _Failure | None:
-        with self._cond:
-            failure = self._failure
-            if failure is not None and failure.remaining is not None:
-                failure.remaining -= 1
-                if failure.remaining <= 0:
-                    self._failure = None
-            return failure
 
     def _issue(self, duration: int) -> tuple[str, float]:
         token = "eyJ" + secrets.token_urlsafe(150)
@@ -218,37 +163,30 @@ async def _handle(request: web.Request, operation: str) -> web.Response | None:
     fake = request.app[FAKE]
     body = await request.read()
     query = request.query
-    key_id = region = None
-    auth_error: SigV4Error | None = None
-    try:
-        auth = parse_authorization(request.headers.get("Authorization", ""))
-        key_id, region = auth.access_key_id, auth.region
-        identity = fake.verifier.verify(request.method, request.raw_path, request.headers, body)
-        if identity.service != SERVICE:
-            raise SignatureMismatch(f"credential should be scoped to service {SERVICE!r}")
-    except SigV4Error as exc:
-        auth_error = exc
+    signer = fake.verifier.check(
+        request.method, request.raw_path, request.headers, body, service=SERVICE
+    )
     domain, duration = query.get("domain"), query.get("duration", "")
     fake._record(
         CallRecord(
             operation=operation,
-            access_key_id=key_id,
-            region=region,
+            access_key_id=signer.access_key_id,
+            region=signer.region,
             session_token=request.headers.get("X-Amz-Security-Token"),
             domain=domain,
             domain_owner=query.get("domain-owner"),
             duration=int(duration) if duration.isdigit() else None,
             repository=query.get("repository"),
             time=time.monotonic(),
-            signature_valid=auth_error is None,
+            signature_valid=signer.valid,
         )
     )
     closing = request.app[CLOSING]
     await fake._wait_stall(closing)
     if fake.close_connections or closing.is_set():
         return _drop(request)
-    if auth_error is not None:
-        return _error(403, auth_error.code, auth_error.reason)
+    if signer.error is not None:
+        return _error(403, signer.error.code, signer.error.reason)
     failure = fake._take_failure()
     if failure is not None:
         return _error(failure.status, failure.code, failure.message)

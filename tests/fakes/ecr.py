@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -25,8 +24,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .server import ServedFake, ThreadedAppServer
-from .sigv4 import SigV4Error, SigV4Verifier, parse_authorization
+from .aws import AwsFake
+from .server import ThreadedAppServer
 
 ACCOUNT = "123456789012"
 ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
@@ -54,20 +53,16 @@ class Issued:
     expires_at: float
 
 
-class FakeEcr(ServedFake):
+class FakeEcr(AwsFake[EcrCall]):
     """``with FakeEcr(credentials) as ecr: ecr.url``; ``ecr.issued`` lists passwords handed out."""
 
     def __init__(
         self, credentials: Mapping[str, str], *, accounts: Mapping[str, str] | None = None
     ) -> None:
-        self.verifier = SigV4Verifier(credentials)
+        super().__init__(credentials)
         self.accounts = dict(accounts or {})
-        self._lock = threading.Lock()
-        self._calls: list[EcrCall] = []
         self._issued: list[Issued] = []
-        self._failure: tuple[int, str] | None = None
         self._lifetime = LIFETIME
-        self._clock_offset = 0.0
         app = web.Application()
         app[FAKE] = self
         app.router.add_post("/", _handle)
@@ -75,35 +70,11 @@ class FakeEcr(ServedFake):
 
     # -- knobs -----------------------------------------------------------------------------
 
-    def fail_with(self, status: int, code: str) -> None:
-        """Answer every call with this AWS error until ``clear_failures``."""
-        with self._lock:
-            self._failure = (status, code)
-
-    def clear_failures(self) -> None:
-        with self._lock:
-            self._failure = None
-
     def set_lifetime(self, seconds: float) -> None:
-        with self._lock:
+        with self._cond:
             self._lifetime = seconds
 
-    def shift_clock(self, seconds: float) -> None:
-        """Move this fake's wall clock (a laptop's sleep, as AWS sees it)."""
-        with self._lock:
-            self._clock_offset = seconds
-        self.verifier.clock_offset = seconds
-
-    def now(self) -> float:
-        with self._lock:
-            return time.time() + self._clock_offset
-
     # -- observations ----------------------------------------------------------------------
-
-    @property
-    def calls(self) -> list[EcrCall]:
-        with self._lock:
-            return list(self._calls)
 
     @property
     def call_count(self) -> int:
@@ -111,7 +82,7 @@ class FakeEcr(ServedFake):
 
     @property
     def issued(self) -> list[Issued]:
-        with self._lock:
+        with self._cond:
             return list(self._issued)
 
     @property
@@ -128,13 +99,9 @@ class FakeEcr(ServedFake):
 
     # -- used by the handler ---------------------------------------------------------------
 
-    def _record(self, call: EcrCall) -> None:
-        with self._lock:
-            self._calls.append(call)
-
     def _issue(self, registry: str) -> tuple[str, float]:
         password = "eyJwYXlsb2FkIjoi" + secrets.token_urlsafe(600)
-        with self._lock:
+        with self._cond:
             expires_at = round(time.time() + self._clock_offset + self._lifetime, 3)
             self._issued.append(Issued(password, registry, expires_at))
         return password, expires_at
@@ -158,31 +125,24 @@ async def _handle(request: web.Request) -> web.Response:
     fake = request.app[FAKE]
     body = await request.read()
     service = SERVICES.get(request.headers.get("X-Amz-Target", ""))
-    key_id = region = None
-    auth_error: SigV4Error | None = None
-    try:
-        auth = parse_authorization(request.headers.get("Authorization", ""))
-        key_id, region = auth.access_key_id, auth.region
-        identity = fake.verifier.verify(request.method, request.raw_path, request.headers, body)
-        if identity.service != service:
-            auth_error = SigV4Error(f"credential should be scoped to service {service!r}")
-    except SigV4Error as error:
-        auth_error = error
+    signer = fake.verifier.check(
+        request.method, request.raw_path, request.headers, body, service=service
+    )
+    key_id, region = signer.access_key_id, signer.region
     try:
         document = json.loads(body or b"{}")
     except ValueError:
         document = None
     ids = document.get("registryIds") if isinstance(document, dict) else None
     registry_ids = tuple(str(i) for i in ids) if isinstance(ids, list) else ()
-    fake._record(EcrCall(service, key_id, region, registry_ids, auth_error is None))
+    fake._record(EcrCall(service, key_id, region, registry_ids, signer.valid))
     if service is None:
         return _error(400, "UnknownOperationException", "unknown X-Amz-Target")
-    if auth_error is not None:
-        return _error(403, auth_error.code, auth_error.reason)
-    with fake._lock:
-        failure = fake._failure
+    if signer.error is not None:
+        return _error(403, signer.error.code, signer.error.reason)
+    failure = fake._take_failure()
     if failure is not None:
-        return _error(failure[0], failure[1], "injected failure")
+        return _error(failure.status, failure.code, failure.message)
     if not isinstance(document, dict):
         return _error(400, "SerializationException", "the body is not a JSON object")
     if service == "ecr-public":

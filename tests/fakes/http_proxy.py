@@ -1,8 +1,11 @@
-"""A forward HTTP proxy on 127.0.0.1, as a corporate proxy is used for ``http://`` URLs.
+"""A caller's forward HTTP proxy on 127.0.0.1 (``HTTP_PROXY``), as a corporate proxy is used
+for ``http://`` URLs, that records what passed through it.
 
-It forwards absolute-form requests (``GET http://host:port/path``) to their target and
-records each target URL, so a test sees which calls went through it. Plain HTTP only: the
-fakes it fronts are HTTP too.
+It forwards absolute-form requests (``GET http://host:port/path``) to their target, as
+written, and lists each target URL in ``targets``, so a test sees which calls went through
+it and which went direct. A request that is not a proxy request gets 400. Plain HTTP only:
+the fakes it fronts are HTTP too. (AWS's host names over HTTPS, through a CONNECT proxy,
+are ``fakes.internet``.)
 """
 
 from __future__ import annotations
@@ -14,9 +17,17 @@ from aiohttp import web
 
 from .server import ServedFake, ThreadedAppServer
 
-#: Hop-by-hop headers a proxy does not forward.
+#: Hop-by-hop headers a proxy does not forward, and the framing it sets anew.
 HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "upgrade"}
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "upgrade",
+        "transfer-encoding",
+    }
 )
 
 
@@ -36,13 +47,10 @@ class FakeHttpProxy(ServedFake):
             return list(self._targets)
 
     async def _forward(self, request: web.Request) -> web.Response:
-        target = request.url
-        if request.headers.get("Host") == f"127.0.0.1:{self._server.port}" and not (
-            request.raw_path.startswith("http://")
-        ):
+        if not request.raw_path.startswith("http://"):
             return web.Response(status=400, text="not a proxy request")
         with self._lock:
-            self._targets.append(str(target))
+            self._targets.append(str(request.url))
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         body = await request.read()
         async with (
@@ -54,5 +62,4 @@ class FakeHttpProxy(ServedFake):
             payload = await response.read()
             kept = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
             kept.pop("Content-Length", None)
-            kept.pop("Transfer-Encoding", None)
             return web.Response(status=response.status, headers=kept, body=payload)

@@ -2,7 +2,7 @@
 
 Serves one small image, ``app:1.0`` (an OCI manifest, its config and one
 layer), under ``host`` (an ``ACCOUNT.dkr.ecr.REGION.amazonaws.com`` name,
-reached over HTTPS through ``fakes.network``). As ECR does, a request without
+reached over HTTPS through ``fakes.internet``). As ECR does, a request without
 credentials, or with a password that ``FakeEcr`` did not issue for this host or
 that has expired, gets 401 with ``WWW-Authenticate: Basic``; ``let_in`` and
 ``turned_away`` count the outcomes.

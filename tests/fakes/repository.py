@@ -2,7 +2,7 @@
 
 For the loopback proxy's edge cases: ``answer`` serves a fixed response at a path (a relative
 ``Location``, a gzip bomb); ``cut`` announces a length and closes the connection half-way.
-With ``tls`` it serves HTTPS with a certificate of its own (``make_certificate``). Records
+With ``tls`` (a server context, ``fakes.tls.issue``) it serves HTTPS. Records
 each request's path and ``Authorization``; checks no token (the tests look at what arrived).
 """
 
@@ -10,30 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 
 from .server import ServedFake, ThreadedAppServer
-
-
-def make_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key (``openssl``)."""
-    certificate, key = folder / "repository.pem", folder / "repository.key"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(certificate), "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return certificate, key
 
 
 @dataclass(frozen=True)
@@ -53,18 +35,14 @@ class _Fixed:
 class FakeRepository(ServedFake):
     """``with FakeRepository() as repository: repository.answer("/pypi/r/x", b"...")``."""
 
-    def __init__(self, *, tls: tuple[Path, Path] | None = None) -> None:
-        context = None
-        if tls is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(*tls)
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
         self._lock = threading.Lock()
         self._answers: dict[str, _Fixed] = {}
         self._seen: list[Seen] = []
         app = web.Application()
         app[REPOSITORY] = self
         app.router.add_route("*", "/{tail:.*}", _answer)
-        self._server = ThreadedAppServer(app, tls=context)
+        self._server = ThreadedAppServer(app, tls=tls)
 
     def answer(
         self, path: str, body: bytes, *, status: int = 200, headers: dict[str, str] | None = None

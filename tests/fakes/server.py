@@ -1,7 +1,9 @@
 """Run an aiohttp Application on 127.0.0.1 in a background thread with its own event loop.
 
-Startup and shutdown are bounded; handlers that wait for something should also wait on
-``app[CLOSING]``, which is set when the server starts stopping.
+``ThreadedServer`` is the thread, its loop and its bounded start and stop, for any server
+(``fakes.internet`` serves raw streams on it); ``ThreadedAppServer`` serves an Application.
+Handlers that wait for something should also wait on ``app[CLOSING]``, which is set when the
+server starts stopping.
 
 ``port`` serves on that port of 127.0.0.1 (443 in a private network namespace), ``tls`` with
 TLS. ``on_port_80=True`` serves on port 80 of a loopback address of its own (127.x.y.z), so that
@@ -59,25 +61,15 @@ def _socket_on_port_80() -> socket.socket:
     raise RuntimeError("no free 127.x.y.z:80 found")
 
 
-class ThreadedAppServer:
-    """Serve ``app`` on a free 127.0.0.1 port from a daemon thread; usable as a context manager."""
+class ThreadedServer:
+    """Serve on 127.0.0.1 from a daemon thread with an event loop of its own.
 
-    def __init__(
-        self,
-        app: web.Application,
-        *,
-        shutdown_timeout: float = 2.0,
-        port: int = 0,
-        on_port_80: bool = False,
-        tls: ssl.SSLContext | None = None,
-    ) -> None:
-        self.app = app
-        self._wanted_port = port
-        self._on_port_80 = on_port_80
-        self._tls = tls
-        self._host = "127.0.0.1"
+    A subclass's ``_serve`` listens, sets ``_port``, sets ``_ready`` and serves until
+    ``_closing`` is set; ``start`` and ``stop`` are bounded. Usable as a context manager.
+    """
+
+    def __init__(self, *, shutdown_timeout: float = 2.0) -> None:
         self._closing = asyncio.Event()  # binds to the server loop on first use
-        app[CLOSING] = self._closing
         self._shutdown_timeout = shutdown_timeout
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -90,18 +82,6 @@ class ThreadedAppServer:
         if not self._port:
             raise RuntimeError("server not started")
         return self._port
-
-    @property
-    def host(self) -> str:
-        return self._host
-
-    @property
-    def url(self) -> str:
-        """Base URL without a trailing slash, e.g. ``http://127.0.0.1:54321``."""
-        scheme = "https" if self._tls else "http"
-        if self.port == {"http": HTTP_PORT, "https": 443}[scheme]:
-            return f"{scheme}://{self._host}"
-        return f"{scheme}://{self._host}:{self.port}"
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="fake-server", daemon=True)
@@ -121,7 +101,7 @@ class ThreadedAppServer:
             if self._thread.is_alive():
                 raise RuntimeError("server thread did not stop in time")
 
-    def __enter__(self) -> ThreadedAppServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -135,14 +115,53 @@ class ThreadedAppServer:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._serve())
+            asyncio.run(self._main())
         except BaseException as exc:  # reported to start(); nothing else can see it
             self._error = exc
         finally:
             self._ready.set()
 
-    async def _serve(self) -> None:
+    async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
+        await self._serve()
+
+    async def _serve(self) -> None:
+        raise NotImplementedError
+
+
+class ThreadedAppServer(ThreadedServer):
+    """Serve an aiohttp ``app`` on a free 127.0.0.1 port (or as asked) from a daemon thread."""
+
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        shutdown_timeout: float = 2.0,
+        port: int = 0,
+        on_port_80: bool = False,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(shutdown_timeout=shutdown_timeout)
+        self.app = app
+        self._wanted_port = port
+        self._on_port_80 = on_port_80
+        self._tls = tls
+        self._host = "127.0.0.1"
+        app[CLOSING] = self._closing
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def url(self) -> str:
+        """Base URL without a trailing slash, e.g. ``http://127.0.0.1:54321``."""
+        scheme = "https" if self._tls else "http"
+        if self.port == {"http": HTTP_PORT, "https": 443}[scheme]:
+            return f"{scheme}://{self._host}"
+        return f"{scheme}://{self._host}:{self.port}"
+
+    async def _serve(self) -> None:
         runner = web.AppRunner(self.app, shutdown_timeout=self._shutdown_timeout, access_log=None)
         await runner.setup()
         try:

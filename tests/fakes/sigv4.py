@@ -206,3 +206,42 @@ class SigV4Verifier:
         if not hmac.compare_digest(expected, auth.signature):
             raise SignatureMismatch("signature does not match")
         return SigV4Identity(auth.access_key_id, auth.region, auth.service)
+
+    def check(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        *,
+        service: str | None = None,
+    ) -> Signer:
+        """Who a request says signed it and whether that holds, without raising; with
+        ``service``, the credential's scope must name it, as each AWS service checks."""
+        key_id = region = signed_for = None
+        try:
+            auth = parse_authorization(
+                next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+            )
+            key_id, region, signed_for = auth.access_key_id, auth.region, auth.service
+            identity = self.verify(method, target, headers, body)
+            if service is not None and identity.service != service:
+                raise SignatureMismatch(f"credential should be scoped to service {service!r}")
+        except SigV4Error as error:
+            return Signer(key_id, region, signed_for, error)
+        return Signer(key_id, region, signed_for, None)
+
+
+@dataclass(frozen=True)
+class Signer:
+    """What a request's Authorization header names (even when its signature fails), and why
+    the signature does not hold (``error``; None when it does)."""
+
+    access_key_id: str | None
+    region: str | None
+    service: str | None
+    error: SigV4Error | None
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None

@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from .server import ServedFake, ThreadedAppServer
-from .sigv4 import SigV4Error, SigV4Verifier, parse_authorization
+from .sigv4 import SigV4Error, SigV4Verifier
 
 ACCOUNT = "123456789012"
 USER = "alice"
@@ -163,12 +163,9 @@ async def _handle(request: web.Request) -> web.Response:
         if "Authorization" in request.headers:
             auth_error = SigV4Error("AssumeRoleWithWebIdentity is called unsigned")
     else:
-        try:
-            auth = parse_authorization(request.headers.get("Authorization", ""))
-            key_id, service, region = auth.access_key_id, auth.service, auth.region
-            fake.verifier.verify(request.method, request.raw_path, request.headers, body)
-        except SigV4Error as error:
-            auth_error = error
+        signer = fake.verifier.check(request.method, request.raw_path, request.headers, body)
+        key_id, service, region = signer.access_key_id, signer.service, signer.region
+        auth_error = signer.error
     duration = form.get("DurationSeconds", "")
     fake._record(
         StsCall(

@@ -277,6 +277,23 @@ def required_str(properties: Mapping[str, object], name: str) -> str:
     return value
 
 
+def optional_kinds(
+    properties: Mapping[str, object], name: str, known: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    """A list of ``known`` words (or one of them alone), in order; None when absent."""
+    raw = properties.get(name)
+    if raw is None:
+        return None
+    items = [raw] if isinstance(raw, str) else raw
+    listed = ", ".join(known)
+    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+        raise PropertyError(f"'{name}' must be a list of: {listed}")
+    for item in items:
+        if item not in known:
+            raise PropertyError(f"'{name}': unknown value {item!r} (known: {listed})")
+    return tuple(items)
+
+
 def optional_int(properties: Mapping[str, object], name: str) -> int | None:
     """A whole number: decimal even with leading zeros ("0900"), or 0x/0o/0b, or 1:30."""
     value = properties.get(name)

@@ -34,6 +34,7 @@ from wev_daemon.plugins import (
     Plugin,
     PropertyError,
     Resolution,
+    optional_kinds,
     optional_str,
 )
 
@@ -93,17 +94,7 @@ def _parse_registry(properties: Mapping[str, object]) -> ecr.Registry:
 
 
 def _parse_values(properties: Mapping[str, object]) -> tuple[str, ...]:
-    raw = properties.get("values")
-    if raw is None:
-        return (PASSWORD,)
-    items = [raw] if isinstance(raw, str) else raw
-    known = ", ".join(VALUE_KINDS)
-    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
-        raise PropertyError(f"'values' must be a list of: {known}")
-    for item in items:
-        if item not in VALUE_KINDS:
-            raise PropertyError(f"'values': unknown value {item!r} (known: {known})")
-    return tuple(items)
+    return optional_kinds(properties, "values", VALUE_KINDS) or (PASSWORD,)
 
 
 class EcrPlugin(Plugin[Settings]):
@@ -134,10 +125,8 @@ class EcrPlugin(Plugin[Settings]):
         parts = [f"ECR registry {_registry_text(settings, context)}"]
         if settings.role:
             parts.append(f"role {settings.role}")
-        if profile := aws.profile_name(context.env, settings.profile):
-            parts.append(f"profile {profile}")
-        elif context.env.get("AWS_ACCESS_KEY_ID"):
-            parts.append("keys from the environment")
+        if credentials := aws.credentials_text(context.env, settings.profile):
+            parts.append(credentials)
         return ", ".join(parts)
 
     def identity(self, settings: Settings, context: Context) -> tuple[object, ...]:

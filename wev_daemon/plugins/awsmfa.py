@@ -20,7 +20,6 @@ the discovered device is kept per identity (in memory; a digest is the key).
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from wev_daemon.plugins import (
     optional_int,
     optional_str,
 )
+from wev_daemon.plugins.shared_calls import SharedCalls
 
 DEFAULT_DURATION = 900
 MIN_DURATION = 900
@@ -62,8 +62,8 @@ class MfaSessionPlugin(Plugin[Settings]):
     context_vars = aws.AWS_CONTEXT
 
     def __init__(self) -> None:
-        self._devices: dict[str, str] = {}
-        self._lock = asyncio.Lock()
+        # Looked up once per identity at a time, and kept (a digest is the key).
+        self._devices = SharedCalls[str](keep=True, limit=MAX_DEVICES)
 
     def parse(self, properties: Mapping[str, object]) -> Settings:
         duration = optional_int(properties, "duration")
@@ -85,10 +85,8 @@ class MfaSessionPlugin(Plugin[Settings]):
     def describe(self, settings: Settings, context: Context) -> str:
         device = settings.mfa_device or "the IAM user's MFA device"
         parts = [f"MFA session for {device}"]
-        if profile := aws.profile_name(context.env, settings.profile):
-            parts.append(f"profile {profile}")
-        elif context.env.get("AWS_ACCESS_KEY_ID"):
-            parts.append("keys from the environment")
+        if credentials := aws.credentials_text(context.env, settings.profile):
+            parts.append(credentials)
         return ", ".join(parts)
 
     def identity(self, settings: Settings, context: Context) -> object:
@@ -123,7 +121,7 @@ class MfaSessionPlugin(Plugin[Settings]):
             failure = aws.fetch_error(error, what, profile, context.env.get("HOME"))
             if not failure.transient and not settings.mfa_device:
                 # The device may be gone or replaced: look it up again next time.
-                self._devices.pop(_device_key(context, settings.profile), None)
+                self._devices.forget(_device_key(context, settings.profile))
             raise failure from None
         if not all(isinstance(v, str) and v for v in values) or not isinstance(
             expiration, datetime.datetime
@@ -134,7 +132,7 @@ class MfaSessionPlugin(Plugin[Settings]):
         return Resolution(values, expiration)
 
     def forget(self, settings: Settings, context: Context) -> None:
-        self._devices.pop(_device_key(context, settings.profile), None)
+        self._devices.forget(_device_key(context, settings.profile))
 
     def forget_all(self) -> None:
         self._devices.clear()
@@ -142,12 +140,7 @@ class MfaSessionPlugin(Plugin[Settings]):
     async def _device(self, context: Context, configured: str | None) -> str:
         """The first MFA device of the caller's IAM user, asked once per identity."""
         key = _device_key(context, configured)
-        async with self._lock:
-            if key not in self._devices:
-                while len(self._devices) >= MAX_DEVICES:  # oldest first: dicts keep order
-                    del self._devices[next(iter(self._devices))]
-                self._devices[key] = await _discover(context, configured)
-            return self._devices[key]
+        return await self._devices.get(key, lambda: _discover(context, configured))
 
 
 def _device_key(context: Context, configured: str | None) -> str:
