@@ -64,6 +64,19 @@ class SignIn:
     seen: tuple[tuple[str, int, int], ...]
 
 
+def question_id(key: str, text: str, refused: int = 0) -> str:
+    """The id of the entry ``key``'s question ``text``, after ``refused`` refusals.
+
+    The same in this request and the client's next. Before any refusal it is the
+    same whether the cache holds the question or a plugin asks it outside the
+    cache (a repository's endpoint, looked up with the same login), so one
+    answer serves both.
+    """
+    if not refused:
+        return digest(key, text)[:24]
+    return digest(key, text, refused)[:24]
+
+
 @dataclass(eq=False)
 class Question:
     """One entry's open question and its state. Its repr never shows the answer."""
@@ -93,15 +106,8 @@ class Question:
 
     @property
     def id(self) -> str:
-        """The same for one entry, question and refusal: a stale answer matches no more.
-
-        Before any refusal it is the id a plugin's own question of that text has
-        (``resolver._prompt_id``), so an answer also serves the same question asked
-        outside the cache (a repository's endpoint, looked up with the same login).
-        """
-        if not self.refused:
-            return digest(self.key, self.text)[:24]
-        return digest(self.key, self.text, self.refused)[:24]
+        """The same for one entry, question and refusal: a stale answer matches no more."""
+        return question_id(self.key, self.text, self.refused)
 
     def events(self) -> set[asyncio.Future[Any]]:
         """What a waiter wakes for: a change, or the end."""

@@ -45,6 +45,7 @@ from wev_daemon.plugins import (
     digest,
     load_plugins,
 )
+from wev_daemon.question import question_id
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ class Resolver:
                 prompt = _prompt(item.spec.label, outcome)
                 prompts.setdefault(prompt.id, prompt)
             elif isinstance(outcome, InputNeeded):  # a plugin the cache does not hold
-                prompt_id = _prompt_id(item.key, outcome.text)
+                prompt_id = question_id(item.key, outcome.text)
                 prompts.setdefault(
                     prompt_id, Prompt(prompt_id, item.spec.label, outcome.text, outcome.secret)
                 )
@@ -347,11 +348,6 @@ def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     )
 
 
-def _prompt_id(key: str, text: str) -> str:
-    """The same for the same entry and question, in this request and the client's next."""
-    return digest(key, text)[:24]
-
-
 def _asker(key: str, answers: Mapping[str, str], cache: TokenCache) -> Asker:
     """The request's answer to the entry's open question, else the one a channel gave."""
 
@@ -360,7 +356,7 @@ def _asker(key: str, answers: Mapping[str, str], cache: TokenCache) -> Asker:
         if question is not None and question.text == text:
             answer = answers.get(question.id, question.answer)
         else:  # a plugin the cache does not hold asks by the text's own id
-            answer = answers.get(_prompt_id(key, text))
+            answer = answers.get(question_id(key, text))
         if answer is None:
             raise InputNeeded(text, secret=secret, process=process)
         return answer
