@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # The tests run in parallel (pytest-xdist): they mostly wait on the processes
 # they start, so more workers than cores pay. Those marked serial (they load
 # the machine themselves, or change it) run after them, alone.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 
 .PHONY: demo check install bench
 
