@@ -162,7 +162,7 @@ def session() -> Iterator[Session]:
     if reason := why_no_user_manager():
         pytest.skip(reason)
     root = Path(tempfile.mkdtemp(prefix="wevsd-", dir=HOMES))
-    made_booted = not BOOTED.exists()
+    made_booted = False
     try:
         user = User(root, "http://127.0.0.1:9")  # the fake's URL is set once it runs
         user.write("work/project/wev.yml", WEV_YML)
@@ -174,8 +174,9 @@ def session() -> Iterator[Session]:
             manager = None
             try:
                 delegate(cgroup, account)
-                if made_booted:
+                if not BOOTED.exists():
                     BOOTED.mkdir(parents=True)
+                    made_booted = True
                 manager = start_manager(account, user, cgroup)
                 yield Session(account, user, bin_folder)
             finally:
@@ -263,6 +264,9 @@ def start_manager(account: pwd.struct_passwd, user: User, cgroup: Path) -> subpr
             check=False,
         ).stdout.strip()
         if state in ("running", "degraded"):
+            bus = Path(user.env["XDG_RUNTIME_DIR"], "bus")
+            if bus.exists():  # the user's D-Bus (dbus-user-session), as pam_systemd tells a login
+                user.env["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={bus}"
             return manager
         time.sleep(0.1)
     manager.kill()
