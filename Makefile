@@ -5,6 +5,10 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+# The tests run in parallel (pytest-xdist): they mostly wait on the processes
+# they start, so more workers than cores pay. Those marked serial (they load
+# the machine themselves, or change it) run after them, alone.
+TEST_WORKERS ?= 6
 
 .PHONY: demo check install bench
 
@@ -25,7 +29,9 @@ check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m 'not serial'; parallel=$$?; \
+	$(BIN)/python -m pytest -m serial; serial=$$?; \
+	[ $$parallel = 0 ] && [ $$serial = 0 ]
 
 bench: install
 	$(BIN)/python bench/startup.py

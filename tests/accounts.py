@@ -45,11 +45,16 @@ def why_no_client_as_another_user() -> str | None:
 
 
 @contextlib.contextmanager
-def throwaway_user() -> Iterator[pwd.struct_passwd]:
-    """A new user with no home and no login shell, removed afterwards."""
+def throwaway_user(home: Path | None = None) -> Iterator[pwd.struct_passwd]:
+    """A new user with no login shell, removed afterwards.
+
+    ``home`` (made by the caller, who also removes it) is its home in the user
+    database; without one it has none.
+    """
     name = f"wevt{uuid.uuid4().hex[:8]}"
+    where = ["--home-dir", str(home)] if home else []
     subprocess.run(
-        ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        ["useradd", "--no-create-home", *where, "--shell", "/usr/sbin/nologin", name],
         check=True,
         timeout=30,
     )

@@ -36,6 +36,10 @@ ENV_SECRET = "env-secret-key-000000000000000000000000000"
 CREDENTIALS = {DEFAULT_KEY: DEFAULT_SECRET, WORK_KEY: WORK_SECRET, ENV_KEY: ENV_SECRET}
 
 COMMAND_TIMEOUT = 60.0
+#: A daemon listens within a second; the bound is for a machine busy with parallel tests.
+DAEMON_START_TIMEOUT = 30.0
+#: The nice value of a ``timing`` test's processes and threads (see ``_timing_first``).
+TIMING_NICE = -10
 
 
 class User:
@@ -127,7 +131,11 @@ class Daemon:
                 stdout=log,
                 stderr=log,
             )
-        wait_for_socket(user.socket, self.process)
+        try:
+            wait_for_socket(user.socket, self.process, timeout=DAEMON_START_TIMEOUT)
+        except BaseException:  # no test will stop it
+            self.stop(signal.SIGKILL)
+            raise
 
     @property
     def log(self) -> str:
@@ -157,6 +165,40 @@ def kill_daemons_of(user: User) -> None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         if b"wev_daemon" in cmdline or b"wev-daemon" in cmdline:
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``timing`` tests run one at a time, in order, on one worker (``--dist=loadgroup``)."""
+    for item in items:
+        if item.get_closest_marker("timing") is not None:
+            item.add_marker(pytest.mark.xdist_group("timing"))
+
+
+@pytest.fixture(autouse=True)
+def _timing_first(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A ``timing`` test gets the CPU before the tests that run beside it.
+
+    Such a test asserts how soon something happens, with bounds meant for a
+    machine doing nothing else; under ``pytest -n`` other tests keep the cores
+    busy. The thread that runs it, and so every process and thread it starts
+    (daemon, ``wev``, fakes), get a higher priority while it runs; timing tests
+    never run beside each other (``pytest_collection_modifyitems``). Only root
+    may raise a priority: elsewhere the test runs as any other.
+    """
+    if request.node.get_closest_marker("timing") is None:
+        yield
+        return
+    before = os.getpriority(os.PRIO_PROCESS, 0)  # on Linux: this thread's
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, TIMING_NICE)
+    except PermissionError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
 @pytest.fixture

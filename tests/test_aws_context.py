@@ -158,6 +158,7 @@ def test_sso_login_is_read_under_the_callers_home(
     assert fake.calls[0].session_token == role.session_token
 
 
+@pytest.mark.timing  # told at once (QUICK), not after a network timeout
 @pytest.mark.parametrize("extra", [{}, IN_PROCESS], ids=["daemon", "in-process"])
 def test_sso_login_after_the_error_works_at_once(
     user: User, daemon: Daemon, fake: FakeCodeArtifact, sso: FakeSso, extra: dict[str, str]
@@ -495,6 +496,7 @@ def test_a_name_the_configuration_sets_is_not_the_callers_context(
 # -- no credentials at all -----------------------------------------------------------------
 
 
+@pytest.mark.timing  # told at once (QUICK), not after a network timeout
 @pytest.mark.parametrize("extra", [{}, IN_PROCESS], ids=["daemon", "in-process"])
 def test_metadata_switch_of_the_caller_gives_a_quick_clear_error(
     user: User, fake: FakeCodeArtifact, extra: dict[str, str]

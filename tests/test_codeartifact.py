@@ -133,6 +133,7 @@ def test_background_refresh_before_expiry(
     assert fake.call_count == 2
 
 
+@pytest.mark.timing  # a window of about a second in the token's life
 def test_token_near_expiry_is_never_handed_out(
     user: User, daemon: Daemon, fake: FakeCodeArtifact
 ) -> None:
@@ -151,6 +152,7 @@ def test_token_near_expiry_is_never_handed_out(
     assert second.stdout != first.stdout and fake.is_valid_token(second.stdout)
 
 
+@pytest.mark.timing  # a window of about a second in the token's life
 @pytest.mark.parametrize(
     ("status", "code"),
     [

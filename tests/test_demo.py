@@ -9,20 +9,35 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.py"
 #: The demo waits for one refresh of a 20 s token; pip and the daemon's start add a few seconds.
 DEMO_TIMEOUT = 90
 
 
-def test_the_demo_proves_the_main_job_and_leaves_nothing_running(tmp_path: Path) -> None:
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """The demo's TMPDIR: short, as its daemon's socket path below it must be."""
+    folder = Path(tempfile.mkdtemp(prefix="wevd-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_demo_proves_the_main_job_and_leaves_nothing_running(short_tmp: Path) -> None:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
-        "TMPDIR": str(tmp_path),
+        "TMPDIR": str(short_tmp),
         # What a user's shell may hold must not matter to the demo.
         "AWS_PROFILE": "not-a-profile",
         "AWS_ACCESS_KEY_ID": "AKIANOTUSED000000000",
@@ -31,7 +46,7 @@ def test_the_demo_proves_the_main_job_and_leaves_nothing_running(tmp_path: Path)
     result = subprocess.run(
         [sys.executable, str(DEMO)],
         env=env,
-        cwd=tmp_path,
+        cwd=short_tmp,
         capture_output=True,
         text=True,
         timeout=DEMO_TIMEOUT,
@@ -57,7 +72,7 @@ def test_the_demo_proves_the_main_job_and_leaves_nothing_running(tmp_path: Path)
     assert stopped, out
     pid, folder = int(stopped[1]), Path(stopped[2])
     assert not folder.exists()
-    assert list(tmp_path.iterdir()) == [], "nothing left in the temporary folder"
+    assert list(short_tmp.iterdir()) == [], "nothing left in the temporary folder"
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
     except OSError:

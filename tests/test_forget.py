@@ -167,6 +167,7 @@ async def test_a_helper_process_is_killed_when_its_fetch_is_abandoned(user: User
     popen = _caller_popen(Caller({"HOME": str(user.home)}, {"PATH": "/usr/bin:/bin"}, "/"))
     process = await popen(sys.executable, "-c", script, stdout=-1, stderr=-1)
     talk = asyncio.create_task(process.communicate())
+    await asyncio.sleep(0)  # it waits on the helper (a task cancelled before it runs never does)
     deadline = time.monotonic() + 10
     while not marker.exists() or not marker.read_text():
         assert time.monotonic() < deadline, "the helper did not start"

@@ -36,7 +36,9 @@ from wev_client.protocol import MAX_REQUEST_BYTES, MAX_VARIABLES, codec
 from wev_daemon.app import BODY_TIMEOUT, MAX_REQUEST_DEPTH
 from wev_daemon.server import CONNECTION_IDLE_TIMEOUT
 
-pytestmark = pytest.mark.timeout(60)
+# One daemon for the module (``target``), whose memory is compared at its end:
+# the tests run in order on one worker.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.xdist_group("hostile")]
 
 #: Longest a prompt answer may take on a busy 2-core machine (they take ~1 ms).
 IO_TIMEOUT = 5.0

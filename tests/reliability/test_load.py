@@ -30,6 +30,10 @@ from wire import WARM_WEV_YML, exchange, resolve_message, rss_kib
 from wev_client.protocol import codec
 from wev_daemon.server import BACKLOG
 
+# It measures latency and memory under a load of its own: after the parallel
+# tests, alone, and before what else the machine runs.
+pytestmark = [pytest.mark.serial, pytest.mark.timing]
+
 CONCURRENCY = 200
 WARMUP_REQUESTS = 2_000
 MEASURED_REQUESTS = 20_000
