@@ -17,6 +17,7 @@ import marshal
 import pytest
 from conftest import User
 from fakes.codeartifact import FakeCodeArtifact
+from readme import sample_line
 
 from wev_client import yaml_loader
 from wev_daemon.plugins import PropertyError, optional_int, optional_str, required_str
@@ -360,3 +361,21 @@ def test_a_tab_in_the_indentation_is_named(
     [line] = result.stderr.splitlines()
     assert line.startswith(f"wev: {path}: line {tab_line}, ")
     assert "a tab in the indentation; YAML indents with spaces only" in line
+
+
+@pytest.mark.parametrize("no_daemon", [False, True])
+def test_a_line_without_its_colon_is_named_as_the_readme_shows(
+    user: User, fake: FakeCodeArtifact, no_daemon: bool
+) -> None:
+    # Line 3 lacks its ':'; the scanner only notices on line 4.
+    path = user.write(
+        "work/project/wev.yml",
+        "CODEARTIFACT_AUTH_TOKEN:\n  plugin: {id: wev-awscodeartifact, domain: corp}\n"
+        "PIP_INDEX_URL\nNPM_TOKEN: {plugin: {id: wev-echo, value: x}}\n",
+    )
+
+    result = user.wev("true", env={"WEV_NO_DAEMON": "1"} if no_daemon else {})
+
+    assert result.returncode == 78, result.stderr
+    sample = sample_line("wev: /home/me/proj/wev.yml: ")
+    assert result.stderr == sample.replace("/home/me/proj/wev.yml", str(path)) + "\n"

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 YAMLError = yaml.YAMLError
 _SYNTAX_ERRORS = (ScannerError, ParserError, ComposerError)
+#: The scanner's context for a line that lacks its ':' ("could not find expected ':'").
+_SIMPLE_KEY = "while scanning a simple key"
 
 #: Most values a file may expand to once aliases are followed.
 MAX_VALUES = 100_000
@@ -148,6 +150,10 @@ def load(data: bytes) -> object:
         if mark is not None and _indented_with_tab(data, mark.line):
             error.context = None
             error.problem = "a tab in the indentation; YAML indents with spaces only"
+        elif error.context == _SIMPLE_KEY and error.context_mark is not None:
+            # The scanner looked for the ':' up to the next line; the mistake is the
+            # line that lacks it, which is where the key starts.
+            error.problem_mark, error.context = error.context_mark, None
         raise
     return _plain(document, [MAX_VALUES])
 
