@@ -169,10 +169,18 @@ def projects_with_creds(user: User, command: str) -> tuple[Path, Path]:
     return folders
 
 
+@pytest.mark.parametrize(
+    "command",
+    ["./creds", "{python} creds", "{python} {runner} --script=creds"],
+    ids=["relative path", "a file argument", "an option's file"],
+)
 def test_a_credential_process_in_the_projects_folder_makes_each_project_its_own(
-    user: User, daemon: Daemon, fake: FakeCodeArtifact
+    user: User, daemon: Daemon, fake: FakeCodeArtifact, command: str
 ) -> None:
-    here, there = projects_with_creds(user, "./creds")
+    # A helper anywhere that runs the script its option names, in the working folder.
+    runner = user.write("bin/run", "import runpy, sys\nrunpy.run_path(sys.argv[1][9:])\n")
+    command = command.format(python=sys.executable, runner=runner)
+    here, there = projects_with_creds(user, command)
     env = {"AWS_PROFILE": "helper"}
 
     first = user.wev("printenv", "CODEARTIFACT_AUTH_TOKEN", env=env, cwd=here)

@@ -15,8 +15,9 @@ proxy and ``--aws-credentials`` share one token per identity. An identity is:
 * ``HOME`` (``~/.aws``, the SSO and login caches);
 * when the profile chain runs a ``credential_process``: the environment the
   process gets (less what a shell changes per terminal), and the caller's
-  working folder when the command line names a relative path (``./creds``):
-  the same wev.yml in two projects may then be two people.
+  working folder when the command line names a relative path (``./creds``)
+  or a file in that folder (``python3 creds.py``): the same wev.yml in two
+  projects may then be two people.
 
 The config and credentials files are read as botocore reads them (a missing
 file is empty) and remembered by inode, size and times, so an unchanged file
@@ -108,7 +109,7 @@ def identity(
             for name, value in source.items()
             if name not in SESSION_VARS and not name.startswith(SESSION_PREFIXES)
         }
-        if _names_a_relative_path(command, source.get("PATH", "")):
+        if _depends_on_folder(command, source.get("PATH", ""), cwd):
             found["cwd"] = cwd or ""
     return found
 
@@ -191,9 +192,10 @@ def _credential_process(
     return None
 
 
-def _names_a_relative_path(command: str, path: str) -> bool:
+def _depends_on_folder(command: str, path: str, cwd: str | None) -> bool:
     """Whether the working folder decides what ``command`` runs or reads: a word such as
-    ``./creds`` or ``bin/creds``, or a bare command found through a relative PATH entry."""
+    ``./creds`` or ``bin/creds``, a bare command found through a relative PATH entry, or
+    an argument naming a file there (``python3 creds.py``, ``--file=creds.json``)."""
     try:
         words = shlex.split(command)
     except ValueError:
@@ -201,4 +203,9 @@ def _names_a_relative_path(command: str, path: str) -> bool:
     if any("/" in word and not word.startswith("/") for word in words):
         return True
     bare = bool(words) and "/" not in words[0]
-    return bare and any(not entry.startswith("/") for entry in path.split(os.pathsep))
+    if bare and any(not entry.startswith("/") for entry in path.split(os.pathsep)):
+        return True
+    if not cwd:
+        return False
+    arguments = {part for word in words[1:] for part in (word, word.partition("=")[2])}
+    return any(part and os.path.lexists(os.path.join(cwd, part)) for part in arguments)
