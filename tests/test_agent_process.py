@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,10 @@ from pathlib import Path
 import pytest
 from accounts import as_user, throwaway_user, why_no_throwaway_user
 from conftest import WEV_DAEMON, Daemon, User
+from readme import README
 from wire import wait_for_socket
+
+from wev_client.paths import DAEMON_ENV, DAEMON_ENV_PREFIXES
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "linux", reason="reads the daemon's process from Linux's /proc"
@@ -36,6 +40,9 @@ SECRETS = {
     "SOME_APP_PASSWORD": "password-of-another-app",
     "AWS_SECRET_ACCESS_KEY": "secret-key-of-the-shell",
     "PYTHONPATH": "/nowhere/a-project/src",
+    # The starter's proxy (its password too): each request carries the caller's own.
+    "HTTPS_PROXY": "http://alice:proxy-password@proxy.corp:3128",
+    "no_proxy": ".corp",
 }
 #: Modules any daemon imports; a project folder may hold files of these names.
 PLANTED = ("json", "logging", "argparse", "asyncio", "socket")
@@ -220,3 +227,11 @@ def test_the_daemon_is_not_dumpable(user: User, runner: pwd.struct_passwd | None
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_the_readme_lists_what_the_daemon_keeps() -> None:
+    text = " ".join(README.read_text().split())
+    listed = text.split("Of the shell's environment it gets only ", 1)[1].split(":", 1)[0]
+
+    kept = {*DAEMON_ENV, *(prefix + "*" for prefix in DAEMON_ENV_PREFIXES)}
+    assert set(re.findall(r"`([A-Z_*]+)`", listed)) == kept
