@@ -75,6 +75,8 @@ def test_an_unreadable_credentials_file_is_one_line_never_retried_nor_counted_as
     text = user.wev("--status").stdout
     assert "upstream calls since start: 0" in text
     assert "errors found on this machine since start: 1" in text
+    # The entry holds nothing, rather than something that never expires.
+    assert "holds: nothing" in text and "expires:" not in text, text
 
 
 def test_the_upstream_count_is_the_calls_aws_answered(

@@ -248,8 +248,11 @@ def status(body: Mapping[str, object], client_version: str | None = None) -> str
             continue
         names = ", ".join(str(n) for n in entry.get("names", []))
         out.append(f"  {names}: {entry.get('plugin')} {entry.get('description', '')}".rstrip())
-        out.append(f"    expires: {_when(entry.get('expires_at'), now)}")
-        out.append(f"    refresh: {_when(entry.get('refresh_at'), now)}")
+        if entry.get("cached") or entry.get("expires_at"):
+            out.append(f"    expires: {_when(entry.get('expires_at'), now)}")
+            out.append(f"    refresh: {_when(entry.get('refresh_at'), now)}")
+        else:  # a fetch that failed or is under way: no value, rather than one that never expires
+            out.append(f"    holds: nothing{' yet (fetching)' if entry.get('fetching') else ''}")
         if entry.get("waiting_for_input"):
             out.append("    waiting: a terminal is asking the user for input")
         if entry.get("last_error"):
