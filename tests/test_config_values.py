@@ -329,6 +329,15 @@ def test_a_key_written_twice_in_one_file_names_both_lines(
     assert f"written twice in one mapping, on line {first} and line {second}; keep one" in line
 
 
+def test_a_key_written_twice_on_one_line_names_that_line_once() -> None:
+    with pytest.raises(yaml_loader.YAMLError) as raised:
+        yaml_loader.load(b"A: {plugin: {id: wev-echo, id: wev-echo, value: x}}\n")
+
+    assert yaml_loader.describe(raised.value) == (
+        "line 1, column 28: YAML error: 'id' is written twice in one mapping, on line 1; keep one"
+    )
+
+
 def test_the_same_key_in_two_files_is_a_merge_not_a_duplicate(
     user: User, fake: FakeCodeArtifact
 ) -> None:

@@ -92,11 +92,15 @@ class _Loader(_Base):  # type: ignore[valid-type,misc]
             if id(key_node) in own:  # a merged-in key may be overridden; one's own not
                 line = key_node.start_mark.line + 1
                 if key in first_line:
+                    where = (
+                        f"on line {line}"  # a flow mapping: {id: a, id: b}
+                        if first_line[key] == line
+                        else f"on line {first_line[key]} and line {line}"
+                    )
                     raise ConstructorError(
                         None,
                         None,
-                        f"{_label(key)} is written twice in one mapping, on line "
-                        f"{first_line[key]} and line {line}; keep one",
+                        f"{_label(key)} is written twice in one mapping, {where}; keep one",
                         key_node.start_mark,
                     )
                 first_line[key] = line
