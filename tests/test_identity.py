@@ -18,7 +18,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BIN, CREDENTIALS, DEFAULT_KEY, WEV, WORK_KEY, Daemon, User
+from conftest import (
+    BIN,
+    CREDENTIALS,
+    DEFAULT_KEY,
+    ENV_KEY,
+    ENV_SECRET,
+    WEV,
+    WORK_KEY,
+    Daemon,
+    User,
+)
 from conftest import output as shown
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.pypi_index import FakePyPIIndex
@@ -141,6 +151,30 @@ def test_the_region_botocore_uses_is_the_one_that_counts(
     assert default.stdout == spelled.stdout != other.stdout
     assert after_the_edit.stdout not in (default.stdout, other.stdout)
     assert [call.region for call in fake.calls] == ["eu-west-1", "us-west-2", "ap-south-1"]
+
+
+def test_a_profile_in_the_entry_is_that_profile_whatever_keys_the_shell_holds(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact
+) -> None:
+    # Keys in the environment win over AWS_PROFILE, and a profile in the entry over them.
+    user.write(
+        "work/project/wev.yml",
+        "A: {plugin: {id: wev-awscodeartifact, domain: corp}}\n"
+        "B: {plugin: {id: wev-awscodeartifact, domain: corp, profile: default}}\n",
+    )
+    both = ("sh", "-c", 'printf "%s %s" "$A" "$B"')
+
+    with_keys = user.wev(
+        *both, env={"AWS_ACCESS_KEY_ID": ENV_KEY, "AWS_SECRET_ACCESS_KEY": ENV_SECRET}
+    )
+    without = user.wev(*both)
+
+    assert with_keys.returncode == without.returncode == 0, with_keys.stderr + without.stderr
+    a, b = with_keys.stdout.split(" ")
+    assert a != b
+    a, b = without.stdout.split(" ")
+    assert a == b  # the default profile, spelled out or not
+    assert [call.access_key_id for call in fake.calls] == [ENV_KEY, DEFAULT_KEY, DEFAULT_KEY]
 
 
 # -- what changes who the caller is ---------------------------------------------------------

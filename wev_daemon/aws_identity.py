@@ -11,7 +11,9 @@ proxy and ``--aws-credentials`` share one token per identity. An identity is:
   read: keys, files, endpoints, roles, containers, SSO and metadata switches.
   Not those that only select a profile or region (replaced by the resolved
   ones) or say how to reach AWS (CA bundle, retries, the CLI's data path):
-  a different route to AWS is not a different person;
+  a different route to AWS is not a different person; and whether the keys
+  (or web identity) of the environment are in effect, which a ``profile:`` in
+  the entry turns off;
 * ``HOME`` (``~/.aws``, the SSO and login caches);
 * when the profile chain runs a ``credential_process``: the environment the
   process gets (less what a shell changes per terminal), and the caller's
@@ -48,6 +50,14 @@ NOT_IDENTITY = frozenset(
         "AWS_DEFAULT_OUTPUT",
         "AWS_CLI_AUTO_PROMPT",
     }
+)
+#: What botocore's environment providers read (keys, web identity): in effect only
+#: when the entry names no profile.
+ENVIRONMENT_CREDENTIALS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
 )
 #: What a shell or terminal sets per window or folder, and wev's own bookkeeping:
 #: never what a ``credential_process`` decides who you are by.
@@ -98,6 +108,11 @@ def identity(
         if name.startswith("AWS_") and name not in NOT_IDENTITY
     }
     found["profile"] = profile
+    # A profile the entry names turns the environment's credentials off: the same
+    # variables are then someone else (``profile: default`` beside keys in the shell).
+    found["environment_credentials"] = not configured_profile and any(
+        env.get(name) for name in ENVIRONMENT_CREDENTIALS
+    )
     found["HOME"] = env.get("HOME", "")
     if with_region:
         found["region"] = _region(env, configured_region, config.get(profile, {}))
