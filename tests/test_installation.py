@@ -72,11 +72,13 @@ class Environment:
             timeout=COMMAND_TIMEOUT,
         )
 
-    def wev(self, user: User, *args: str) -> subprocess.CompletedProcess[str]:
+    def wev(
+        self, user: User, *args: str, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """The real client, run by this environment's Python (as its ``wev`` script would)."""
         return subprocess.run(
             [self.python, "-m", "wev_client", *args],
-            cwd=user.project,
+            cwd=cwd or user.project,
             env=user.env,
             capture_output=True,
             text=True,
@@ -105,12 +107,10 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_a_plugin_installed_while_the_daemon_runs_works_on_the_next_call(
-    user: User, environment: Environment
-) -> None:
+def greeting_plugin(user: User) -> tuple[Path, str, str, str]:
+    """A plugin's wheel, its id, distribution and module; the project's wev.yml uses it."""
     unique = uuid.uuid4().hex[:12]
-    plugin_id = f"wev-greeting-{unique}"
-    name = f"wev-greeting-{unique}"
+    plugin_id = name = f"wev-greeting-{unique}"
     module = name.replace("-", "_")
     wheel = build_wheel(
         user.root / "wheels",
@@ -122,6 +122,13 @@ def test_a_plugin_installed_while_the_daemon_runs_works_on_the_next_call(
     user.write(
         "work/project/wev.yml", f"GREETING:\n  plugin:\n    id: {plugin_id}\n    greeting: hi\n"
     )
+    return wheel, plugin_id, name, module
+
+
+def test_a_plugin_installed_while_the_daemon_runs_works_on_the_next_call(
+    user: User, environment: Environment
+) -> None:
+    wheel, plugin_id, name, module = greeting_plugin(user)
     try:
         before = environment.wev(user, *PRINT)
         old = environment.daemon_pid(user)
@@ -160,3 +167,32 @@ def test_installing_something_else_keeps_the_daemon_and_its_tokens(
         assert fake.call_count == 1  # the token was kept
     finally:
         environment.wev(user, "--stop")
+
+
+def test_a_daemon_another_installation_started_makes_way_for_this_ones_plugins(
+    user: User, fake: FakeCodeArtifact
+) -> None:
+    """A tool's environment holds wev too (keyring's, for uv) and starts the daemon first;
+    a plugin installed in wev's own environment still works on the next call."""
+    tool, own = Environment(user.root / "tool"), Environment(user.root / "own")
+    wheel, plugin_id, _, _ = greeting_plugin(user)
+    own.pip("install", "--no-index", "--no-deps", str(wheel))
+    elsewhere = user.write("work/elsewhere/wev.yml", TOKEN).parent
+    try:
+        assert tool.wev(user, "true", cwd=elsewhere).returncode == 0
+        first = tool.daemon_pid(user)
+        refused = tool.wev(user, *PRINT)  # the tool's wev has no such plugin: it replaces nothing
+
+        served = own.wev(user, *PRINT)
+        second = own.daemon_pid(user)
+        again = tool.wev(user, "true", cwd=elsewhere)
+
+        assert refused.returncode == 78 and f"unknown plugin '{plugin_id}'" in refused.stderr
+        assert served.returncode == 0, served.stderr
+        assert served.stdout == "hi from a plugin"
+        assert second != first and not alive(first)
+        assert again.returncode == 0, again.stderr
+        assert own.daemon_pid(user) == second  # and the tool's calls leave it be
+        assert fake.call_count == 2  # one token for each daemon, no more
+    finally:
+        own.wev(user, "--stop")

@@ -448,6 +448,17 @@ def test_error_codes_and_exit_statuses() -> None:
         assert issubclass(cls, WevError)
 
 
+def test_an_unknown_plugin_is_a_config_error_on_the_wire_that_names_the_plugin() -> None:
+    sent = errors.UnknownPlugin("wev.yml: A: unknown plugin 'wev-x'", plugin="wev-x")
+
+    body = wire(sent.to_json())
+    received = errors.error_from_json(body)
+
+    assert body == {"error": {"code": "config", "message": sent.message, "plugin": "wev-x"}}
+    assert type(received) is errors.UnknownPlugin and received.plugin == "wev-x"
+    assert received.exit_status == 78 and received.message == sent.message
+
+
 def test_an_unknown_error_code_is_a_plain_wev_error() -> None:
     error = errors.error_from_json(
         {"error": {"code": "from_the_future", "message": "m", "hint": 5}}

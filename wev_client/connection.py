@@ -225,10 +225,13 @@ def _ask(
             return _in_process(route, request, ask)
     if code != 200:
         error = errors.error_from_json(answer)
-        if not isinstance(error, errors.VersionMismatch) or not start:
+        if isinstance(error, errors.UnknownPlugin) and start:
+            take_over_for_plugin(path, environ, error, debug)
+        elif not isinstance(error, errors.VersionMismatch) or not start:
             raise error
-        debug(f"{error.message}: restarting it")
-        await_current_daemon(path, environ, debug)
+        else:
+            debug(f"{error.message}: restarting it")
+            await_current_daemon(path, environ, debug)
         code, answer = transport.request(path, "POST", route, body, version=__version__)
         if code != 200:
             raise errors.error_from_json(answer)
@@ -236,6 +239,34 @@ def _ask(
         return ResolveResponse.from_json(answer)
     except errors.ProtocolError as error:
         raise transport.not_ours(path, error) from None
+
+
+def take_over_for_plugin(
+    path: str, environ: Mapping[str, str], error: errors.UnknownPlugin, debug: Callable[[str], None]
+) -> None:
+    """Replace a daemon of this version that lacks a plugin this installation has; else
+    raise ``error``.
+
+    A tool's own environment (keyring's, twine's) may hold another copy of wev, and
+    whichever starts the daemon first decides what it loads. A daemon of a newer
+    wev stays: it would be replaced again by the next newer client.
+    """
+    from importlib.metadata import entry_points
+
+    from wev_client import control
+
+    here = {entry.name for entry in entry_points(group=protocol.PLUGIN_ENTRY_POINTS)}
+    if error.plugin not in here:
+        raise error
+    code, body = transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
+    if code != 200 or not isinstance(body, dict) or body.get("version") != __version__:
+        raise error
+    debug(f"{error.message}, but this wev has it: replacing the daemon")
+    try:
+        control.stop(environ)
+    except WevError:  # a service manager's: it would start that same one again
+        raise error from None
+    await_current_daemon(path, environ, debug)
 
 
 def await_current_daemon(

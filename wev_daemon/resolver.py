@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from wev_client.protocol.errors import ConfigError, UpstreamError, WevError
+from wev_client.protocol.errors import ConfigError, UnknownPlugin, UpstreamError, WevError
 from wev_client.protocol.messages import (
     EntryInfo,
     Prompt,
@@ -98,8 +98,9 @@ class Resolver:
             plugin = self.plugins.get(str(plugin_id))
             if plugin is None:
                 known = ", ".join(sorted(self.plugins)) or "none"
-                raise ConfigError(
-                    f"{where}: {label}: unknown plugin {plugin_id!r} (known: {known})"
+                raise UnknownPlugin(
+                    f"{where}: {label}: unknown plugin {plugin_id!r} (known: {known})",
+                    plugin=str(plugin_id),
                 )
             properties = {k: v for k, v in spec.plugin.items() if k not in ENTRY_PROPERTIES}
             mfa_process = spec.plugin.get(MFA_PROCESS)

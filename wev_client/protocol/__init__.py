@@ -34,6 +34,10 @@ PARSE_ROUTE = f"/v{API_VERSION}/parse"
 #: themselves are in the status document, never with an answer.
 ANSWER_ROUTE = f"/v{API_VERSION}/answer"
 
+#: The entry-point group of plugins: a client checks its own installation's
+#: when the daemon, started from another one, lacks a plugin.
+PLUGIN_ENTRY_POINTS = "wev.plugins"
+
 #: Header with the client's package version, so a daemon can tell it is older.
 CLIENT_VERSION_HEADER = "Wev-Client-Version"
 

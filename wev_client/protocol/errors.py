@@ -51,6 +51,21 @@ class ConfigError(WevError):
     http_status = 422
 
 
+class UnknownPlugin(ConfigError):
+    """An entry names a plugin the daemon has not loaded: a configuration error (so on
+    the wire, for every client), unless another installation of wev started the daemon.
+    """
+
+    def __init__(self, message: str, *, plugin: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.plugin = plugin
+
+    def to_json(self) -> dict[str, object]:
+        body = super().to_json()
+        body["error"]["plugin"] = self.plugin  # type: ignore[index]
+        return body
+
+
 class ProtocolError(WevError):
     """A request or response does not follow this protocol."""
 
@@ -112,4 +127,8 @@ def error_from_json(body: object) -> WevError:
         return ProtocolError("the daemon sent an error this client does not understand")
     cls = ERRORS_BY_CODE.get(str(detail.get("code")), WevError)
     hint = detail.get("hint")
-    return cls(detail["message"], hint=hint if isinstance(hint, str) else None)
+    hint = hint if isinstance(hint, str) else None
+    plugin = detail.get("plugin")
+    if cls is ConfigError and isinstance(plugin, str):
+        return UnknownPlugin(detail["message"], plugin=plugin, hint=hint)
+    return cls(detail["message"], hint=hint)

@@ -55,7 +55,9 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import ClassVar, Generic, TypeVar
 
-ENTRY_POINT_GROUP = "wev.plugins"
+from wev_client.protocol import PLUGIN_ENTRY_POINTS
+
+ENTRY_POINT_GROUP = PLUGIN_ENTRY_POINTS
 
 SettingsT = TypeVar("SettingsT")
 
