@@ -21,13 +21,16 @@ import sys
 import time
 
 from wev_client import __version__, paths, protocol, transport
-from wev_client.protocol import errors, messages
+from wev_client.protocol import errors
 from wev_client.protocol.errors import WevError
-from wev_client.protocol.messages import Prompt, ResolveRequest, ResolveResponse, VariableSpec
+from wev_client.protocol.messages import ResolveRequest, ResolveResponse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+
+    from wev_client.protocol.messages import VariableSpec
+    from wev_client.protocol.side_messages import Prompt
 
 #: How long a client waits for a daemon it started to listen.
 START_TIMEOUT = 10.0
@@ -145,10 +148,12 @@ def parse_config(
     """
     if no_daemon(environ):
         return None
+    from wev_client.protocol import side_messages  # after an edit only
+
     try:
         # JSON carries text: other bytes (UTF-16, binary) are left to the local parser.
         texts = tuple((path, data.decode()) for path, data in files)
-        body = messages.ParseRequest(texts).to_json()
+        body = side_messages.ParseRequest(texts).to_json()
         path = socket_path(environ)
         code, answer = transport.request(
             path, "POST", protocol.PARSE_ROUTE, body, version=__version__
@@ -165,7 +170,7 @@ def parse_config(
         debug(f"parsing the configuration in this process: {refusal}")
         return None
     try:
-        parsed = messages.ParseResponse.from_json(answer)
+        parsed = side_messages.ParseResponse.from_json(answer)
     except WevError as error:
         debug(f"parsing the configuration in this process: {error}")
         return None

@@ -25,12 +25,8 @@ from aiohttp import web
 from wev_client import __version__, config_parse, protocol, versions, yaml_loader  # noqa: F401
 from wev_client.protocol import codec
 from wev_client.protocol.errors import ProtocolError, VersionMismatch, WevError
-from wev_client.protocol.messages import (
-    AnswerRequest,
-    ParseRequest,
-    ParseResponse,
-    ResolveRequest,
-)
+from wev_client.protocol.messages import ResolveRequest
+from wev_client.protocol.side_messages import AnswerRequest, ParseRequest, ParseResponse
 from wev_daemon.installation import Installation
 from wev_daemon.proxy import Proxy
 from wev_daemon.resolver import Resolver

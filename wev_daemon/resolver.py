@@ -27,13 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from wev_client.protocol.errors import ConfigError, UpstreamError, WevError
-from wev_client.protocol.messages import (
-    EntryInfo,
-    Prompt,
-    ResolveRequest,
-    ResolveResponse,
-    VariableSpec,
-)
+from wev_client.protocol.messages import EntryInfo, ResolveRequest, ResolveResponse, VariableSpec
+from wev_client.protocol.side_messages import Prompt
 from wev_daemon.cache import Caller, Pending, TokenCache
 from wev_daemon.plugins import (
     Asker,
