@@ -9,7 +9,11 @@ and a few hundred requests, then for each level of concurrency runs that many
 clients, each sending ``POST /v1/resolve`` requests one after another until
 the level's count is done. A request is what ``wev`` sends from the project:
 the same body, ``Connection: close``, a new connection each time; an answer
-counts only if it is a 200 with the expected values.
+counts only if it is a 200 with the expected values. Like a real ``wev``, the
+request carries the caller's whole environment (``process_env``) and working
+folder: the bench runs as a developer's shell would, with ``DEV_ENV`` below
+(about 60 variables, 5 KiB: a desktop session, a terminal, direnv, language
+managers, ``LS_COLORS``), fixed here so that every run sends the same bytes.
 
 It prints, per level, requests/s and the p50, p99 and max latency (connect to
 last byte), then the daemon's RSS after the warm-up and after the whole run,
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import platform
@@ -32,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from startup import WEV, fake_codeartifact, make_user, running_daemon
@@ -49,6 +55,102 @@ LEVELS = (1, 10, 100)
 #: The daemon's RSS is read again once this many requests have been made in all.
 RSS_REQUESTS = 20_000
 WARM_UP_REQUESTS = 500
+
+
+def blob(seed: str, size: int) -> str:
+    """``size`` characters of base64url, the same on every run: direnv's state variables."""
+    text, counter = "", 0
+    while len(text) < size:
+        digest = hashlib.sha256(f"{seed}{counter}".encode()).digest()
+        text += base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        counter += 1
+    return "eJx" + text[: size - 3]
+
+
+#: A developer's environment as a desktop terminal with direnv and a few language
+#: managers has it (the isolated user's HOME and runtime folder are added).
+DEV_ENV = {
+    "SHELL": "/bin/bash",
+    "USER": "dev",
+    "LOGNAME": "dev",
+    "HOSTNAME": "dev-laptop",
+    "TERM": "xterm-256color",
+    "COLORTERM": "truecolor",
+    "TERM_PROGRAM": "vscode",
+    "TERM_PROGRAM_VERSION": "1.89.1",
+    "SHLVL": "2",
+    "EDITOR": "vim",
+    "VISUAL": "code --wait",
+    "PAGER": "less",
+    "LESS": "-FRX",
+    "LC_ALL": "C.UTF-8",
+    "MAIL": "/var/mail/dev",
+    "DISPLAY": ":0",
+    "WAYLAND_DISPLAY": "wayland-0",
+    "XDG_SESSION_TYPE": "wayland",
+    "XDG_SESSION_ID": "2",
+    "XDG_CURRENT_DESKTOP": "ubuntu:GNOME",
+    "XDG_DATA_DIRS": "/usr/share/ubuntu:/usr/local/share/:/usr/share/:/var/lib/snapd/desktop",
+    "XDG_CONFIG_DIRS": "/etc/xdg/xdg-ubuntu:/etc/xdg",
+    "DESKTOP_SESSION": "ubuntu",
+    "SESSION_MANAGER": "local/dev-laptop:@/tmp/.ICE-unix/2145,unix/dev-laptop:/tmp/.ICE-unix/2145",
+    "DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1000/bus",
+    "SSH_AUTH_SOCK": "/run/user/1000/keyring/ssh",
+    "GPG_AGENT_INFO": "/run/user/1000/gnupg/S.gpg-agent:0:1",
+    "GNOME_TERMINAL_SCREEN": "/org/gnome/Terminal/screen/5b1a3f0e_46c4_4bb6_9f2c_6d1e6a0c2b7d",
+    "HISTSIZE": "100000",
+    "HISTCONTROL": "ignoreboth:erasedups",
+    "PYENV_ROOT": "/home/dev/.pyenv",
+    "PYENV_SHELL": "bash",
+    "NVM_DIR": "/home/dev/.nvm",
+    "NVM_BIN": "/home/dev/.nvm/versions/node/v20.12.2/bin",
+    "NVM_INC": "/home/dev/.nvm/versions/node/v20.12.2/include/node",
+    "GOPATH": "/home/dev/go",
+    "CARGO_HOME": "/home/dev/.cargo",
+    "RUSTUP_HOME": "/home/dev/.rustup",
+    "JAVA_HOME": "/usr/lib/jvm/java-17-openjdk-amd64",
+    "KUBECONFIG": "/home/dev/.kube/config:/home/dev/.kube/staging.yaml",
+    "GIT_EDITOR": "vim",
+    "AWS_REGION": "eu-west-1",
+    "AWS_SDK_LOAD_CONFIG": "1",
+    "AWS_PAGER": "",
+    "OLDPWD": "/home/dev/src",
+    "DIRENV_DIR": "-/home/dev/src/project",
+    "DIRENV_FILE": "/home/dev/src/project/.envrc",
+    "DIRENV_WATCHES": blob("watches", 380),
+    "DIRENV_DIFF": blob("diff", 370),
+    "LS_COLORS": (
+        "rs=0:di=01;34:ln=01;36:mh=00:pi=40;33:so=01;35:do=01;35:bd=40;33;01:cd=40;33;01:"
+        "or=40;31;01:mi=00:su=37;41:sg=30;43:ca=00:tw=30;42:ow=34;42:st=37;44:ex=01;32:"
+        "*.tar=01;31:*.tgz=01;31:*.arc=01;31:*.arj=01;31:*.taz=01;31:*.lha=01;31:"
+        "*.lz4=01;31:*.lzh=01;31:*.lzma=01;31:*.tlz=01;31:*.txz=01;31:*.tzo=01;31:"
+        "*.t7z=01;31:*.zip=01;31:*.z=01;31:*.dz=01;31:*.gz=01;31:*.lrz=01;31:*.lz=01;31:"
+        "*.lzo=01;31:*.xz=01;31:*.zst=01;31:*.tzst=01;31:*.bz2=01;31:*.bz=01;31:"
+        "*.tbz=01;31:*.tbz2=01;31:*.tz=01;31:*.deb=01;31:*.rpm=01;31:*.jar=01;31:"
+        "*.war=01;31:*.ear=01;31:*.sar=01;31:*.rar=01;31:*.alz=01;31:*.ace=01;31:"
+        "*.zoo=01;31:*.cpio=01;31:*.7z=01;31:*.rz=01;31:*.cab=01;31:*.wim=01;31:"
+        "*.swm=01;31:*.dwm=01;31:*.esd=01;31:*.avif=01;35:*.jpg=01;35:*.jpeg=01;35:"
+        "*.mjpg=01;35:*.mjpeg=01;35:*.gif=01;35:*.bmp=01;35:*.pbm=01;35:*.pgm=01;35:"
+        "*.ppm=01;35:*.tga=01;35:*.xbm=01;35:*.xpm=01;35:*.tif=01;35:*.tiff=01;35:"
+        "*.png=01;35:*.svg=01;35:*.svgz=01;35:*.mng=01;35:*.pcx=01;35:*.mov=01;35:"
+        "*.mpg=01;35:*.mpeg=01;35:*.m2v=01;35:*.mkv=01;35:*.webm=01;35:*.webp=01;35:"
+        "*.ogm=01;35:*.mp4=01;35:*.m4v=01;35:*.mp4v=01;35:*.vob=01;35:*.qt=01;35:"
+        "*.nuv=01;35:*.wmv=01;35:*.asf=01;35:*.rm=01;35:*.rmvb=01;35:*.flc=01;35:"
+        "*.avi=01;35:*.fli=01;35:*.flv=01;35:*.gl=01;35:*.dl=01;35:*.xcf=01;35:"
+        "*.xwd=01;35:*.yuv=01;35:*.cgm=01;35:*.emf=01;35:*.ogv=01;35:*.ogx=01;35:"
+        "*.aac=00;36:*.au=00;36:*.flac=00;36:*.m4a=00;36:*.mid=00;36:*.midi=00;36:"
+        "*.mka=00;36:*.mp3=00;36:*.mpc=00;36:*.ogg=00;36:*.ra=00;36:*.wav=00;36:"
+        "*.oga=00;36:*.opus=00;36:*.spx=00;36:*.xspf=00;36:*~=00;90:*#=00;90:*.bak=00;90:"
+        "*.old=00;90:*.orig=00;90:*.part=00;90:*.rej=00;90:*.swp=00;90:*.tmp=00;90:"
+    ),
+    "PATH": (
+        "/home/dev/.local/bin:/home/dev/.pyenv/shims:/home/dev/.pyenv/bin:"
+        "/home/dev/.nvm/versions/node/v20.12.2/bin:/home/dev/.cargo/bin:/home/dev/go/bin:"
+        "/home/dev/.sdkman/candidates/java/current/bin:/usr/local/sbin:/usr/local/bin:"
+        "/usr/sbin:/usr/bin:/sbin:/bin:/usr/games:/usr/local/games:/snap/bin"
+    ),
+    "_": "/usr/bin/wev",
+}
 #: Every wait is bounded: one request, the warm-up ``wev``, one whole level.
 REQUEST_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 60.0
@@ -65,6 +167,9 @@ class Level:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    #: The daemon's CPU time (user + system) per request: what the load on the
+    #: machine changes least.
+    daemon_cpu_us: float
 
 
 @dataclass(frozen=True)
@@ -83,6 +188,14 @@ class Run:
     latencies: list[float]
     errors: Counter[str]
     seconds: float
+    daemon_cpu: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- one request, as wev sends it --------------------------------------------------------
@@ -104,7 +217,7 @@ def check(raw: bytes, expected: dict[str, str]) -> str:
 
 
 async def hammer(
-    path: str, message: bytes, expected: dict[str, str], requests: int, clients: int
+    path: str, message: bytes, expected: dict[str, str], requests: int, clients: int, pid: int
 ) -> Run:
     """``requests`` requests from ``clients`` concurrent clients, each one at a time."""
     latencies: list[float] = []
@@ -125,10 +238,10 @@ async def hammer(
             if problem:
                 errors[problem] += 1
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds(pid)
     async with asyncio.timeout(LEVEL_TIMEOUT):
         await asyncio.gather(*(client() for _ in range(clients)))
-    return Run(latencies, errors, time.perf_counter() - started)
+    return Run(latencies, errors, time.perf_counter() - started, cpu_seconds(pid) - cpu)
 
 
 def level(clients: int, run: Run) -> Level:
@@ -147,7 +260,14 @@ def level(clients: int, run: Run) -> Level:
         round(percentile(0.50), 3),
         round(percentile(0.99), 3),
         round(ordered[-1] * 1000, 3),
+        round(run.daemon_cpu / count * 1e6, 1),
     )
+
+
+def developer_env(user_env: Mapping[str, str]) -> dict[str, str]:
+    """``DEV_ENV`` for the isolated user: its HOME, runtime folder and AWS endpoint, and a
+    PATH that finds this machine's commands after the developer's own folders."""
+    return {**DEV_ENV, **user_env, "PATH": f"{DEV_ENV['PATH']}:{user_env['PATH']}"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,11 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with fake_codeartifact() as fake:
             user = make_user(root, fake.url)
             with running_daemon(user) as daemon:
+                env = developer_env(user.env)
                 # The real client warms the daemon and tells the value to expect.
                 warm = subprocess.run(
                     [WEV, "printenv", "CODEARTIFACT_AUTH_TOKEN"],
                     cwd=user.project,
-                    env=user.env,
+                    env=env,
                     capture_output=True,
                     text=True,
                     timeout=COMMAND_TIMEOUT,
@@ -177,8 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 if warm.returncode != 0:
                     raise RuntimeError(f"wev failed:\n{warm.stderr}")
-                home = user.env["HOME"]
-                message = resolve_message(user.project, home, user.env)
+                message = resolve_message(user.project, env["HOME"], env)
                 expected = {"CODEARTIFACT_AUTH_TOKEN": warm.stdout.strip(), "GREETING": "hello"}
                 print(f"warming up, then {args.requests} requests per level...", file=sys.stderr)
                 figures = asyncio.run(
@@ -213,17 +333,17 @@ async def measure(
 ) -> Figures:
     """Warm up, run every level, top up to RSS_REQUESTS; RSS before and after."""
     errors: Counter[str] = Counter()
-    warm = await hammer(path, message, expected, WARM_UP_REQUESTS, max(LEVELS))
+    warm = await hammer(path, message, expected, WARM_UP_REQUESTS, max(LEVELS), pid)
     errors.update(warm.errors)
     rss_warm = rss_kib(pid)
     levels = []
     for clients in LEVELS:
-        run = await hammer(path, message, expected, requests, clients)
+        run = await hammer(path, message, expected, requests, clients, pid)
         errors.update(run.errors)
         levels.append(level(clients, run))
     total = requests * len(LEVELS)
     if total < RSS_REQUESTS:
-        run = await hammer(path, message, expected, RSS_REQUESTS - total, max(LEVELS))
+        run = await hammer(path, message, expected, RSS_REQUESTS - total, max(LEVELS), pid)
         errors.update(run.errors)
         total = RSS_REQUESTS
     return Figures(levels, rss_warm, rss_kib(pid), total, errors)
@@ -236,13 +356,13 @@ def print_text(figures: Figures, upstream_calls: int) -> None:
     )
     print(
         f"{'clients':>7}  {'requests':>8}  {'errors':>6}  {'req/s':>7}  "
-        f"{'p50 ms':>7}  {'p99 ms':>7}  {'max ms':>7}"
+        f"{'p50 ms':>7}  {'p99 ms':>7}  {'max ms':>7}  {'daemon CPU/req':>14}"
     )
     for item in figures.levels:
         print(
             f"{item.clients:>7}  {item.requests:>8}  {item.errors:>6}  "
             f"{item.requests_per_second:>7.0f}  {item.p50_ms:>7.2f}  {item.p99_ms:>7.2f}  "
-            f"{item.max_ms:>7.2f}"
+            f"{item.max_ms:>7.2f}  {item.daemon_cpu_us:>11.0f} us"
         )
     before, after = figures.rss_warm_kib, figures.rss_after_kib
     print(
