@@ -84,44 +84,39 @@ def error_response(error: WevError) -> web.Response:
     return json_response(error.to_json(), error.http_status)
 
 
+#: ``struct ucred`` (pid, uid, gid), the answer to SO_PEERCRED (Linux only).
+_UCRED = struct.Struct("3i")
+_PEERCRED: int | None = getattr(socket, "SO_PEERCRED", None)
+
+
 def peer_uid(request: web.Request) -> int | None:
     """The connecting process's uid (Linux SO_PEERCRED), or None where unknown."""
     sock = request.transport.get_extra_info("socket") if request.transport else None
-    if sock is None or sock.family != socket.AF_UNIX or not hasattr(socket, "SO_PEERCRED"):
+    if sock is None or sock.family != socket.AF_UNIX or _PEERCRED is None:
         return None
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return int(struct.unpack("3i", creds)[1])
+    return int(_UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, _PEERCRED, _UCRED.size))[1])
 
 
 @web.middleware
-async def peer_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse any peer that is not this daemon's own user."""
+async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request's door, in one middleware (each one costs every request a layer).
+
+    It refuses any peer that is not this daemon's own user; once the daemon
+    is stopping, it resolves nothing more, so the client waits for the next
+    daemon instead (until the socket closes a request may still arrive, and
+    this daemon's answer could be stale: plugins that changed since it
+    started; its status still answers, saying ``"stopping": true``); and it is
+    the one place where failures become JSON error bodies.
+    """
     uid = peer_uid(request)
     if uid is not None and uid != os.getuid():
         log.warning("refused a connection from uid %d", uid)
         return json_response(
             {"error": {"code": "forbidden", "message": "this wev-daemon serves another user"}}, 403
         )
-    return await handler(request)
-
-
-@web.middleware
-async def stopping_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Once stopping, resolve nothing more: the client waits for the next daemon instead.
-
-    Until the socket closes, a request may still arrive, and this daemon's
-    answer could be stale (plugins that changed since it started). Its status
-    still answers, saying ``"stopping": true``.
-    """
-    if request.app[STOP].is_set() and request.path != protocol.STATUS_ROUTE:
-        raise VersionMismatch("wev-daemon is stopping", hint="the next call starts another")
-    return await handler(request)
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place where failures become JSON error bodies."""
     try:
+        if request.app[STOP].is_set() and request.path != protocol.STATUS_ROUTE:
+            raise VersionMismatch("wev-daemon is stopping", hint="the next call starts another")
         return await handler(request)
     except WevError as error:
         log.info("%s %s: %s", request.method, request.path, error)
@@ -159,13 +154,19 @@ async def _read_json(request: web.Request) -> object:
     installation = request.app.get(INSTALLATION)
     if installation is not None and installation.changed():
         _give_way_to_the_installation(request.app)
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time
-            raw = await request.read()
-    except TimeoutError:
-        raise SlowRequest(f"the request body did not arrive within {BODY_TIMEOUT:.0f} s") from None
+    if request.content.is_eof():  # the whole body came with the headers, as wev sends it
+        raw = await request.read()
+    else:
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time
+                raw = await request.read()
+        except TimeoutError:
+            raise SlowRequest(
+                f"the request body did not arrive within {BODY_TIMEOUT:.0f} s"
+            ) from None
     body = codec.loads(raw)
-    _check_depth(body)
+    if _brackets(raw) > MAX_REQUEST_DEPTH:
+        _check_depth(body)
     return body
 
 
@@ -228,6 +229,12 @@ def _check_depth(document: object) -> None:
         if not level:
             return
     raise ProtocolError(f"the request nests deeper than {MAX_REQUEST_DEPTH} levels")
+
+
+def _brackets(raw: bytes) -> int:
+    """How many ``[`` and ``{`` ``raw`` holds, counted in C: with no more than
+    MAX_REQUEST_DEPTH in all, no document nests deeper, and none is walked."""
+    return len(raw) - len(raw.translate(None, b"[{"))
 
 
 async def resolve(request: web.Request) -> web.Response:
@@ -381,7 +388,7 @@ def make_app(
     that finds wev or its plugins changed since then makes the daemon stop.
     """
     app = web.Application(
-        middlewares=[peer_middleware, error_middleware, stopping_middleware],
+        middlewares=[guard_middleware],
         client_max_size=protocol.MAX_REQUEST_BYTES,
     )
     app[RESOLVER] = resolver

@@ -208,6 +208,13 @@ class TokenCache:
             return entry.resolution, True
         _raise(error or UpstreamError(f"{plugin_id}: no value"))
 
+    def peek(self, key: str) -> Resolution | None:
+        """The fresh value held for ``key``, which ``get`` would hand at once; else None."""
+        entry = self.entries.get(key)
+        if entry is not None and entry.fresh(self.clock.wall(), self.policy):
+            return entry.resolution
+        return None
+
     def answer(self, question_id: str, answer: str) -> Question | None:
         """``wev --answer``'s answer to an open question (None: no such question)."""
         question = self.questions.find(question_id)

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from wev_client.protocol.errors import ConfigError, UpstreamError, WevError
 from wev_client.protocol.messages import EntryInfo, ResolveRequest, ResolveResponse, VariableSpec
@@ -47,6 +49,8 @@ log = logging.getLogger(__name__)
 MFA_PROCESS = "mfa_process"
 ENTRY_PROPERTIES = frozenset({"id", MFA_PROCESS})
 
+T = TypeVar("T")
+
 #: One request's fetch per cache key, shared by the request's entries of that key.
 Fetches = dict[str, asyncio.Future[tuple[Resolution | None, bool]]]
 
@@ -68,6 +72,11 @@ class Prepared:
     #: The entry's command that prints the answer to its question, if any.
     mfa_process: str | None = None
 
+    @property
+    def held(self) -> bool:
+        """Whether its fetch is held in the cache (else it needs none, or runs each time)."""
+        return self.fetches and self.plugin.cacheable
+
 
 class Resolver:
     """Validates requests and resolves them through the cache."""
@@ -84,7 +93,9 @@ class Resolver:
         # not change which identity an entry uses, nor an MFA session's keys
         # be used to ask for the next MFA session.
         configured = {name for spec in request.variables for name in spec.names}
-        process_env = {k: v for k, v in request.process_env.items() if k not in configured}
+        process_env = request.process_env
+        if not configured.isdisjoint(process_env):  # else no copy of the whole environment
+            process_env = {k: v for k, v in process_env.items() if k not in configured}
         for spec in request.variables:
             where = ", ".join(spec.sources) or "configuration"
             label = spec.label
@@ -110,10 +121,11 @@ class Resolver:
                 warnings.append(
                     f"{where}: {label}: {plugin.id} ignores unknown property {unknown!r}"
                 )
+            exact, prefixes = _patterns(plugin.context_vars)
             env = {
                 name: value
                 for name, value in request.env.items()
-                if name not in configured and _matches(name, plugin.context_vars)
+                if (name in exact or name.startswith(prefixes)) and name not in configured
             }
             context = Context(env, process_env=process_env, cwd=request.cwd)
             identity = plugin.identity(settings, context)
@@ -155,24 +167,34 @@ class Resolver:
             self.cancel(request.cancel)
             return ResolveResponse({})
         prepared, warnings = prepared_once or self.prepare(request)
-        # Entries of one identity wait for one fetch: the first asks the user, and
-        # the others must not wait for that answer within the same request.
-        keys = Counter(item.key for item in prepared if item.fetches)
-        fetches: Fetches = {}
         hold = _hold(request)
-        outcomes = await asyncio.gather(
-            *(
-                self._get(
-                    item,
-                    request.answers,
-                    request.terminal,
-                    hold,
-                    fetches if keys[item.key] > 1 else None,
-                )
+        outcomes: list[tuple[Resolution, bool] | BaseException]
+        if all(self.cache.peek(item.key) is not None for item in prepared if item.held):
+            # Nothing waits for upstream: each entry is presented in turn, without
+            # a task each (presenting is cheap, and what it may wait for once, a
+            # repository's endpoint, is shared and kept).
+            outcomes = [
+                await _caught(self._get(item, request.answers, request.terminal, hold))
                 for item in prepared
-            ),
-            return_exceptions=True,
-        )
+            ]
+        else:
+            # Entries of one identity wait for one fetch: the first asks the user, and
+            # the others must not wait for that answer within the same request.
+            keys = Counter(item.key for item in prepared if item.fetches)
+            fetches: Fetches = {}
+            outcomes = await asyncio.gather(
+                *(
+                    self._get(
+                        item,
+                        request.answers,
+                        request.terminal,
+                        hold,
+                        fetches if keys[item.key] > 1 else None,
+                    )
+                    for item in prepared
+                ),
+                return_exceptions=True,
+            )
         prompts: dict[str, Prompt] = {}
         results: list[tuple[Resolution, bool]] = []
         for item, outcome in zip(prepared, outcomes, strict=True):
@@ -280,7 +302,7 @@ class Resolver:
 
         if not item.fetches:
             return None, False
-        if not item.plugin.cacheable:
+        if not item.held:
             return await fetch(), False
         caller = Caller(
             terminal, item.context.process_env, item.context.cwd, item.mfa_process, hold
@@ -326,6 +348,15 @@ def _count_mismatch(
     return message
 
 
+async def _caught(step: Awaitable[T]) -> T | BaseException:
+    """``step``'s result, or what it raised, as ``gather(..., return_exceptions=True)``
+    gives them; a cancellation of the request itself goes on."""
+    try:
+        return await step
+    except Exception as error:
+        return error
+
+
 def _hold(request: ResolveRequest) -> float | None:
     """How long the request may wait for a question's answer (None: the policy's).
 
@@ -335,11 +366,12 @@ def _hold(request: ResolveRequest) -> float | None:
     return 0.0 if not request.terminal and not request.wait else None
 
 
-def _matches(name: str, patterns: tuple[str, ...]) -> bool:
-    return any(
-        name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
-        for pattern in patterns
-    )
+@functools.cache
+def _patterns(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """``Plugin.context_vars`` as the names it matches exactly, and the prefixes of those
+    ending in ``*`` (``AWS_*``); a plugin's are the same on every request."""
+    exact = frozenset(pattern for pattern in patterns if not pattern.endswith("*"))
+    return exact, tuple(pattern[:-1] for pattern in patterns if pattern.endswith("*"))
 
 
 def _prompt_id(key: str, text: str) -> str:
