@@ -28,16 +28,17 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from wev_client.protocol.errors import ConfigError, UpstreamError, WevError
+from wev_client.protocol import codec
+from wev_client.protocol.errors import UpstreamError, WevError
 from wev_client.protocol.messages import EntryInfo, ResolveRequest, ResolveResponse, VariableSpec
 from wev_client.protocol.side_messages import Prompt
 from wev_daemon.cache import Caller, Pending, TokenCache
+from wev_daemon.entries import Configured, configure
 from wev_daemon.plugins import (
     Asker,
     Context,
     InputNeeded,
     Plugin,
-    PropertyError,
     Resolution,
     digest,
     load_plugins,
@@ -45,9 +46,8 @@ from wev_daemon.plugins import (
 
 log = logging.getLogger(__name__)
 
-#: Properties of every entry that wev reads itself; the plugin never sees them.
-MFA_PROCESS = "mfa_process"
-ENTRY_PROPERTIES = frozenset({"id", MFA_PROCESS})
+#: Entries' configurations kept validated (``Resolver._configured``); a user has a handful.
+MAX_CONFIGURED = 256
 
 T = TypeVar("T")
 
@@ -84,10 +84,12 @@ class Resolver:
     def __init__(self, *, cache: TokenCache, plugins: Mapping[str, Plugin[object]] | None = None):
         self.cache = cache
         self.plugins = dict(load_plugins() if plugins is None else plugins)
+        self._configured_entries: dict[str, Configured] = {}
 
     def prepare(self, request: ResolveRequest) -> tuple[list[Prepared], list[str]]:
         """Validate every entry; raise ConfigError naming the file, or return warnings."""
-        prepared, warnings = [], []
+        prepared: list[Prepared] = []
+        warnings: list[str] = []
         # What this configuration sets is no context of its own entries: an
         # AWS_PROFILE exported from an earlier run (direnv, a nested wev) must
         # not change which identity an entry uses, nor an MFA session's keys
@@ -97,30 +99,9 @@ class Resolver:
         if not configured.isdisjoint(process_env):  # else no copy of the whole environment
             process_env = {k: v for k, v in process_env.items() if k not in configured}
         for spec in request.variables:
-            where = ", ".join(spec.sources) or "configuration"
-            label = spec.label
-            plugin_id = spec.plugin.get("id")
-            plugin = self.plugins.get(str(plugin_id))
-            if plugin is None:
-                known = ", ".join(sorted(self.plugins)) or "none"
-                raise ConfigError(
-                    f"{where}: {label}: unknown plugin {plugin_id!r} (known: {known})"
-                )
-            properties = {k: v for k, v in spec.plugin.items() if k not in ENTRY_PROPERTIES}
-            mfa_process = spec.plugin.get(MFA_PROCESS)
-            if mfa_process is not None and (not isinstance(mfa_process, str) or not mfa_process):
-                raise ConfigError(f"{where}: {label}: 'mfa_process' must be a command (a string)")
-            try:
-                settings = plugin.parse(properties)
-            except PropertyError as error:
-                raise ConfigError(f"{where}: {label}: {plugin.id}: {error}") from None
-            count = plugin.value_count(settings)
-            if count != len(spec.names):
-                raise ConfigError(_count_mismatch(where, spec, plugin, settings, count))
-            for unknown in sorted(set(properties) - plugin.properties):
-                warnings.append(
-                    f"{where}: {label}: {plugin.id} ignores unknown property {unknown!r}"
-                )
+            configured_entry = self._configured(spec)
+            plugin, settings = configured_entry.plugin, configured_entry.settings
+            warnings.extend(configured_entry.warnings)
             exact, prefixes = _patterns(plugin.context_vars)
             env = {
                 name: value
@@ -129,7 +110,9 @@ class Resolver:
             }
             context = Context(env, process_env=process_env, cwd=request.cwd)
             identity = plugin.identity(settings, context)
-            key = cache_key(plugin.id, (properties, env) if identity is None else identity)
+            key = cache_key(
+                plugin.id, (configured_entry.properties, env) if identity is None else identity
+            )
             context = Context(
                 env,
                 _asker(key, request.answers, self.cache),
@@ -148,10 +131,25 @@ class Resolver:
                     key,
                     description,
                     fetches=identity is not None,
-                    mfa_process=mfa_process,
+                    mfa_process=configured_entry.mfa_process,
                 )
             )
         return prepared, warnings
+
+    def _configured(self, spec: VariableSpec) -> Configured:
+        """What the entry's configuration makes, kept by its text: every call of a project
+        carries the same entries. A configuration that fails is never kept."""
+        try:
+            text = codec.dumps((spec.names, spec.sources, spec.plugin))
+        except (TypeError, ValueError):  # not plain data: made afresh each time
+            return configure(spec, self.plugins)
+        known = self._configured_entries.get(text)
+        if known is None:
+            known = configure(spec, self.plugins)
+            while len(self._configured_entries) >= MAX_CONFIGURED:  # oldest first
+                del self._configured_entries[next(iter(self._configured_entries))]
+            self._configured_entries[text] = known
+        return known
 
     async def resolve(
         self,
@@ -322,30 +320,15 @@ class Resolver:
         entry = self.cache.entries.get(item.key)
         if entry is None:
             return EntryInfo(item.spec.names, item.plugin.id, item.description, False, None, None)
-        facts = self.cache.describe(entry)
-        expires_at, refresh_at = facts["expires_at"], facts["refresh_at"]
+        valid, expires_at, refresh_at = self.cache.schedule(entry)
         return EntryInfo(
             item.spec.names,
             item.plugin.id,
             item.description,
-            bool(facts["cached"]) if cached is None else cached,
-            expires_at if isinstance(expires_at, str) else None,
-            refresh_at if isinstance(refresh_at, str) else None,
+            valid if cached is None else cached,
+            expires_at,
+            refresh_at,
         )
-
-
-def _count_mismatch(
-    where: str, spec: VariableSpec, plugin: Plugin[object], settings: object, count: int
-) -> str:
-    """The key names another number of variables than the plugin resolves: how to fix it."""
-    names = len(spec.names)
-    named = "1 variable" if names == 1 else f"{names} variables"
-    wanted = "a single name" if count == 1 else f"a list of {count} names"
-    message = f"{where}: {spec.label}: the key names {named} but {plugin.id} resolves {count}; "
-    message += f"make the key {wanted}"
-    if hint := plugin.count_hint(settings, names):
-        message += f", or {hint}"
-    return message
 
 
 async def _caught(step: Awaitable[T]) -> T | BaseException:
