@@ -15,12 +15,25 @@ folder: the bench runs as a developer's shell would, with ``DEV_ENV`` below
 (about 60 variables, 5 KiB: a desktop session, a terminal, direnv, language
 managers, ``LS_COLORS``), fixed here so that every run sends the same bytes.
 
-It prints, per level, requests/s and the p50, p99 and max latency (connect to
-last byte), then the daemon's RSS after the warm-up and after the whole run,
-topped up to 20,000 requests at the highest concurrency if the levels did not
-reach that many. ``--json`` prints the same figures as one JSON object. The
-clients are one asyncio process on the same machine as the daemon, so on a
-small machine the figures are those of both sharing its cores.
+A terminal that runs ``wev`` again sends the very same bytes, and the daemon
+reads a body it saw lately only once; so one more level has 100 clients each
+sending a request of its own (the same environment in another working
+folder), which the daemon reads in full every time.
+
+It prints, per level, requests/s, the p50, p99 and max latency (connect to
+last byte) and the daemon's CPU time per request (from /proc, what the load
+of other processes changes least), then the daemon's RSS after the warm-up
+and after the whole run, topped up to 20,000 requests at the highest
+concurrency if the levels did not reach that many, and the verdicts on the
+targets: 5,000 requests/s or more at 100 clients with p99 within 3x p50, and
+an RSS under 50 MiB. That RSS is measured a second time for a daemon run
+from a venv that holds wev and its dependencies alone, as a user installs it
+(``--wev-only-venv``: made in a temporary folder with ``uv`` or ``venv`` and
+pip, about a minute, unless given; ``none`` skips it): the dev venv's extra
+packages are imported by the AWS SDK too. ``--json`` prints the same figures
+as one JSON object. The clients are one asyncio process on the same machine
+as the daemon, so on a small machine the figures are those of both sharing
+its cores.
 """
 
 from __future__ import annotations
@@ -41,7 +54,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from startup import WEV, fake_codeartifact, make_user, running_daemon
+from startup import BIN, ROOT, fake_codeartifact, make_user, running_daemon
 from wire import (  # type: ignore[import-not-found,unused-ignore]
     exchange,
     resolve_message,
@@ -151,6 +164,11 @@ DEV_ENV = {
     ),
     "_": "/usr/bin/wev",
 }
+TARGET_REQUESTS_PER_SECOND = 5000
+TARGET_P99_OVER_P50 = 3.0
+TARGET_RSS_MIB = 50
+#: Longest the venv with wev alone may take to make (it downloads nothing when cached).
+VENV_TIMEOUT = 600.0
 #: Every wait is bounded: one request, the warm-up ``wev``, one whole level.
 REQUEST_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 60.0
@@ -160,6 +178,8 @@ LEVEL_TIMEOUT = 600.0
 @dataclass(frozen=True)
 class Level:
     clients: int
+    #: Each client sends a request of its own (another working folder).
+    distinct: bool
     requests: int
     errors: int
     seconds: float
@@ -181,6 +201,9 @@ class Figures:
     rss_after_kib: int
     requests: int
     errors: Counter[str]
+    #: The size of the request (head and body), and the variables of its environment.
+    request_bytes: int
+    request_variables: int
 
 
 @dataclass(frozen=True)
@@ -217,14 +240,21 @@ def check(raw: bytes, expected: dict[str, str]) -> str:
 
 
 async def hammer(
-    path: str, message: bytes, expected: dict[str, str], requests: int, clients: int, pid: int
+    path: str,
+    message: bytes | Sequence[bytes],
+    expected: dict[str, str],
+    requests: int,
+    clients: int,
+    pid: int,
 ) -> Run:
-    """``requests`` requests from ``clients`` concurrent clients, each one at a time."""
+    """``requests`` requests from ``clients`` concurrent clients, each one at a time;
+    with a message per client, client ``i`` sends the ``i``-th."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     left = requests
+    messages = [message] * clients if isinstance(message, bytes) else list(message)
 
-    async def client() -> None:
+    async def client(message: bytes) -> None:
         nonlocal left
         while left > 0:
             left -= 1
@@ -240,11 +270,11 @@ async def hammer(
 
     started, cpu = time.perf_counter(), cpu_seconds(pid)
     async with asyncio.timeout(LEVEL_TIMEOUT):
-        await asyncio.gather(*(client() for _ in range(clients)))
+        await asyncio.gather(*(client(messages[index]) for index in range(clients)))
     return Run(latencies, errors, time.perf_counter() - started, cpu_seconds(pid) - cpu)
 
 
-def level(clients: int, run: Run) -> Level:
+def level(clients: int, run: Run, *, distinct: bool = False) -> Level:
     ordered = sorted(run.latencies)
     count = len(ordered)
 
@@ -253,6 +283,7 @@ def level(clients: int, run: Run) -> Level:
 
     return Level(
         clients,
+        distinct,
         count,
         sum(run.errors.values()),
         round(run.seconds, 3),
@@ -273,6 +304,12 @@ def developer_env(user_env: Mapping[str, str]) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=5000, help="requests at each level")
+    parser.add_argument(
+        "--wev-only-venv",
+        default="",
+        help="a venv with wev alone for the second RSS figure (made there if missing); "
+        "default: a temporary one; none: skip it",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.requests < max(LEVELS):
@@ -283,53 +320,81 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = tempfile.mkdtemp(prefix="wev-bench-")  # short: socket paths are limited
     try:
         with fake_codeartifact() as fake:
-            user = make_user(root, fake.url)
-            with running_daemon(user) as daemon:
-                env = developer_env(user.env)
-                # The real client warms the daemon and tells the value to expect.
-                warm = subprocess.run(
-                    [WEV, "printenv", "CODEARTIFACT_AUTH_TOKEN"],
-                    cwd=user.project,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=COMMAND_TIMEOUT,
-                    check=False,
-                )
-                if warm.returncode != 0:
-                    raise RuntimeError(f"wev failed:\n{warm.stderr}")
-                message = resolve_message(user.project, env["HOME"], env)
-                expected = {"CODEARTIFACT_AUTH_TOKEN": warm.stdout.strip(), "GREETING": "hello"}
-                print(f"warming up, then {args.requests} requests per level...", file=sys.stderr)
-                figures = asyncio.run(
-                    measure(user.socket, message, expected, args.requests, daemon.pid)
-                )
-                upstream_calls = fake.call_count
+            print(f"warming up, then {args.requests} requests per level...", file=sys.stderr)
+            dev = run_daemon(os.path.join(root, "dev"), fake.url, BIN, args.requests)
+            wev_only: Figures | None = None
+            if args.wev_only_venv != "none":
+                venv = args.wev_only_venv or os.path.join(root, "wev-only-venv")
+                print(f"a daemon from a venv with wev alone ({venv})...", file=sys.stderr)
+                make_wev_only_venv(venv)
+                bin_dir = os.path.join(venv, "bin")
+                wev_only = run_daemon(os.path.join(root, "alone"), fake.url, bin_dir, 0)
+            upstream_calls = fake.call_count
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    report = {
-        "python": sys.version.split()[0],
-        "cores": os.cpu_count(),
-        "machine": f"{platform.system()} {platform.machine()}",
-        "levels": [asdict(item) for item in figures.levels],
-        "rss_kib": {
-            "after_warm_up": figures.rss_warm_kib,
-            "after": figures.rss_after_kib,
-            "requests": figures.requests,
-        },
-        "codeartifact_calls": upstream_calls,
-        "errors": dict(figures.errors),
-    }
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report(dev, wev_only, upstream_calls), indent=2))
     else:
-        print_text(figures, upstream_calls)
-    return 1 if figures.errors else 0
+        print_text(dev, wev_only, upstream_calls)
+    return 1 if dev.errors or (wev_only is not None and wev_only.errors) else 0
+
+
+def run_daemon(root: str, endpoint: str, bin_dir: str, requests: int) -> Figures:
+    """A daemon from ``bin_dir`` for a new user, warmed by that venv's ``wev``, then measured:
+    every level (none when ``requests`` is 0), topped up to RSS_REQUESTS."""
+    os.makedirs(root)
+    user = make_user(root, endpoint)
+    env = developer_env(user.env)
+    with running_daemon(user, os.path.join(bin_dir, "wev-daemon")) as daemon:
+        # The real client warms the daemon and tells the value to expect.
+        warm = subprocess.run(
+            [os.path.join(bin_dir, "wev"), "printenv", "CODEARTIFACT_AUTH_TOKEN"],
+            cwd=user.project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+        if warm.returncode != 0:
+            raise RuntimeError(f"wev failed:\n{warm.stderr}")
+        message = resolve_message(user.project, env["HOME"], env)
+        # Other terminals: the same environment in other working folders.
+        others = [
+            resolve_message(user.project, env["HOME"], {**env, "PWD": f"{user.project}/{index}"})
+            for index in range(max(LEVELS))
+        ]
+        expected = {"CODEARTIFACT_AUTH_TOKEN": warm.stdout.strip(), "GREETING": "hello"}
+        return asyncio.run(
+            measure(user.socket, message, others, expected, requests, daemon.pid, len(env))
+        )
+
+
+def make_wev_only_venv(folder: str) -> None:
+    """A venv at ``folder`` with this checkout of wev and its dependencies, nothing else."""
+    if os.path.exists(os.path.join(folder, "bin", "wev-daemon")):
+        return
+    uv = shutil.which("uv")
+    if uv is not None:
+        commands = [[uv, "venv", "--quiet", folder]]
+        commands.append([uv, "pip", "install", "--quiet", "--python", folder, ROOT])
+    else:
+        commands = [[sys.executable, "-m", "venv", folder]]
+        python = os.path.join(folder, "bin", "python")
+        commands.append([python, "-m", "pip", "install", "--quiet", ROOT])
+    for command in commands:
+        subprocess.run(command, check=True, timeout=VENV_TIMEOUT, stdout=subprocess.DEVNULL)
 
 
 async def measure(
-    path: str, message: bytes, expected: dict[str, str], requests: int, pid: int
+    path: str,
+    message: bytes,
+    others: Sequence[bytes],
+    expected: dict[str, str],
+    requests: int,
+    pid: int,
+    variables: int,
 ) -> Figures:
     """Warm up, run every level, top up to RSS_REQUESTS; RSS before and after."""
     errors: Counter[str] = Counter()
@@ -337,40 +402,103 @@ async def measure(
     errors.update(warm.errors)
     rss_warm = rss_kib(pid)
     levels = []
-    for clients in LEVELS:
-        run = await hammer(path, message, expected, requests, clients, pid)
+    total = 0
+    if requests:
+        for clients in LEVELS:
+            run = await hammer(path, message, expected, requests, clients, pid)
+            errors.update(run.errors)
+            levels.append(level(clients, run))
+        run = await hammer(path, others, expected, requests, max(LEVELS), pid)
         errors.update(run.errors)
-        levels.append(level(clients, run))
-    total = requests * len(LEVELS)
+        levels.append(level(max(LEVELS), run, distinct=True))
+        total = requests * len(levels)
     if total < RSS_REQUESTS:
         run = await hammer(path, message, expected, RSS_REQUESTS - total, max(LEVELS), pid)
         errors.update(run.errors)
         total = RSS_REQUESTS
-    return Figures(levels, rss_warm, rss_kib(pid), total, errors)
+    return Figures(levels, rss_warm, rss_kib(pid), total, errors, len(message), variables)
 
 
-def print_text(figures: Figures, upstream_calls: int) -> None:
+def verdicts(dev: Figures, wev_only: Figures | None) -> list[tuple[str, bool, str]]:
+    """Each target: what it asks, whether it is met, and the figure."""
+    top = next(item for item in dev.levels if item.clients == max(LEVELS) and not item.distinct)
+    rss = (wev_only or dev).rss_after_kib / 1024
+    where = "a venv with wev alone" if wev_only is not None else "the dev venv"
+    return [
+        (
+            f"{TARGET_REQUESTS_PER_SECOND:,} requests/s or more at {top.clients} clients",
+            top.requests_per_second >= TARGET_REQUESTS_PER_SECOND,
+            f"{top.requests_per_second:,.0f}/s",
+        ),
+        (
+            f"p99 within {TARGET_P99_OVER_P50:g}x p50 at {top.clients} clients",
+            top.p99_ms <= TARGET_P99_OVER_P50 * top.p50_ms,
+            f"{top.p99_ms / top.p50_ms:.2f}x",
+        ),
+        (
+            f"RSS under {TARGET_RSS_MIB} MiB ({where})",
+            rss < TARGET_RSS_MIB,
+            f"{rss:.1f} MiB",
+        ),
+    ]
+
+
+def report(dev: Figures, wev_only: Figures | None, upstream_calls: int) -> dict[str, object]:
+    def rss(figures: Figures) -> dict[str, int]:
+        return {
+            "after_warm_up": figures.rss_warm_kib,
+            "after": figures.rss_after_kib,
+            "requests": figures.requests,
+        }
+
+    return {
+        "python": sys.version.split()[0],
+        "cores": os.cpu_count(),
+        "machine": f"{platform.system()} {platform.machine()}",
+        "request_bytes": dev.request_bytes,
+        "request_variables": dev.request_variables,
+        "levels": [asdict(item) for item in dev.levels],
+        "rss_kib": rss(dev),
+        "rss_kib_wev_only_venv": None if wev_only is None else rss(wev_only),
+        "targets": [
+            {"target": target, "pass": met, "figure": figure}
+            for target, met, figure in verdicts(dev, wev_only)
+        ],
+        "codeartifact_calls": upstream_calls,
+        "errors": dict(dev.errors + (wev_only.errors if wev_only else Counter())),
+    }
+
+
+def print_text(dev: Figures, wev_only: Figures | None, upstream_calls: int) -> None:
     print(
         f"wev-daemon under load: POST {protocol.RESOLVE_ROUTE} as wev sends it "
-        f"(Connection: close); python {sys.version.split()[0]}, {os.cpu_count()} cores\n"
+        f"({dev.request_bytes:,} bytes, {dev.request_variables} variables of environment; "
+        f"Connection: close); python {sys.version.split()[0]}, {os.cpu_count()} cores\n"
     )
     print(
-        f"{'clients':>7}  {'requests':>8}  {'errors':>6}  {'req/s':>7}  "
+        f"{'clients':>16}  {'requests':>8}  {'errors':>6}  {'req/s':>7}  "
         f"{'p50 ms':>7}  {'p99 ms':>7}  {'max ms':>7}  {'daemon CPU/req':>14}"
     )
-    for item in figures.levels:
+    for item in dev.levels:
+        clients = f"{item.clients}, distinct" if item.distinct else str(item.clients)
         print(
-            f"{item.clients:>7}  {item.requests:>8}  {item.errors:>6}  "
+            f"{clients:>16}  {item.requests:>8}  {item.errors:>6}  "
             f"{item.requests_per_second:>7.0f}  {item.p50_ms:>7.2f}  {item.p99_ms:>7.2f}  "
             f"{item.max_ms:>7.2f}  {item.daemon_cpu_us:>11.0f} us"
         )
-    before, after = figures.rss_warm_kib, figures.rss_after_kib
-    print(
-        f"\ndaemon RSS: {before / 1024:.1f} MiB after the warm-up, {after / 1024:.1f} MiB "
-        f"after {figures.requests} requests ({after - before:+d} KiB)"
-    )
-    print(f"CodeArtifact calls: {upstream_calls}")
-    for problem, count in figures.errors.most_common():
+    for name, figures in (("dev venv", dev), ("venv with wev alone", wev_only)):
+        if figures is not None:
+            before, after = figures.rss_warm_kib, figures.rss_after_kib
+            print(
+                f"\ndaemon RSS, {name}: {before / 1024:.1f} MiB after the warm-up, "
+                f"{after / 1024:.1f} MiB after {figures.requests} requests "
+                f"({after - before:+d} KiB)",
+                end="",
+            )
+    print(f"\nCodeArtifact calls: {upstream_calls}\n")
+    for target, met, figure in verdicts(dev, wev_only):
+        print(f"target: {target}: {'PASS' if met else 'MISS'} ({figure})")
+    for problem, count in (dev.errors + (wev_only.errors if wev_only else Counter())).items():
         print(f"error x{count}: {problem}")
 
 
