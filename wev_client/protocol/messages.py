@@ -5,6 +5,9 @@ never another exception; fields it does not know are ignored. Values and
 secrets never appear in a message's repr. The messages of the side
 exchanges (a plugin's questions, parse, answer) are in ``side_messages``,
 which a plain ``wev CMD`` never loads.
+
+One module a little over 400 lines on purpose: the request and the response
+of every call, with the entries' facts they carry, read as one wire format.
 """
 
 from __future__ import annotations
