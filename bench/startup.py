@@ -22,8 +22,8 @@ random order every round so that machine noise hits all of them alike:
   the AWS CLI is installed ("not installed" otherwise), measured fewer times.
 
 It prints median, p90 and min per command, their ratio to ``python -c pass``,
-verdicts for the targets "wev true within 1.5x of python -c pass", warm and
-just edited, and the client's import profile: the top cumulative ``-X
+verdicts for the targets ("wev true" warm within 1.2x of python -c pass, just
+edited within 1.5x), and the client's import profile: the top cumulative ``-X
 importtime`` entries of ``import wev_client.cli`` and the modules the hot path
 imports beyond a bare ``python -c pass``. ``--json`` prints the same figures
 as one JSON object.
@@ -58,14 +58,14 @@ PYTHON = os.path.join(BIN, "python")
 WEV = os.path.join(BIN, "wev")
 WEV_DAEMON = os.path.join(BIN, "wev-daemon")
 
-TARGET_RATIO = 1.5
 BASELINE = "python -c pass"
 HOT_PATH = "wev true"
 EDITED = "wev true, wev.yml just edited"
 COLD = "wev true, cold: no daemon, no token"
 AWS_CLI = "aws codeartifact get-authorization-token"
-#: Commands held to TARGET_RATIO.
-TARGETS = (HOT_PATH, EDITED)
+#: Commands held to a ratio to BASELINE: the warm call within 1.2x, the call
+#: right after an edit (the daemon parses the config) within 1.5x.
+TARGETS = {HOT_PATH: 1.2, EDITED: 1.5}
 
 #: Longest any one spawned command may take before it is killed and the run fails.
 RUN_TIMEOUT = 60
@@ -224,12 +224,12 @@ def fake_codeartifact() -> Iterator[Endpoint]:
 
 
 @contextmanager
-def running_daemon(user: User) -> Iterator[subprocess.Popen[bytes]]:
-    """The real ``wev-daemon`` on the user's socket, always stopped on exit."""
+def running_daemon(user: User, command: str = WEV_DAEMON) -> Iterator[subprocess.Popen[bytes]]:
+    """The real ``wev-daemon`` (``command``) on the user's socket, always stopped on exit."""
     log_path = os.path.join(user.root, "daemon.log")
     with open(log_path, "wb") as log:
         daemon = subprocess.Popen(
-            [WEV_DAEMON, "--socket", user.socket],
+            [command, "--socket", user.socket],
             env=user.env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -483,11 +483,11 @@ def report(
             {
                 "command": label,
                 "baseline": BASELINE,
-                "limit": TARGET_RATIO,
+                "limit": limit,
                 "ratio": round(ratios[label], 3),
-                "pass": ratios[label] <= TARGET_RATIO,
+                "pass": ratios[label] <= limit,
             }
-            for label in TARGETS
+            for label, limit in TARGETS.items()
         ],
         "commands": [
             {
@@ -526,10 +526,10 @@ def print_text(
     if aws_cli is None:
         print(f"{AWS_CLI:<{width}}  not installed")
     print()
-    for label in TARGETS:
+    for label, limit in TARGETS.items():
         ratio = next(item.ratio for item in figures if item.label == label)
-        verdict = "PASS" if ratio <= TARGET_RATIO else "MISS"
-        print(f"target: {label} within {TARGET_RATIO}x of {BASELINE}: {verdict} ({ratio:.2f}x)")
+        verdict = "PASS" if ratio <= limit else "MISS"
+        print(f"target: {label} within {limit}x of {BASELINE}: {verdict} ({ratio:.2f}x)")
     print(f"\nimport wev_client.cli, -X importtime best of {IMPORTTIME_REPEATS}, top cumulative:")
     for entry in imports:
         print(f"  {entry.cumulative_us:>7} us  (self {entry.self_us:>5} us)  {entry.module}")

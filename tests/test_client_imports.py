@@ -36,6 +36,30 @@ FORBIDDEN = (
 
 PRINT_MODULES = "import sys; print('\\n'.join(sorted(sys.modules)))"
 
+#: Every module a ``wev CMD`` call that a running daemon answers may add to what
+#: ``python -c pass`` loads: importing one more costs each call about as much as
+#: reading the configuration (PERF.md). Rarer paths (an edit, --status, a terminal's
+#: status line, a question, no daemon, an error) load theirs when they happen.
+HOT_PATH = frozenset(
+    {
+        "__future__",
+        "_json",
+        "_socket",
+        "wev_client",
+        "wev_client.cli",
+        "wev_client.config_files",
+        "wev_client.connection",
+        "wev_client.execute",
+        "wev_client.paths",
+        "wev_client.protocol",
+        "wev_client.protocol.codec",
+        "wev_client.protocol.context",
+        "wev_client.protocol.errors",
+        "wev_client.protocol.messages",
+        "wev_client.transport",
+    }
+)
+
 
 def modules_after(code: str, env: dict[str, str], cwd: Path) -> set[str]:
     """``sys.modules`` after running ``code`` in a fresh interpreter."""
@@ -123,6 +147,15 @@ def test_a_cached_config_load_adds_no_costly_module(setup: Setup) -> None:
     assert forbidden_in(added) == []
     assert "wev_client.yaml_loader" not in added
     assert "platformdirs" not in added, "a private XDG_RUNTIME_DIR needs no platformdirs"
+
+
+def test_a_cached_config_load_adds_no_module_beyond_the_hot_path(setup: Setup) -> None:
+    setup.added_by(LOAD)  # parses, and caches
+
+    added = setup.added_by(LOAD)
+
+    assert sorted(added - HOT_PATH) == []
+    assert {"wev_client.cli", "wev_client.transport", "_socket"} <= added  # the check sees them
 
 
 def test_the_version_command_adds_no_costly_module(setup: Setup) -> None:

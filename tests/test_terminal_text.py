@@ -18,7 +18,7 @@ from test_progress import on_terminal
 
 from wev_client import prompt
 from wev_client.output import printable
-from wev_client.protocol.messages import Prompt
+from wev_client.protocol.side_messages import Prompt
 
 #: YAML double-quoted escapes: ESC, BEL, a newline and U+202E (right-to-left override).
 NASTY_YAML = "\\e]0;owned\\a\\e[2J\\n\\u202e"

@@ -19,7 +19,7 @@ from wev_client import __version__, control, paths, prompt, protocol, transport
 from wev_client.output import printable
 from wev_client.protocol import errors
 from wev_client.protocol.errors import DaemonUnavailable, UpstreamError
-from wev_client.protocol.messages import AnswerRequest, Prompt
+from wev_client.protocol.side_messages import AnswerRequest, Prompt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

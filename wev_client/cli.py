@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     import signal as _signal  # the same functions, with stubs
     from collections.abc import Callable, Mapping, Sequence
 
-    from wev_client.protocol.messages import VariableSpec
 else:
     import _signal  # built in and loaded at start-up: free, unlike signal (enum, ~3 ms)
 
@@ -69,8 +68,6 @@ environment:
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 EXPORT_FORMATS = ("sh", "fish", "dotenv", "json")
-#: A wait longer than this shows a status line on a terminal; a warm call takes ~1 ms.
-PROGRESS_DELAY = 0.3
 INTERNAL_ERROR = 70  # EX_SOFTWARE
 INTERRUPTED = 130
 
@@ -207,7 +204,8 @@ def interrupted() -> int:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run ``wev``; returns an exit status unless the command replaced this process."""
     argv = sys.argv[1:] if argv is None else argv
-    environ = os.environ if environ is None else environ
+    # One copy: os.environ decodes every variable each time it is read through.
+    environ = dict(os.environ) if environ is None else environ
     log = Log("WARNING")
     try:
         options = parse_args(argv)
@@ -269,12 +267,13 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         cwd = os.getcwd()
     except OSError as error:
         raise UsageError(f"the working folder is gone: {error.strerror}") from None
+    socket = _socket_path(environ, log)
     specs = config_files.load(
         cwd,
         environ.get("HOME"),
-        _cache_path(environ, log),
+        None if socket is None else paths.config_cache_beside(socket),
         log.warning,
-        lambda files: connection.parse_config(files, environ, log.debug),
+        lambda files: connection.parse_config(files, environ, log.debug, socket=socket),
     )
     log.debug(f"{len(specs)} configured entries")
     request = ResolveRequest(specs, context_env(environ, cwd), process_env=environ, cwd=cwd)
@@ -285,14 +284,23 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
     if options.action == "explain":
         from wev_client import output
 
-        sys.stdout.write(output.explain(specs, connection.explain(request, environ, log.debug)))
+        known = connection.explain(request, environ, log.debug, socket=socket)
+        sys.stdout.write(output.explain(specs, known))
         return 0
     secrets: list[str] = []
     if not specs:
         values: Mapping[str, str] = {}
     else:
-        with Progress(specs, environ, enabled=log.level > 0) as progress:
-            response = connection.resolve(request, environ, log.debug, progress.pause)
+        # A status line, on a terminal (and not with DEBUG, which writes lines of its own).
+        if log.level > 0 and environ.get("TERM") != "dumb" and os.isatty(2):
+            from wev_client.progress import Progress  # not in scripts nor in CI
+
+            with Progress(specs, environ) as progress:
+                response = connection.resolve(
+                    request, environ, log.debug, progress.pause, socket=socket
+                )
+        else:
+            response = connection.resolve(request, environ, log.debug, socket=socket)
         for warning in response.warnings:
             log.warning(warning)
         values = response.values
@@ -312,78 +320,6 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         sys.stdout.write(output.mask_lines(secrets))
         sys.stdout.flush()  # before exec, which drops what is buffered
     return exec_command(substitute(options.command, values, log.warning), {**environ, **values})
-
-
-class Progress:
-    """A status line on stderr while the client waits, if stderr is a terminal.
-
-    A SIGALRM timer (``_signal`` is built in: nothing to import) fires only
-    when an answer takes longer than PROGRESS_DELAY, whatever the client is
-    waiting for: a daemon starting, AWS, or resolving in this process. The
-    line is cleared when the wait ends, and the timer is always cancelled
-    before the command is exec'd (an ITIMER_REAL survives exec, and SIGALRM
-    would kill the command).
-    """
-
-    __slots__ = ("environ", "fd", "previous", "shown", "specs")
-
-    def __init__(
-        self, specs: Sequence[VariableSpec], environ: Mapping[str, str], *, enabled: bool = True
-    ) -> None:
-        self.specs = specs
-        self.environ = environ
-        self.fd = 2 if enabled and environ.get("TERM") != "dumb" and os.isatty(2) else -1
-        self.previous: _signal._HANDLER = None
-        self.shown = False
-
-    def __enter__(self) -> Progress:
-        if self.fd < 0:
-            return self
-        try:
-            self.previous = _signal.signal(_signal.SIGALRM, self._show)
-        except ValueError:  # not the main thread: no signals, no line
-            self.fd = -1
-            return self
-        _signal.setitimer(_signal.ITIMER_REAL, PROGRESS_DELAY)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.fd < 0:
-            return
-        _signal.setitimer(_signal.ITIMER_REAL, 0)
-        previous = self.previous if self.previous is not None else _signal.SIG_DFL
-        _signal.signal(_signal.SIGALRM, previous)
-        if self.shown:
-            self._write("\r\033[K")
-
-    def pause(self) -> None:
-        """Stop the timer and clear the line: the terminal is about to ask the user."""
-        if self.fd < 0:
-            return
-        _signal.setitimer(_signal.ITIMER_REAL, 0)
-        if self.shown:
-            self._write("\r\033[K")
-            self.shown = False
-
-    def _show(self, signum: int, frame: object) -> None:
-        try:
-            from wev_client import output
-
-            try:
-                width = os.get_terminal_size(self.fd).columns or 80  # 0: size unknown
-            except OSError:
-                width = 80
-            line = f"wev: fetching {output.waiting_for(self.specs, self.environ)}..."
-            self._write(line[: max(width - 1, 20)])
-            self.shown = True
-        except Exception:  # never let a status line break the resolution
-            return
-
-    def _write(self, text: str) -> None:
-        try:
-            os.write(self.fd, text.encode(errors="replace"))
-        except OSError:
-            return
 
 
 #: Shells: they expand ``${NAME}`` themselves, from the environment wev sets,
@@ -444,9 +380,11 @@ def substitute(
     return expanded
 
 
-def _cache_path(environ: Mapping[str, str], log: Log) -> str | None:
+def _socket_path(environ: Mapping[str, str], log: Log) -> str | None:
+    """The daemon's socket, found once per call: the config cache is beside it. None when
+    there is no private place for it (then nothing is cached, and resolving says why)."""
     try:
-        return paths.config_cache_path(environ)
-    except OSError as error:  # platformdirs found no usable runtime folder
+        return connection.socket_path(environ)
+    except WevError as error:
         log.debug(f"no config cache: {error}")
         return None

@@ -25,7 +25,6 @@ Imported by ``wev_client.cli`` on every call: standard library C modules only.
 
 from __future__ import annotations
 
-import errno
 import marshal
 import os
 import stat
@@ -90,10 +89,14 @@ def read_files(folders: list[str]) -> Files:
             path = os.path.join(folder, name)
             try:
                 st = os.stat(path)
+            except FileNotFoundError:  # absent (or a dangling symlink): nothing configured here
+                continue
             except OSError as error:
+                import errno  # anything but absent: not the hot path
+
                 if error.errno == errno.ELOOP:
                     raise ConfigError(f"{path}: cannot read: a loop of symbolic links") from None
-                continue  # absent (or a dangling symlink): nothing configured here
+                continue
             verdict = _distrust_owner(st.st_uid, uid)
             if not verdict:
                 if folder_verdict is None:
@@ -290,7 +293,7 @@ def _read(path: str) -> bytes:
         # O_NONBLOCK: opening a FIFO named wev.yml must not wait for a writer.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
-        if error.errno in (errno.EACCES, errno.EPERM):
+        if isinstance(error, PermissionError):  # EACCES, EPERM
             raise _Skipped(path, f"cannot read: {error.strerror}") from None
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from wev_client import __version__, connection, paths, protocol, transport
+from wev_client import __version__, connection, paths, protocol, spawn, transport
 from wev_client.protocol import errors
 from wev_client.protocol.errors import DaemonUnavailable, WevError
 
@@ -38,7 +38,7 @@ def forget(request: ResolveRequest | None, environ: Mapping[str, str]) -> int | 
     try:
         code, answer = transport.request(path, "POST", route, body, version=__version__)
         if code == 409:  # going away (stopping, outdated): ask the one that follows
-            connection.await_current_daemon(path, environ, lambda message: None)
+            spawn.await_current_daemon(path, environ, lambda message: None)
             code, answer = transport.request(path, "POST", route, body, version=__version__)
     except transport.NotListening:
         return None
@@ -82,7 +82,7 @@ def stop(environ: Mapping[str, str]) -> tuple[int, int] | None:
             f"start it again at the next call; it dropped every value it held ({dropped})",
             hint=f"stop the service: {answer.get('stop_command')}",
         )
-    deadline = time.monotonic() + connection.START_TIMEOUT
+    deadline = time.monotonic() + spawn.START_TIMEOUT
     while time.monotonic() < deadline:
         try:
             code, body = transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
@@ -92,7 +92,7 @@ def stop(environ: Mapping[str, str]) -> tuple[int, int] | None:
             return (pid if isinstance(pid, int) else 0), dropped  # another one took over
         time.sleep(0.05)
     raise WevError(
-        f"wev-daemon (pid {pid}) did not stop within {connection.START_TIMEOUT:.0f} s",
+        f"wev-daemon (pid {pid}) did not stop within {spawn.START_TIMEOUT:.0f} s",
         hint=f"kill {pid}" if isinstance(pid, int) else None,
     )
 

@@ -15,7 +15,6 @@ The signal mask is never changed by wev: the command inherits the caller's.
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 
@@ -63,19 +62,23 @@ def exec_command(command: Sequence[str], env: Mapping[str, str]) -> int:
     for path in candidates:
         try:
             os.execve(path, args, environ)  # noqa: S606 - exec is the point
+        except (FileNotFoundError, NotADirectoryError):  # ENOENT, ENOTDIR: not here
+            continue
         except OSError as error:
+            import errno  # a file that would not run: not the hot path
+
             if error.errno == errno.ENOEXEC:
                 # As execvp: a file with no "#!" that the kernel will not run is a shell script.
                 try:  # noqa: SIM105 - contextlib is not on the hot path
                     os.execve(SHELL, [SHELL, path, *args[1:]], environ)  # noqa: S606
                 except OSError:
                     pass  # no shell to run it with: report the file's own error
-            if error.errno in (errno.ENOENT, errno.ENOTDIR):
-                continue
             denied = denied or error  # keep looking, as shells do, but remember why
     if denied is None:
         print(f"wev: {name}: command not found", file=sys.stderr)
         return COMMAND_NOT_FOUND
+    import errno
+
     reason = "permission denied" if denied.errno == errno.EACCES else denied.strerror
     print(f"wev: {name}: {reason}", file=sys.stderr)
     return COMMAND_NOT_EXECUTABLE

@@ -114,7 +114,12 @@ def socket_path(environ: Mapping[str, str]) -> str:
 
 def config_cache_path(environ: Mapping[str, str]) -> str:
     """The parsed-config cache lives beside the socket, in the private runtime folder."""
-    return os.path.join(os.path.dirname(socket_path(environ)), CONFIG_CACHE_NAME)
+    return config_cache_beside(socket_path(environ))
+
+
+def config_cache_beside(socket: str) -> str:
+    """``config_cache_path`` for a socket path already known."""
+    return os.path.join(os.path.dirname(socket), CONFIG_CACHE_NAME)
 
 
 def socket_path_problem(path: str) -> str | None:

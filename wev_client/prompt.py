@@ -19,7 +19,7 @@ import termios
 
 from wev_client.output import printable
 from wev_client.protocol.errors import InputRequired
-from wev_client.protocol.messages import Prompt
+from wev_client.protocol.side_messages import Prompt
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -14,7 +14,6 @@ listening process runs as this user or root (checked after, from the kernel:
 from __future__ import annotations
 
 import _socket
-import errno
 import os
 import sys
 import time
@@ -23,8 +22,9 @@ from wev_client import paths, protocol
 from wev_client.protocol import codec
 from wev_client.protocol.errors import ProtocolError, WevError
 
-#: Errors that mean "no daemon is listening there", so one may be started.
-NOT_LISTENING = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK})
+#: Errors that mean "no daemon is listening there", so one may be started: no such
+#: file (ENOENT), refused (ECONNREFUSED), not a socket (ENOTSOCK), and a timeout.
+NOT_LISTENING = (FileNotFoundError, ConnectionRefusedError, TimeoutError)
 
 #: Longest a daemon may take to answer; its own upstream waits are shorter.
 RESPONSE_TIMEOUT = 60.0
@@ -189,9 +189,15 @@ def _connect_once(path: str) -> _socket.socket:
             delay = min(2 * delay, 0.05)
         except OSError as error:
             sock.close()
-            if error.errno in NOT_LISTENING or isinstance(error, TimeoutError):
+            if isinstance(error, NOT_LISTENING) or _not_a_socket(error):
                 raise NotListening(f"no daemon at {path}") from None
             raise WevError(f"cannot connect to the daemon at {path}: {error.strerror}") from None
+
+
+def _not_a_socket(error: OSError) -> bool:
+    import errno  # no daemon at all: not the hot path
+
+    return error.errno == errno.ENOTSOCK
 
 
 def _read_all(sock: _socket.socket) -> bytes:

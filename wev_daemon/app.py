@@ -2,8 +2,8 @@
 
 ``make_app`` is pure (no sockets, no signals) so tests can drive it directly;
 ``server`` binds it to the Unix socket. Every failure leaves through
-``error_middleware`` as ``{"error": {"code", "message", "hint"}}`` with the
-status the error class names.
+``guard_middleware`` as ``{"error": {"code", "message", "hint"}}`` with the
+status the error class names. Bodies are read by ``reading``.
 """
 
 from __future__ import annotations
@@ -24,15 +24,13 @@ from aiohttp import web
 # has it parsed without importing PyYAML itself (see ``parse``).
 from wev_client import __version__, config_parse, protocol, versions, yaml_loader  # noqa: F401
 from wev_client.protocol import codec
-from wev_client.protocol.errors import ProtocolError, VersionMismatch, WevError
-from wev_client.protocol.messages import (
-    AnswerRequest,
-    ParseRequest,
-    ParseResponse,
-    ResolveRequest,
-)
+from wev_client.protocol.errors import VersionMismatch, WevError
+from wev_client.protocol.messages import ResolveRequest
+from wev_client.protocol.side_messages import AnswerRequest, ParseRequest, ParseResponse
+from wev_daemon import reading
 from wev_daemon.installation import Installation
 from wev_daemon.proxy import Proxy
+from wev_daemon.reading import ReadLately
 from wev_daemon.resolver import Resolver
 from wev_daemon.service import RESTART_COMMANDS, STOP_COMMANDS
 
@@ -51,27 +49,16 @@ NEWER_CLIENTS = web.AppKey("newer_clients", set[str])
 PROXY = web.AppKey("proxy", Proxy)
 #: What was installed when the daemon started, when it watches for changes.
 INSTALLATION = web.AppKey("installation", Installation)
+#: Resolve requests read lately, by their bytes (``reading.ReadLately``).
+READ_LATELY = web.AppKey("read_lately", ReadLately)
 
 #: Most versions remembered in NEWER_CLIENTS: a header is no reason to grow memory.
 MAX_NEWER_CLIENTS = 16
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: Deepest nesting a request may have; real ones have five levels. Deeper
-#: documents fail before recursion does, anywhere a handler walks them.
-MAX_REQUEST_DEPTH = 64
 #: Config texts up to this size are parsed in the event loop (well under a millisecond).
 INLINE_PARSE_BYTES = 16 * 1024
-#: Longest a client may take to send its body; headers are bounded by the
-#: server's keep-alive timeout (see ``server``).
-BODY_TIMEOUT = 10.0
-
-
-class SlowRequest(ProtocolError):
-    """The client sent its request too slowly."""
-
-    code = "timeout"
-    http_status = 408
 
 
 class UnsupportedVersion(VersionMismatch):
@@ -88,44 +75,39 @@ def error_response(error: WevError) -> web.Response:
     return json_response(error.to_json(), error.http_status)
 
 
+#: ``struct ucred`` (pid, uid, gid), the answer to SO_PEERCRED (Linux only).
+_UCRED = struct.Struct("3i")
+_PEERCRED: int | None = getattr(socket, "SO_PEERCRED", None)
+
+
 def peer_uid(request: web.Request) -> int | None:
     """The connecting process's uid (Linux SO_PEERCRED), or None where unknown."""
     sock = request.transport.get_extra_info("socket") if request.transport else None
-    if sock is None or sock.family != socket.AF_UNIX or not hasattr(socket, "SO_PEERCRED"):
+    if sock is None or sock.family != socket.AF_UNIX or _PEERCRED is None:
         return None
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return int(struct.unpack("3i", creds)[1])
+    return int(_UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, _PEERCRED, _UCRED.size))[1])
 
 
 @web.middleware
-async def peer_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse any peer that is not this daemon's own user."""
+async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request's door, in one middleware (each one costs every request a layer).
+
+    It refuses any peer that is not this daemon's own user; once the daemon
+    is stopping, it resolves nothing more, so the client waits for the next
+    daemon instead (until the socket closes a request may still arrive, and
+    this daemon's answer could be stale: plugins that changed since it
+    started; its status still answers, saying ``"stopping": true``); and it is
+    the one place where failures become JSON error bodies.
+    """
     uid = peer_uid(request)
     if uid is not None and uid != os.getuid():
         log.warning("refused a connection from uid %d", uid)
         return json_response(
             {"error": {"code": "forbidden", "message": "this wev-daemon serves another user"}}, 403
         )
-    return await handler(request)
-
-
-@web.middleware
-async def stopping_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Once stopping, resolve nothing more: the client waits for the next daemon instead.
-
-    Until the socket closes, a request may still arrive, and this daemon's
-    answer could be stale (plugins that changed since it started). Its status
-    still answers, saying ``"stopping": true``.
-    """
-    if request.app[STOP].is_set() and request.path != protocol.STATUS_ROUTE:
-        raise VersionMismatch("wev-daemon is stopping", hint="the next call starts another")
-    return await handler(request)
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one place where failures become JSON error bodies."""
     try:
+        if request.app[STOP].is_set() and request.path != protocol.STATUS_ROUTE:
+            raise VersionMismatch("wev-daemon is stopping", hint="the next call starts another")
         return await handler(request)
     except WevError as error:
         log.info("%s %s: %s", request.method, request.path, error)
@@ -148,29 +130,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def _read_request(request: web.Request) -> ResolveRequest:
-    return ResolveRequest.from_json(await _read_json(request))
+    return request.app[READ_LATELY].resolve_request(await _read_body(request))
 
 
 async def _read_json(request: web.Request) -> object:
-    """The request's JSON body, bounded in size, depth and time; the client's version checked."""
-    if request.content_length is not None and request.content_length > protocol.MAX_REQUEST_BYTES:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=protocol.MAX_REQUEST_BYTES, actual_size=request.content_length
-        )
+    return reading.decode(await _read_body(request))
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The request's body (``reading.body``), once the client's version and what is
+    installed are found to be this daemon's."""
     client_version = request.headers.get(protocol.CLIENT_VERSION_HEADER)
     if client_version and client_version != __version__:
         _check_client_version(request.app, client_version)
     installation = request.app.get(INSTALLATION)
     if installation is not None and installation.changed():
         _give_way_to_the_installation(request.app)
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time
-            raw = await request.read()
-    except TimeoutError:
-        raise SlowRequest(f"the request body did not arrive within {BODY_TIMEOUT:.0f} s") from None
-    body = codec.loads(raw)
-    _check_depth(body)
-    return body
+    return await reading.body(request)
 
 
 def _check_client_version(app: web.Application, client_version: str) -> None:
@@ -217,21 +193,6 @@ def _give_way_to_the_installation(app: web.Application) -> None:
         "what is installed changed since this wev-daemon started (wev or a plugin)",
         hint="restarting it",
     )
-
-
-def _check_depth(document: object) -> None:
-    """ProtocolError if ``document`` nests deeper than MAX_REQUEST_DEPTH."""
-    level: list[object] = [document]
-    for _ in range(MAX_REQUEST_DEPTH):
-        level = [
-            child
-            for item in level
-            if isinstance(item, dict | list)
-            for child in (item.values() if isinstance(item, dict) else item)
-        ]
-        if not level:
-            return
-    raise ProtocolError(f"the request nests deeper than {MAX_REQUEST_DEPTH} levels")
 
 
 async def resolve(request: web.Request) -> web.Response:
@@ -385,7 +346,7 @@ def make_app(
     that finds wev or its plugins changed since then makes the daemon stop.
     """
     app = web.Application(
-        middlewares=[peer_middleware, error_middleware, stopping_middleware],
+        middlewares=[guard_middleware],
         client_max_size=protocol.MAX_REQUEST_BYTES,
     )
     app[RESOLVER] = resolver
@@ -394,6 +355,7 @@ def make_app(
     app[STOP] = asyncio.Event()
     app[SERVICE_MANAGER] = service_manager
     app[NEWER_CLIENTS] = set()
+    app[READ_LATELY] = ReadLately()
     if installation is not None:
         app[INSTALLATION] = installation
     app.router.add_post(protocol.RESOLVE_ROUTE, resolve)

@@ -28,8 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import logging
+import math
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -57,6 +60,16 @@ def _never(question_id: str) -> bool:
     return False
 
 
+def _iso(moment: float | None) -> str | None:
+    """Wall-clock seconds as ISO 8601 to the second, UTC (every answer shows two)."""
+    return None if moment is None else _iso_second(math.floor(moment))
+
+
+@functools.lru_cache(maxsize=64)
+def _iso_second(second: int) -> str:
+    return datetime.datetime.fromtimestamp(second, datetime.UTC).isoformat()
+
+
 class FetchTimeout(UpstreamError):
     """A fetch ran past ``Policy.fetch_limit``; worth retrying soon."""
 
@@ -73,7 +86,9 @@ class Clock:
     """The real clock; tests pass one whose wall and monotonic parts they move."""
 
     def monotonic(self) -> float:
-        return asyncio.get_running_loop().time()
+        """The event loop's clock, read directly (``BaseEventLoop.time`` reads it too;
+        asking the running loop costs a system call each time)."""
+        return time.monotonic()
 
     def now(self) -> datetime.datetime:
         return datetime.datetime.now(datetime.UTC)
@@ -207,6 +222,13 @@ class TokenCache:
             log.warning("serving a cached value for %s: %s", ", ".join(names), error)
             return entry.resolution, True
         _raise(error or UpstreamError(f"{plugin_id}: no value"))
+
+    def peek(self, key: str) -> Resolution | None:
+        """The fresh value held for ``key``, which ``get`` would hand at once; else None."""
+        entry = self.entries.get(key)
+        if entry is not None and entry.fresh(self.clock.wall(), self.policy):
+            return entry.resolution
+        return None
 
     def answer(self, question_id: str, answer: str) -> Question | None:
         """``wev --answer``'s answer to an open question (None: no such question)."""
@@ -419,30 +441,37 @@ class TokenCache:
         now, wall = self.clock.monotonic(), self.clock.wall()
         return [self.describe(entry, now, wall) for entry in self.entries.values()]
 
+    def schedule(
+        self, entry: Entry, now: float | None = None, wall: float | None = None
+    ) -> tuple[bool, str | None, str | None]:
+        """Whether ``entry``'s value may be served, when it expires and when it is refreshed
+        (ISO 8601, UTC), judged by the wall clock now: what every answer tells of an entry."""
+        now = self.clock.monotonic() if now is None else now
+        wall = self.clock.wall() if wall is None else wall
+        due = entry.refresh_at(self.policy, now, wall)
+        return (
+            entry.valid(wall, self.policy),
+            _iso(entry.expires_at) if entry.resolution else None,
+            None if due is None else _iso(wall + (due - now)),
+        )
+
     def describe(
         self, entry: Entry, now: float | None = None, wall: float | None = None
     ) -> dict[str, object]:
         """Facts for ``--status`` and ``--explain``, judged by the wall clock now."""
         now = self.clock.monotonic() if now is None else now
         wall = self.clock.wall() if wall is None else wall
-
-        def at(moment: float | None) -> str | None:  # wall-clock seconds -> ISO 8601
-            if moment is None:
-                return None
-            stamp = datetime.datetime.fromtimestamp(moment, datetime.UTC)
-            return stamp.isoformat(timespec="seconds")
-
-        due = entry.refresh_at(self.policy, now, wall)
+        cached, expires_at, refresh_at = self.schedule(entry, now, wall)
         remaining = entry.remaining(wall) if entry.resolution else None
 
         return {
             "names": list(entry.names),
             "plugin": entry.plugin_id,
             "description": entry.description,
-            "cached": entry.valid(wall, self.policy),
-            "expires_at": at(entry.expires_at) if entry.resolution else None,
+            "cached": cached,
+            "expires_at": expires_at,
             "expires_in_seconds": None if remaining is None else round(remaining),
-            "refresh_at": None if due is None else at(wall + (due - now)),
+            "refresh_at": refresh_at,
             "last_used_seconds_ago": round(now - entry.last_used, 1),
             "fetching": entry.inflight is not None,
             "failures": entry.failures,

@@ -18,7 +18,8 @@ import logging
 from collections.abc import Callable
 
 from wev_client import protocol
-from wev_client.protocol.messages import Prompt, ResolveRequest, ResolveResponse
+from wev_client.protocol.messages import ResolveRequest, ResolveResponse
+from wev_client.protocol.side_messages import Prompt
 from wev_daemon.cache import TokenCache
 from wev_daemon.resolver import Resolver
 

@@ -6,7 +6,8 @@ after that (an "unknown plugin" until someone kills it by hand). Like a
 newer client, a changed installation makes the daemon give way, and the
 client that noticed starts the current one (``app``).
 
-Each request compares cheap stamps: the modification times of the folders on
+Requests compare cheap stamps (one look per 10 ms at most, shared by the
+requests of a burst): the modification times of the folders on
 ``sys.path``, which change whenever a distribution is added, removed or
 replaced there, and of wev's own package folders (a checkout under an
 editable install). Only when a stamp moved is the snapshot taken again and
@@ -25,6 +26,7 @@ import os
 import site
 import sys
 import sysconfig
+import time
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
@@ -32,6 +34,8 @@ import wev_client
 import wev_daemon
 from wev_daemon.plugins import ENTRY_POINT_GROUP
 
+#: Seconds during which one look at the stamps answers every request.
+LOOK_INTERVAL = 0.01
 #: wev's own package folders, where an editable install's sources live.
 PACKAGES = (wev_client, wev_daemon)
 
@@ -46,9 +50,18 @@ class Installation:
         ]
         self._stamps = self._stamp()
         self._snapshot = snapshot()
+        self._looked = time.monotonic() - LOOK_INTERVAL
 
     def changed(self) -> bool:
-        """Whether wev or a plugin was installed, removed or replaced since the start."""
+        """Whether wev or a plugin was installed, removed or replaced since the start.
+
+        Requests within LOOK_INTERVAL of a look share it: a burst of concurrent
+        calls costs one, and nothing is installed between two calls so close.
+        """
+        now = time.monotonic()
+        if now - self._looked < LOOK_INTERVAL:
+            return False
+        self._looked = now
         stamps = self._stamp()
         if stamps == self._stamps:
             return False

@@ -21,26 +21,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
-from wev_client.protocol.errors import ConfigError, UnknownPlugin, UpstreamError, WevError
-from wev_client.protocol.messages import (
-    EntryInfo,
-    Prompt,
-    ResolveRequest,
-    ResolveResponse,
-    VariableSpec,
-)
+from wev_client.protocol import codec
+from wev_client.protocol.errors import UpstreamError, WevError
+from wev_client.protocol.messages import EntryInfo, ResolveRequest, ResolveResponse, VariableSpec
+from wev_client.protocol.side_messages import Prompt
 from wev_daemon.cache import Caller, Pending, TokenCache
+from wev_daemon.entries import Configured, configure
 from wev_daemon.plugins import (
     Asker,
     Context,
     InputNeeded,
     Plugin,
-    PropertyError,
     Resolution,
     digest,
     load_plugins,
@@ -49,9 +47,10 @@ from wev_daemon.question import question_id
 
 log = logging.getLogger(__name__)
 
-#: Properties of every entry that wev reads itself; the plugin never sees them.
-MFA_PROCESS = "mfa_process"
-ENTRY_PROPERTIES = frozenset({"id", MFA_PROCESS})
+#: Entries' configurations kept validated (``Resolver._configured``); a user has a handful.
+MAX_CONFIGURED = 256
+
+T = TypeVar("T")
 
 #: One request's fetch per cache key, shared by the request's entries of that key.
 Fetches = dict[str, asyncio.Future[tuple[Resolution | None, bool]]]
@@ -74,6 +73,11 @@ class Prepared:
     #: The entry's command that prints the answer to its question, if any.
     mfa_process: str | None = None
 
+    @property
+    def held(self) -> bool:
+        """Whether its fetch is held in the cache (else it needs none, or runs each time)."""
+        return self.fetches and self.plugin.cacheable
+
 
 class Resolver:
     """Validates requests and resolves them through the cache."""
@@ -81,50 +85,35 @@ class Resolver:
     def __init__(self, *, cache: TokenCache, plugins: Mapping[str, Plugin[object]] | None = None):
         self.cache = cache
         self.plugins = dict(load_plugins() if plugins is None else plugins)
+        self._configured_entries: dict[str, Configured] = {}
 
     def prepare(self, request: ResolveRequest) -> tuple[list[Prepared], list[str]]:
         """Validate every entry; raise ConfigError naming the file, or return warnings."""
-        prepared, warnings = [], []
+        prepared: list[Prepared] = []
+        warnings: list[str] = []
         # What this configuration sets is no context of its own entries: an
         # AWS_PROFILE exported from an earlier run (direnv, a nested wev) must
         # not change which identity an entry uses, nor an MFA session's keys
         # be used to ask for the next MFA session.
         configured = {name for spec in request.variables for name in spec.names}
-        process_env = {k: v for k, v in request.process_env.items() if k not in configured}
+        process_env = request.process_env
+        if not configured.isdisjoint(process_env):  # else no copy of the whole environment
+            process_env = {k: v for k, v in process_env.items() if k not in configured}
         for spec in request.variables:
-            where = ", ".join(spec.sources) or "configuration"
-            label = spec.label
-            plugin_id = spec.plugin.get("id")
-            plugin = self.plugins.get(str(plugin_id))
-            if plugin is None:
-                known = ", ".join(sorted(self.plugins)) or "none"
-                raise UnknownPlugin(
-                    f"{where}: {label}: unknown plugin {plugin_id!r} (known: {known})",
-                    plugin=str(plugin_id),
-                )
-            properties = {k: v for k, v in spec.plugin.items() if k not in ENTRY_PROPERTIES}
-            mfa_process = spec.plugin.get(MFA_PROCESS)
-            if mfa_process is not None and (not isinstance(mfa_process, str) or not mfa_process):
-                raise ConfigError(f"{where}: {label}: 'mfa_process' must be a command (a string)")
-            try:
-                settings = plugin.parse(properties)
-            except PropertyError as error:
-                raise ConfigError(f"{where}: {label}: {plugin.id}: {error}") from None
-            count = plugin.value_count(settings)
-            if count != len(spec.names):
-                raise ConfigError(_count_mismatch(where, spec, plugin, settings, count))
-            for unknown in sorted(set(properties) - plugin.properties):
-                warnings.append(
-                    f"{where}: {label}: {plugin.id} ignores unknown property {unknown!r}"
-                )
+            configured_entry = self._configured(spec)
+            plugin, settings = configured_entry.plugin, configured_entry.settings
+            warnings.extend(configured_entry.warnings)
+            exact, prefixes = _patterns(plugin.context_vars)
             env = {
                 name: value
                 for name, value in request.env.items()
-                if name not in configured and _matches(name, plugin.context_vars)
+                if (name in exact or name.startswith(prefixes)) and name not in configured
             }
             context = Context(env, process_env=process_env, cwd=request.cwd)
             identity = plugin.identity(settings, context)
-            key = cache_key(plugin.id, (properties, env) if identity is None else identity)
+            key = cache_key(
+                plugin.id, (configured_entry.properties, env) if identity is None else identity
+            )
             context = Context(
                 env,
                 _asker(key, request.answers, self.cache),
@@ -143,10 +132,25 @@ class Resolver:
                     key,
                     description,
                     fetches=identity is not None,
-                    mfa_process=mfa_process,
+                    mfa_process=configured_entry.mfa_process,
                 )
             )
         return prepared, warnings
+
+    def _configured(self, spec: VariableSpec) -> Configured:
+        """What the entry's configuration makes, kept by its text: every call of a project
+        carries the same entries. A configuration that fails is never kept."""
+        try:
+            text = codec.dumps((spec.names, spec.sources, spec.plugin))
+        except (TypeError, ValueError):  # not plain data: made afresh each time
+            return configure(spec, self.plugins)
+        known = self._configured_entries.get(text)
+        if known is None:
+            known = configure(spec, self.plugins)
+            while len(self._configured_entries) >= MAX_CONFIGURED:  # oldest first
+                del self._configured_entries[next(iter(self._configured_entries))]
+            self._configured_entries[text] = known
+        return known
 
     async def resolve(
         self,
@@ -162,24 +166,34 @@ class Resolver:
             self.cancel(request.cancel)
             return ResolveResponse({})
         prepared, warnings = prepared_once or self.prepare(request)
-        # Entries of one identity wait for one fetch: the first asks the user, and
-        # the others must not wait for that answer within the same request.
-        keys = Counter(item.key for item in prepared if item.fetches)
-        fetches: Fetches = {}
         hold = _hold(request)
-        outcomes = await asyncio.gather(
-            *(
-                self._get(
-                    item,
-                    request.answers,
-                    request.terminal,
-                    hold,
-                    fetches if keys[item.key] > 1 else None,
-                )
+        outcomes: list[tuple[Resolution, bool] | BaseException]
+        if all(self.cache.peek(item.key) is not None for item in prepared if item.held):
+            # Nothing waits for upstream: each entry is presented in turn, without
+            # a task each (presenting is cheap, and what it may wait for once, a
+            # repository's endpoint, is shared and kept).
+            outcomes = [
+                await _caught(self._get(item, request.answers, request.terminal, hold))
                 for item in prepared
-            ),
-            return_exceptions=True,
-        )
+            ]
+        else:
+            # Entries of one identity wait for one fetch: the first asks the user, and
+            # the others must not wait for that answer within the same request.
+            keys = Counter(item.key for item in prepared if item.fetches)
+            fetches: Fetches = {}
+            outcomes = await asyncio.gather(
+                *(
+                    self._get(
+                        item,
+                        request.answers,
+                        request.terminal,
+                        hold,
+                        fetches if keys[item.key] > 1 else None,
+                    )
+                    for item in prepared
+                ),
+                return_exceptions=True,
+            )
         prompts: dict[str, Prompt] = {}
         results: list[tuple[Resolution, bool]] = []
         for item, outcome in zip(prepared, outcomes, strict=True):
@@ -287,7 +301,7 @@ class Resolver:
 
         if not item.fetches:
             return None, False
-        if not item.plugin.cacheable:
+        if not item.held:
             return await fetch(), False
         caller = Caller(
             terminal, item.context.process_env, item.context.cwd, item.mfa_process, hold
@@ -307,30 +321,24 @@ class Resolver:
         entry = self.cache.entries.get(item.key)
         if entry is None:
             return EntryInfo(item.spec.names, item.plugin.id, item.description, False, None, None)
-        facts = self.cache.describe(entry)
-        expires_at, refresh_at = facts["expires_at"], facts["refresh_at"]
+        valid, expires_at, refresh_at = self.cache.schedule(entry)
         return EntryInfo(
             item.spec.names,
             item.plugin.id,
             item.description,
-            bool(facts["cached"]) if cached is None else cached,
-            expires_at if isinstance(expires_at, str) else None,
-            refresh_at if isinstance(refresh_at, str) else None,
+            valid if cached is None else cached,
+            expires_at,
+            refresh_at,
         )
 
 
-def _count_mismatch(
-    where: str, spec: VariableSpec, plugin: Plugin[object], settings: object, count: int
-) -> str:
-    """The key names another number of variables than the plugin resolves: how to fix it."""
-    names = len(spec.names)
-    named = "1 variable" if names == 1 else f"{names} variables"
-    wanted = "a single name" if count == 1 else f"a list of {count} names"
-    message = f"{where}: {spec.label}: the key names {named} but {plugin.id} resolves {count}; "
-    message += f"make the key {wanted}"
-    if hint := plugin.count_hint(settings, names):
-        message += f", or {hint}"
-    return message
+async def _caught(step: Awaitable[T]) -> T | BaseException:
+    """``step``'s result, or what it raised, as ``gather(..., return_exceptions=True)``
+    gives them; a cancellation of the request itself goes on."""
+    try:
+        return await step
+    except Exception as error:
+        return error
 
 
 def _hold(request: ResolveRequest) -> float | None:
@@ -342,11 +350,12 @@ def _hold(request: ResolveRequest) -> float | None:
     return 0.0 if not request.terminal and not request.wait else None
 
 
-def _matches(name: str, patterns: tuple[str, ...]) -> bool:
-    return any(
-        name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
-        for pattern in patterns
-    )
+@functools.cache
+def _patterns(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """``Plugin.context_vars`` as the names it matches exactly, and the prefixes of those
+    ending in ``*`` (``AWS_*``); a plugin's are the same on every request."""
+    exact = frozenset(pattern for pattern in patterns if not pattern.endswith("*"))
+    return exact, tuple(pattern[:-1] for pattern in patterns if pattern.endswith("*"))
 
 
 def _asker(key: str, answers: Mapping[str, str], cache: TokenCache) -> Asker:

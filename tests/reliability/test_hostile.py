@@ -33,7 +33,7 @@ from wire import WARM_WEV_YML, resolve_message, rss_kib
 
 from wev_client import protocol
 from wev_client.protocol import MAX_REQUEST_BYTES, MAX_VARIABLES, codec
-from wev_daemon.app import BODY_TIMEOUT, MAX_REQUEST_DEPTH
+from wev_daemon.reading import BODY_TIMEOUT, MAX_REQUEST_DEPTH
 from wev_daemon.server import CONNECTION_IDLE_TIMEOUT
 
 # One daemon for the module (``target``), whose memory is compared at its end:

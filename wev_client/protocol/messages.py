@@ -1,21 +1,25 @@
-"""The protocol's messages: requests and responses, validated as they arrive.
-
-One module over 400 lines on purpose: a reviewer reads every message of the
-wire format in one file.
+"""The protocol's messages of every call: resolve and explain, validated as they arrive.
 
 ``from_json`` validates the shape of what arrives and raises ProtocolError,
 never another exception; fields it does not know are ignored. Values and
-secrets never appear in a message's repr.
+secrets never appear in a message's repr. The messages of the side
+exchanges (a plugin's questions, parse, answer) are in ``side_messages``,
+which a plain ``wev CMD`` never loads.
+
+One module a little over 400 lines on purpose: the request and the response
+of every call, with the entries' facts they carry, read as one wire format.
 """
 
 from __future__ import annotations
 
-from wev_client.protocol import MAX_FILES, MAX_VARIABLES
+from wev_client.protocol import MAX_VARIABLES
 from wev_client.protocol.errors import ProtocolError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from wev_client.protocol.side_messages import Prompt
 
 
 def is_variable_name(name: object) -> bool:
@@ -23,7 +27,26 @@ def is_variable_name(name: object) -> bool:
     return isinstance(name, str) and bool(name) and "=" not in name and "\0" not in name
 
 
-def _expect(value: object, kind: type | tuple[type, ...], what: str) -> object:
+def is_environment(mapping: Mapping[object, object]) -> bool:
+    """Whether ``mapping`` maps variable names to strings without NUL, as ``execve`` needs.
+
+    One C-level join of the names and one of the values instead of a Python
+    test per item: a request carries the caller's whole environment.
+    """
+    names = list(mapping)
+    try:
+        joined_names, joined_values = "".join(names), "".join(mapping.values())  # type: ignore[arg-type]
+    except TypeError:  # a name or a value that is no string
+        return False
+    return (
+        "" not in names
+        and "=" not in joined_names
+        and "\0" not in joined_names
+        and "\0" not in joined_values
+    )
+
+
+def expect(value: object, kind: type | tuple[type, ...], what: str) -> object:
     if not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else kind[0].__name__
         raise ProtocolError(f"{what} must be a {names}")
@@ -31,7 +54,7 @@ def _expect(value: object, kind: type | tuple[type, ...], what: str) -> object:
 
 
 def _str_list(value: object, what: str, *, empty: bool = False) -> tuple[str, ...]:
-    items = _expect(value, (list, tuple), what)
+    items = expect(value, (list, tuple), what)
     assert isinstance(items, list | tuple)
     if (not items and not empty) or not all(isinstance(item, str) for item in items):
         qualifier = "" if empty else "non-empty "
@@ -46,7 +69,7 @@ def _names(value: object, what: str) -> tuple[str, ...]:
     return names
 
 
-def _optional(item: Mapping[str, object], field: str, kind: type, default: object) -> object:
+def optional(item: Mapping[str, object], field: str, kind: type, default: object) -> object:
     value = item.get(field)
     if value is None:
         return default
@@ -101,9 +124,9 @@ class VariableSpec:
 
     @classmethod
     def from_json(cls, data: object) -> VariableSpec:
-        item = _expect(data, dict, "a variable")
+        item = expect(data, dict, "a variable")
         assert isinstance(item, dict)
-        plugin = _expect(item.get("plugin"), dict, "a variable's plugin")
+        plugin = expect(item.get("plugin"), dict, "a variable's plugin")
         assert isinstance(plugin, dict)
         sources = item.get("sources")
         return cls(
@@ -223,25 +246,22 @@ class ResolveRequest:
 
     @classmethod
     def from_json(cls, data: object) -> ResolveRequest:
-        body = _expect(data, dict, "the request")
+        body = expect(data, dict, "the request")
         assert isinstance(body, dict)
-        variables = _expect(body.get("variables"), list, "variables")
-        env = _optional(body, "env", dict, {})
-        process_env = _optional(body, "process_env", dict, {})
-        answers = _optional(body, "answers", dict, {})
-        cwd = _optional(body, "cwd", str, None)
-        terminal = _optional(body, "terminal", bool, True)
-        wait = _optional(body, "wait", bool, False)
+        variables = expect(body.get("variables"), list, "variables")
+        env = optional(body, "env", dict, {})
+        process_env = optional(body, "process_env", dict, {})
+        answers = optional(body, "answers", dict, {})
+        cwd = optional(body, "cwd", str, None)
+        terminal = optional(body, "terminal", bool, True)
+        wait = optional(body, "wait", bool, False)
         assert isinstance(terminal, bool) and isinstance(wait, bool)
         assert isinstance(variables, list) and isinstance(env, dict) and isinstance(answers, dict)
         assert isinstance(process_env, dict) and (cwd is None or isinstance(cwd, str))
         if len(variables) > MAX_VARIABLES:
             raise ProtocolError(f"a request may hold at most {MAX_VARIABLES} variables")
         for name, mapping in (("env", env), ("process_env", process_env)):
-            if not all(
-                is_variable_name(k) and isinstance(v, str) and "\0" not in v
-                for k, v in mapping.items()
-            ):
+            if not is_environment(mapping):
                 raise ProtocolError(f"{name} must map variable names to strings")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in answers.items()):
             raise ProtocolError("answers must map prompt ids to strings")
@@ -258,86 +278,6 @@ class ResolveRequest:
             terminal=terminal,
             wait=wait,
         )
-
-
-class Prompt:
-    """A question a plugin asks the user through the client (an MFA code).
-
-    ``id`` is stable for one entry and question, so the answer sent back finds
-    it; ``label`` is the entry's key (``[A, B]``), for messages. A prompt holds
-    no secret (the answer does, and travels only in ``ResolveRequest.answers``).
-    ``note`` says why it is asked again (the last answer was refused).
-    ``waiting`` names where the question is being asked when it is not this
-    client's to ask ("" when it is): the client then sends its request again
-    and so waits on. ``sign_in``: the text says what to run to sign in, and
-    no answer is wanted.
-    """
-
-    __slots__ = ("id", "label", "note", "secret", "sign_in", "text", "waiting")
-
-    def __init__(
-        self,
-        id: str,
-        label: str,
-        text: str,
-        secret: bool,
-        *,
-        note: str = "",
-        waiting: str = "",
-        sign_in: bool = False,
-    ) -> None:
-        self.id = id
-        self.label = label
-        self.text = text
-        self.secret = secret
-        self.note = note
-        self.waiting = waiting
-        self.sign_in = sign_in
-
-    def __repr__(self) -> str:
-        return (
-            f"Prompt(id={self.id!r}, label={self.label!r}, text={self.text!r}, "
-            f"secret={self.secret!r}, waiting={self.waiting!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Prompt):
-            return NotImplemented
-        return self.to_json() == other.to_json()
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-    def to_json(self) -> dict[str, object]:
-        body: dict[str, object] = {
-            "id": self.id,
-            "label": self.label,
-            "text": self.text,
-            "secret": self.secret,
-        }
-        if self.note:
-            body["note"] = self.note
-        if self.waiting:
-            body["waiting"] = self.waiting
-        if self.sign_in:
-            body["sign_in"] = True
-        return body
-
-    @classmethod
-    def from_json(cls, data: object) -> Prompt:
-        item = _expect(data, dict, "a prompt")
-        assert isinstance(item, dict)
-        prompt_id = _expect(item.get("id"), str, "a prompt's id")
-        text = _expect(item.get("text"), str, "a prompt's text")
-        label = _optional(item, "label", str, "")
-        secret = _optional(item, "secret", bool, True)
-        note = _optional(item, "note", str, "")
-        waiting = _optional(item, "waiting", str, "")
-        sign_in = _optional(item, "sign_in", bool, False)
-        assert isinstance(prompt_id, str) and isinstance(text, str)
-        assert isinstance(label, str) and isinstance(secret, bool)
-        assert isinstance(note, str) and isinstance(waiting, str) and isinstance(sign_in, bool)
-        return cls(prompt_id, label, text, secret, note=note, waiting=waiting, sign_in=sign_in)
 
 
 class EntryInfo:
@@ -387,13 +327,13 @@ class EntryInfo:
 
     @classmethod
     def from_json(cls, data: object) -> EntryInfo:
-        item = _expect(data, dict, "an entry")
+        item = expect(data, dict, "an entry")
         assert isinstance(item, dict)
-        plugin_id = _optional(item, "plugin", str, "")
-        description = _optional(item, "description", str, "")
-        cached = _optional(item, "cached", bool, False)
-        expires_at = _optional(item, "expires_at", str, None)
-        refresh_at = _optional(item, "refresh_at", str, None)
+        plugin_id = optional(item, "plugin", str, "")
+        description = optional(item, "description", str, "")
+        cached = optional(item, "cached", bool, False)
+        expires_at = optional(item, "expires_at", str, None)
+        refresh_at = optional(item, "refresh_at", str, None)
         assert isinstance(plugin_id, str) and isinstance(description, str)
         assert isinstance(cached, bool)
         assert expires_at is None or isinstance(expires_at, str)
@@ -471,116 +411,28 @@ class ResolveResponse:
 
     @classmethod
     def from_json(cls, data: object) -> ResolveResponse:
-        body = _expect(data, dict, "the response")
+        body = expect(data, dict, "the response")
         assert isinstance(body, dict)
-        values = _optional(body, "values", dict, {})
+        values = optional(body, "values", dict, {})
         assert isinstance(values, dict)
         # The client puts these in the environment of an exec: execve refuses
         # a name with '=' or a NUL in either, which must not surface as a crash.
-        if not all(
-            is_variable_name(k) and isinstance(v, str) and "\0" not in v for k, v in values.items()
-        ):
+        if not is_environment(values):
             raise ProtocolError("values must map variable names to strings without NUL")
-        entries = _optional(body, "entries", list, [])
-        prompts = _optional(body, "prompts", list, [])
+        entries = optional(body, "entries", list, [])
+        prompts = optional(body, "prompts", list, [])
         assert isinstance(entries, list) and isinstance(prompts, list)
         warnings = _str_list(body.get("warnings", []), "warnings", empty=True)
         secret = body.get("secret")
+        asked: tuple[Prompt, ...] = ()
+        if prompts:  # a plugin's question: rare, so its message is loaded only then
+            from wev_client.protocol.side_messages import Prompt
+
+            asked = tuple(Prompt.from_json(p) for p in prompts)
         return cls(
             values,
             tuple(EntryInfo.from_json(e) for e in entries),
             warnings,
-            tuple(Prompt.from_json(p) for p in prompts),
+            asked,
             secret=None if secret is None else _str_list(secret, "secret", empty=True),
         )
-
-
-class AnswerRequest:
-    """``wev --answer``: the user's answers to questions the daemon holds, by their ids.
-    The answers are secrets: never printed."""
-
-    __slots__ = ("answers",)
-
-    def __init__(self, answers: Mapping[str, str]) -> None:
-        self.answers = answers
-
-    def __repr__(self) -> str:
-        return f"AnswerRequest(answered={sorted(self.answers)!r})"
-
-    def to_json(self) -> dict[str, object]:
-        return {"answers": dict(self.answers)}
-
-    @classmethod
-    def from_json(cls, data: object) -> AnswerRequest:
-        body = _expect(data, dict, "the request")
-        assert isinstance(body, dict)
-        answers = _expect(body.get("answers"), dict, "answers")
-        assert isinstance(answers, dict)
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in answers.items()):
-            raise ProtocolError("answers must map question ids to strings")
-        if len(answers) > MAX_VARIABLES:
-            raise ProtocolError(f"a request may hold at most {MAX_VARIABLES} answers")
-        return cls(answers)
-
-
-class ParseRequest:
-    """Configuration files to parse and merge: ``(absolute path, text)``, lowest precedence
-    first. The client has read them (and judged who may have written them); the
-    daemon only parses the text it is sent and never opens the files itself."""
-
-    __slots__ = ("files",)
-
-    def __init__(self, files: tuple[tuple[str, str], ...]) -> None:
-        self.files = files
-
-    def __repr__(self) -> str:
-        return f"ParseRequest(paths={[path for path, _ in self.files]!r})"
-
-    def to_json(self) -> dict[str, object]:
-        return {"files": [{"path": path, "text": text} for path, text in self.files]}
-
-    @classmethod
-    def from_json(cls, data: object) -> ParseRequest:
-        body = _expect(data, dict, "the request")
-        assert isinstance(body, dict)
-        items = _expect(body.get("files"), list, "files")
-        assert isinstance(items, list)
-        if len(items) > MAX_FILES:
-            raise ProtocolError(f"a request may hold at most {MAX_FILES} files")
-        files = []
-        for data_item in items:
-            item = _expect(data_item, dict, "a file")
-            assert isinstance(item, dict)
-            path = _expect(item.get("path"), str, "a file's path")
-            text = _expect(item.get("text"), str, "a file's text")
-            assert isinstance(path, str) and isinstance(text, str)
-            if not path.startswith("/") or "\0" in path:
-                raise ProtocolError("a file's path must be absolute")
-            files.append((path, text))
-        return cls(tuple(files))
-
-
-class ParseResponse:
-    """The merged configuration, and the version of wev that parsed it: a client
-    keeps only what its own version's loader would have made."""
-
-    __slots__ = ("variables", "version")
-
-    def __init__(self, variables: tuple[VariableSpec, ...], version: str) -> None:
-        self.variables = variables
-        self.version = version
-
-    def __repr__(self) -> str:
-        return f"ParseResponse(variables={self.variables!r}, version={self.version!r})"
-
-    def to_json(self) -> dict[str, object]:
-        return {"variables": [v.to_json() for v in self.variables], "version": self.version}
-
-    @classmethod
-    def from_json(cls, data: object) -> ParseResponse:
-        body = _expect(data, dict, "the response")
-        assert isinstance(body, dict)
-        variables = _expect(body.get("variables"), list, "variables")
-        version = _optional(body, "version", str, "")
-        assert isinstance(variables, list) and isinstance(version, str)
-        return cls(tuple(VariableSpec.from_json(v) for v in variables), version)

@@ -242,8 +242,7 @@ def digest(*parts: object) -> str:
     Contexts hold the client's secret key, so caches key on this digest of
     them, never on the values themselves.
     """
-    canonical = json.dumps(parts, sort_keys=True, default=_jsonable)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(parts).encode()).hexdigest()
 
 
 def _jsonable(value: object) -> object:
@@ -252,6 +251,11 @@ def _jsonable(value: object) -> object:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {"": type(value).__qualname__, **dataclasses.asdict(value)}
     return repr(value)
+
+
+#: ``json.dumps(parts, sort_keys=True, default=_jsonable)``, its encoder made once: a
+#: key is digested for each entry of each request.
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=_jsonable)
 
 
 # -- helpers for parse() -------------------------------------------------------
