@@ -282,8 +282,7 @@ class Proxy:
             return await self.forwarder.forward(
                 request,
                 url=endpoint + rest,
-                auth=route.auth,
-                token=token,
+                authorization=route.authorization(token),
                 spellings=_spellings(endpoint, self.base + route.path),
                 env=route.item.context.env,
             )

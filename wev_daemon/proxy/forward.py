@@ -22,7 +22,6 @@ Imported by ``wev_daemon.proxy.endpoint``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -31,7 +30,6 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from wev_client.protocol.aws import CODEARTIFACT_USERNAME as USERNAME
 from wev_daemon import network
 from wev_daemon.proxy.rewrite import BadPage, Rewriter, Spellings
 
@@ -108,19 +106,15 @@ class Forwarder:
         request: web.Request,
         *,
         url: str,
-        auth: str,
-        token: str,
+        authorization: str,
         spellings: Spellings,
         env: Mapping[str, str],
     ) -> web.StreamResponse:
-        """Send ``request`` to ``url`` (the endpoint and the rest of its path) and answer it."""
+        """Send ``request`` to ``url`` (the endpoint and the rest of its path), with the
+        token's ``authorization`` in place of the tool's, and answer it."""
         target = URL(url, encoded=True)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in REQUEST_DROPPED}
-        if auth == "bearer":
-            headers["Authorization"] = f"Bearer {token}"
-        else:
-            pair = f"{USERNAME}:{token}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        headers["Authorization"] = authorization
         accepted = request.headers.get("Accept-Encoding", "").lower()
         codings = [c for c in ("gzip", "deflate") if c in accepted]
         headers["Accept-Encoding"] = ", ".join(codings) or "identity"
@@ -220,6 +214,7 @@ class Forwarder:
                 connector=aiohttp.TCPConnector(limit=64, limit_per_host=32, ttl_dns_cache=300),
                 timeout=UPSTREAM_TIMEOUT,
                 auto_decompress=False,  # bodies pass through as they came
+                cookie_jar=aiohttp.DummyCookieJar(),  # no cookie of one tool goes to another
             )
         return self._session
 
