@@ -103,7 +103,7 @@ class Forwarder:
 
     async def forward(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         *,
         url: str,
         authorization: str,
@@ -148,7 +148,7 @@ class Forwarder:
 
     async def _rewritten(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         upstream: aiohttp.ClientResponse,
         headers: dict[str, str],
         spellings: Spellings,
@@ -174,7 +174,7 @@ class Forwarder:
             return response
 
     async def _streamed(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, headers: dict[str, str]
+        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, headers: dict[str, str]
     ) -> web.StreamResponse:
         response = web.StreamResponse(status=upstream.status, headers=headers)
         if upstream.content_length is not None:
@@ -195,7 +195,7 @@ class Forwarder:
         return response
 
     async def _send(
-        self, request: web.Request, response: web.StreamResponse, chunk: bytes | memoryview
+        self, request: web.BaseRequest, response: web.StreamResponse, chunk: bytes | memoryview
     ) -> None:
         """Write to the tool; StreamBroken when it reads nothing for the idle time."""
         try:
