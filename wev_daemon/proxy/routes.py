@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,8 +34,13 @@ MAX_ROUTES = 64
 
 def route_path(settings: Settings) -> str:
     """``/<domain>[-<account>]/<repository>/<format>/``: the same for every run of the daemon."""
-    domain = settings.domain + (f"-{settings.account}" if settings.account else "")
-    parts = (domain, settings.repository or "", settings.format or "")
+    return _path(settings.domain, settings.account, settings.repository, settings.format)
+
+
+@functools.lru_cache(maxsize=MAX_ROUTES)
+def _path(domain: str, account: str | None, repository: str | None, fmt: str | None) -> str:
+    # Asked for each proxied page (the plugin hands out the URL): quoted once.
+    parts = (domain + (f"-{account}" if account else ""), repository or "", fmt or "")
     return "/" + "/".join(quote(part, safe="") for part in parts) + "/"
 
 
