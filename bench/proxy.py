@@ -1,9 +1,10 @@
 """Throughput of the loopback proxy (``proxy: true``) against the same index reached directly.
 
-Run ``.venv/bin/python bench/proxy.py [--rounds N] [--json]`` (about a minute with the defaults).
-It starts the tests' fake CodeArtifact and PyPI index on 127.0.0.1, a real ``wev-daemon`` on a
-free proxy port, and a project whose ``wev.yml`` has the index twice: once as the direct index
-URL with the token (``index_url``), once through the proxy. Then, round after round:
+Run ``.venv/bin/python bench/proxy.py [--rounds N] [--json]`` (about three minutes with the
+defaults). It starts the tests' fake CodeArtifact and PyPI index on 127.0.0.1, a real
+``wev-daemon`` on a free proxy port, and a project whose ``wev.yml`` has the index twice: once
+as the direct index URL with the token (``index_url``), once through the proxy. Then, round
+after round:
 
 * ``pip download`` of one 50 MB wheel (incompressible), a fresh pip process each time, no cache;
 * pip's 200 index pages: one fresh pip process, without cache, downloads 200 small projects
@@ -385,7 +386,7 @@ def spread(times: dict[str, list[float]], what: str) -> tuple[float, float, floa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--skip-npm", action="store_true", help="no memory figure (no npm here)")
     parser.add_argument(
