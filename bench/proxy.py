@@ -16,7 +16,7 @@ after round:
 Each is measured both ways side by side, the order swapped every round; besides the medians,
 the bench prints the median and range of the per-round ratios (each a pair run back to back,
 so load that comes and goes on a shared machine weighs on both), and the daemon's CPU time per
-page of the bare loop (``/proc/PID/task/*/schedstat``), which load moves far less than wall time.
+request it forwarded, in the bare loop and in pip's run (``/proc/PID/task/*/schedstat``).
 
 All run in two modes of the index: ``streamed``, where the index serves the file itself (so the
 proxy carries all 50 MB), and ``redirected``, the CodeArtifact shape, where the page links back
@@ -50,8 +50,9 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -73,6 +74,9 @@ WHATS = {
     "pip": f"pip's {PAGES} index pages (pip download of {PAGES} small projects)",
     "loop": f"{PAGES} index pages, bare http.client loop",
 }
+#: The requests through the proxy: a page each in the loop; in pip's run a page and a
+#: download (streamed) or its redirect (redirected) for each project.
+REQUESTS = {"pip": 2 * PAGES, "loop": PAGES}
 NPM_PACKAGES = 15
 PACKUMENT_MB = 20
 NPM_VERSIONS = 200
@@ -210,6 +214,16 @@ def fetch_pages(index_url: str, projects: list[str]) -> float:
     return time.perf_counter() - started
 
 
+@dataclass
+class Rounds:
+    """What each figure took, by ``"<what>, <way>"``, round after round."""
+
+    #: Wall-clock seconds: what a user waits for.
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    #: The daemon's CPU seconds per request it forwarded, by what was measured.
+    daemon: dict[str, list[float]] = field(default_factory=dict)
+
+
 def cpu_seconds(pid: int) -> float:
     """The CPU time the process has used so far, all its threads (``schedstat``, in ns)."""
     total = 0
@@ -275,32 +289,32 @@ class Bench:
             pid = stack.enter_context(daemon(env, socket_path, log, wrapper))
             yield env, urls(env, self.project), pid
 
-    def measure(self, mode: str, rounds: int) -> tuple[dict[str, list[float]], list[float]]:
+    def measure(self, mode: str, rounds: int) -> Rounds:
         """Each figure's seconds per way and round, and the daemon's CPU seconds per page."""
-        times: dict[str, list[float]] = {}
-        daemon_cpu: list[float] = []
+        measured = Rounds()
         with self.index(mode) as (env, index_urls, pid):
             for url in index_urls.values():  # warm both ways, and pip's own files
                 fetch_pages(url, self.projects[:5])
                 pip_download(url, self.projects[:5], self.root / "warm", env)
+            runs: dict[str, Callable[[str, str], float]] = {
+                "big": lambda way, url: pip_download(
+                    url, ["corp-big"], self.root / f"download-{way}", env
+                ),
+                "pip": lambda way, url: pip_download(
+                    url, self.projects, self.root / f"download-{way}", env
+                ),
+                "loop": lambda _, url: fetch_pages(url, self.projects),
+            }
             for round_number in range(rounds):
                 ways = list(index_urls.items())
-                for way, url in ways[::-1] if round_number % 2 else ways:
-                    into = self.root / f"download-{way}"
-                    seconds = pip_download(url, ["corp-big"], into, env)
-                    wheel = into / "corp_big-1.0-py3-none-any.whl"
-                    assert wheel.stat().st_size > BIG_MB * 1024 * 1024
-                    times.setdefault(f"big, {way}", []).append(seconds)
-                for way, url in ways[::-1] if round_number % 2 else ways:
-                    into = self.root / f"download-{way}"
-                    seconds = pip_download(url, self.projects, into, env)
-                    times.setdefault(f"pip, {way}", []).append(seconds)
-                for way, url in ways[::-1] if round_number % 2 else ways:
-                    before = cpu_seconds(pid)
-                    times.setdefault(f"loop, {way}", []).append(fetch_pages(url, self.projects))
-                    if way == "proxy":
-                        daemon_cpu.append((cpu_seconds(pid) - before) / PAGES)
-        return times, daemon_cpu
+                for what, run in runs.items():
+                    for way, url in ways[::-1] if round_number % 2 else ways:
+                        before = cpu_seconds(pid)
+                        measured.wall.setdefault(f"{what}, {way}", []).append(run(way, url))
+                        if what in REQUESTS and way == "proxy":
+                            spent = (cpu_seconds(pid) - before) / REQUESTS[what]
+                            measured.daemon.setdefault(what, []).append(spent)
+        return measured
 
     def instructions_per_page(self) -> float:
         """What one page of the bare loop costs the daemon, counted by callgrind."""
@@ -377,7 +391,7 @@ def npm_memory(root: Path, base_env: dict[str, str]) -> dict[str, float]:
         return {"before_mib": before, "peak_mib": peak_rss_mib(pid), "npm_seconds": elapsed}
 
 
-def spread(times: dict[str, list[float]], what: str) -> tuple[float, float, float]:
+def spread(times: Mapping[str, list[float]], what: str) -> tuple[float, float, float]:
     """The median, lowest and highest ratio proxy / direct over the rounds' pairs."""
     pairs = zip(times[f"{what}, proxy"], times[f"{what}, direct"], strict=True)
     ratios = sorted(proxied / direct for proxied, direct in pairs)
@@ -398,17 +412,21 @@ def main(argv: list[str] | None = None) -> int:
     memory: dict[str, float] = {}
     medians: dict[str, dict[str, float]] = {}
     spreads: dict[str, dict[str, tuple[float, float, float]]] = {}
-    cpu_per_page: dict[str, float] = {}
+    cpu_per_request: dict[str, dict[str, float]] = {}
     try:
         bench = Bench(root)
         if args.instructions:
             print(f"daemon instructions per proxied page: {bench.instructions_per_page():,.0f}")
             return 0
         for mode in ("streamed", "redirected"):
-            times, daemon_cpu = bench.measure(mode, args.rounds)
-            medians[mode] = {name: statistics.median(values) for name, values in times.items()}
-            spreads[mode] = {what: spread(times, what) for what in WHATS}
-            cpu_per_page[mode] = statistics.median(daemon_cpu)
+            measured = bench.measure(mode, args.rounds)
+            medians[mode] = {
+                name: statistics.median(value) for name, value in measured.wall.items()
+            }
+            spreads[mode] = {what: spread(measured.wall, what) for what in WHATS}
+            cpu_per_request[mode] = {
+                what: statistics.median(seconds) for what, seconds in measured.daemon.items()
+            }
         if not args.skip_npm:
             memory = npm_memory(root, bench.env)
     finally:
@@ -418,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         document = {
             "medians_seconds": medians,
             "round_ratios_median_min_max": spreads,
-            "daemon_cpu_seconds_per_page": cpu_per_page,
+            "daemon_cpu_seconds_per_request": cpu_per_request,
             "rounds": args.rounds,
             "npm_memory": memory,
         }
@@ -438,8 +456,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {mode} | {name} | {direct * 1000:.0f} ms | {proxied * 1000:.0f} ms | "
                 f"{middle:.2f}x ({low:.2f}-{high:.2f}) |"
             )
-    for mode, seconds in cpu_per_page.items():
-        print(f"daemon CPU per page of the bare loop ({mode}): {seconds * 1e6:.0f} us")
+    for mode, seconds in cpu_per_request.items():
+        print(
+            f"daemon CPU per proxied request ({mode}): {seconds['loop'] * 1e6:.0f} us in the bare "
+            f"loop, {seconds['pip'] * 1e6:.0f} us in pip's run"
+        )
     if memory:
         print(
             f"npm install of {NPM_PACKAGES} packages with {PACKUMENT_MB} MB packuments through "
