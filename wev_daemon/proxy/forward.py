@@ -7,7 +7,9 @@ pooled upstream session for the daemon's life.
 
 The answer comes back as it arrives, except pages and packuments, which are
 rewritten (``rewrite``) and then sent whole: at most ``MAX_REWRITES`` at a
-time, so that memory stays bounded whatever a tool asks for at once. A
+time, so that memory stays bounded whatever a tool asks for at once; and
+answers of a known length up to ``CHUNK`` (a redirect, a small file), read
+whole and sent in one write as a small page is. A
 failure before the answer has started is a 502 with one line
 (``GatewayError``); once it has started, the client's connection is aborted
 (``StreamBroken``), so that a tool sees a broken download, never a second
@@ -63,6 +65,8 @@ HOP_BY_HOP = frozenset(
 )
 REQUEST_DROPPED = HOP_BY_HOP | {"host", "authorization", "cookie", "accept-encoding"}
 RESPONSE_DROPPED = HOP_BY_HOP | {"content-length", "set-cookie", "www-authenticate"}
+#: Answers without a body, whose Content-Length (if any) is not their own.
+NO_BODY = frozenset({204, 304})
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=300)
 
 
@@ -140,8 +144,12 @@ class Forwarder:
             if "Location" in upstream.headers:
                 out["Location"] = spellings.location(upstream.headers["Location"], target)
             kind = upstream.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if kind in REWRITTEN_TYPES and request.method != "HEAD":
-                return await self._rewritten(request, upstream, out, spellings)
+            if request.method != "HEAD":
+                if kind in REWRITTEN_TYPES:
+                    return await self._rewritten(request, upstream, out, spellings)
+                length = upstream.content_length
+                if length is not None and length <= CHUNK and upstream.status not in NO_BODY:
+                    return await self._whole(upstream, out)
             return await self._streamed(request, upstream, out)
         finally:
             upstream.release()
@@ -172,6 +180,17 @@ class Forwarder:
                     await self._send(request, response, view[start : start + CHUNK])
             await response.write_eof()
             return response
+
+    async def _whole(
+        self, upstream: aiohttp.ClientResponse, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """A small answer read whole and sent in one write: no stream to prepare nor a
+        bound to arm for a write, and a failure is still a 502."""
+        try:
+            body = await upstream.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise GatewayError(f"{upstream.url.host}: {_reason(error)}") from None
+        return web.Response(status=upstream.status, headers=headers, body=body)
 
     async def _streamed(
         self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, headers: dict[str, str]
