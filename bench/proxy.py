@@ -31,6 +31,9 @@ against the target of 150 MiB.
 ``--instructions`` prints instead what one page of the bare loop costs the daemon in
 instructions (``valgrind --tool=callgrind`` on the daemon, counted over the loop alone): a
 figure that load does not move, for weighing a change to the proxy (Debian's ``valgrind``).
+
+It is longer than a module should be: a bench is one script that a checkout runs as it is,
+with every figure of the proxy side by side in one run.
 """
 
 from __future__ import annotations
