@@ -240,6 +240,41 @@ def test_token_failures_answer_by_their_kind() -> None:
     assert endpoint.status_of(failure("ThrottlingException")) == 502
 
 
+def test_an_upload_that_asks_to_continue_is_told_to_once_let_in(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, repository: FakeRepository
+) -> None:
+    # curl (and Maven) send Expect: 100-continue before a large body, and wait for the go.
+    write(user, recipes.PROXY_PIP, port)
+    repository.answer("/pypi/shared/", b"stored", headers={"Content-Type": "text/plain"})
+    assert user.wev("true").returncode == 0
+    body = b"x" * 4096
+    head = (
+        "POST /corp/shared/pypi/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n"
+        "Expect: 100-continue\r\n{extra}\r\n"
+    )
+
+    def exchange(extra: str) -> bytes:
+        """All the proxy answers; the body is sent once it says to go on."""
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(head.format(port=port, length=len(body), extra=extra).encode())
+            answer = sock.recv(65536)
+            if answer.startswith(b"HTTP/1.1 100 "):
+                sock.sendall(body)
+            while not answer.endswith((b"stored", b"forwarded\n")) and (piece := sock.recv(65536)):
+                answer += piece
+            return answer
+
+    answered = exchange("")
+    refused = exchange("Origin: https://evil.example\r\n")
+
+    assert answered.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ")
+    assert answered.endswith(b"stored")
+    assert refused.startswith(b"HTTP/1.1 403 "), refused
+    posts = [seen for seen in repository.seen if seen.path == "/pypi/shared/"]
+    assert len(posts) == 1 and posts[0].authorization is not None
+
+
 # -- bounds ----------------------------------------------------------------------------------
 
 

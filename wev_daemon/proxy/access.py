@@ -246,7 +246,7 @@ class Door:
             log.warning("proxy: refused %s", reason)
         return reason
 
-    def refusal(self, request: web.Request) -> tuple[int, str] | None:
+    def refusal(self, request: web.BaseRequest) -> tuple[int, str] | None:
         """Why this request is not forwarded, as a status and a line; None to go on."""
         headers = request.headers
         host = headers.get("Host")  # not request.host: that falls back to the socket's address

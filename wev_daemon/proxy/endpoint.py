@@ -28,9 +28,10 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from aiohttp import web
+from aiohttp.http import HttpVersion11
 from aiohttp.typedefs import Middleware
 
 from wev_client.protocol.aws import CODEARTIFACT_PLUGIN_ID as PLUGIN_ID
@@ -101,11 +102,12 @@ class Proxy:
         self.idle_timeout = CONNECTION_IDLE_TIMEOUT
         self.routes = Routes()
         self.forwarder = Forwarder(idle=CONNECTION_IDLE_TIMEOUT)
-        #: Added to the proxy's application (``server`` counts requests for ``--idle-exit``).
+        #: Wrapped around each request, outermost first (``server`` counts requests for
+        #: ``--idle-exit``).
         self.middlewares: list[Middleware] = []
         self._secret: str | None = None
         self._resolver: Resolver | None = None
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._lock = asyncio.Lock()
         self._log_throttle = Throttle()
@@ -193,14 +195,19 @@ class Proxy:
             except UpstreamError as error:
                 raise ProxyUnavailable(error.message, hint=error.hint) from None
         socks = self.inherited + access.bind_loopback(self.port, self.inherited)
-        app = web.Application(middlewares=self.middlewares)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        runner = web.AppRunner(
-            app,
-            access_log=None,
+        # aiohttp's low-level server: one handler for every path, no application
+        # or router to walk for each request.
+        handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]] = self.handle
+        for middleware in reversed(self.middlewares):
+            handler = functools.partial(middleware, handler=handler)
+        runner = web.ServerRunner(
+            web.Server(
+                handler,
+                access_log=None,
+                keepalive_timeout=self.idle_timeout,
+                lingering_time=LINGERING_TIME,
+            ),
             handle_signals=False,
-            keepalive_timeout=self.idle_timeout,
-            lingering_time=LINGERING_TIME,
             shutdown_timeout=SHUTDOWN_TIMEOUT,
         )
         await runner.setup()
@@ -227,7 +234,7 @@ class Proxy:
             self._runner = None
         await self.forwarder.close()
 
-    async def _stop_serving(self, runner: web.AppRunner) -> None:
+    async def _stop_serving(self, runner: web.ServerRunner) -> None:
         for server in self._servers:
             server.close()
         self._servers.clear()
@@ -261,7 +268,7 @@ class Proxy:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         refused = self.door.refusal(request)
         if refused is not None:
             return _text(*refused)
@@ -276,14 +283,19 @@ class Proxy:
         if climbs(rest):
             # Resolved upstream, it would leave the repository the route names.
             return _text(400, f"{request.path}: a path with . or .. segments is not forwarded")
+        expect = request.headers.get("Expect")
+        if expect is not None and request.version == HttpVersion11:
+            # An upload is told to go on only once the door has let it in.
+            if expect.lower() != "100-continue":
+                return _text(417, f"Expect: {expect} is not understood")
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         route.requests += 1
         try:
             token, endpoint = await self._credentials(route)
             return await self.forwarder.forward(
                 request,
                 url=endpoint + rest,
-                auth=route.auth,
-                token=token,
+                authorization=route.authorization(token),
                 spellings=_spellings(endpoint, self.base + route.path),
                 env=route.item.context.env,
             )

@@ -7,7 +7,9 @@ pooled upstream session for the daemon's life.
 
 The answer comes back as it arrives, except pages and packuments, which are
 rewritten (``rewrite``) and then sent whole: at most ``MAX_REWRITES`` at a
-time, so that memory stays bounded whatever a tool asks for at once. A
+time, so that memory stays bounded whatever a tool asks for at once; and
+answers of a known length up to ``CHUNK`` (a redirect, a small file), read
+whole and sent in one write as a small page is. A
 failure before the answer has started is a 502 with one line
 (``GatewayError``); once it has started, the client's connection is aborted
 (``StreamBroken``), so that a tool sees a broken download, never a second
@@ -22,7 +24,6 @@ Imported by ``wev_daemon.proxy.endpoint``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -31,7 +32,6 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from wev_client.protocol.aws import CODEARTIFACT_USERNAME as USERNAME
 from wev_daemon import network
 from wev_daemon.proxy.rewrite import BadPage, Rewriter, Spellings
 
@@ -65,6 +65,8 @@ HOP_BY_HOP = frozenset(
 )
 REQUEST_DROPPED = HOP_BY_HOP | {"host", "authorization", "cookie", "accept-encoding"}
 RESPONSE_DROPPED = HOP_BY_HOP | {"content-length", "set-cookie", "www-authenticate"}
+#: Answers without a body, whose Content-Length (if any) is not their own.
+NO_BODY = frozenset({204, 304})
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=300)
 
 
@@ -105,22 +107,18 @@ class Forwarder:
 
     async def forward(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         *,
         url: str,
-        auth: str,
-        token: str,
+        authorization: str,
         spellings: Spellings,
         env: Mapping[str, str],
     ) -> web.StreamResponse:
-        """Send ``request`` to ``url`` (the endpoint and the rest of its path) and answer it."""
+        """Send ``request`` to ``url`` (the endpoint and the rest of its path), with the
+        token's ``authorization`` in place of the tool's, and answer it."""
         target = URL(url, encoded=True)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in REQUEST_DROPPED}
-        if auth == "bearer":
-            headers["Authorization"] = f"Bearer {token}"
-        else:
-            pair = f"{USERNAME}:{token}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        headers["Authorization"] = authorization
         accepted = request.headers.get("Accept-Encoding", "").lower()
         codings = [c for c in ("gzip", "deflate") if c in accepted]
         headers["Accept-Encoding"] = ", ".join(codings) or "identity"
@@ -146,15 +144,19 @@ class Forwarder:
             if "Location" in upstream.headers:
                 out["Location"] = spellings.location(upstream.headers["Location"], target)
             kind = upstream.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if kind in REWRITTEN_TYPES and request.method != "HEAD":
-                return await self._rewritten(request, upstream, out, spellings)
+            if request.method != "HEAD":
+                if kind in REWRITTEN_TYPES:
+                    return await self._rewritten(request, upstream, out, spellings)
+                length = upstream.content_length
+                if length is not None and length <= CHUNK and upstream.status not in NO_BODY:
+                    return await self._whole(upstream, out)
             return await self._streamed(request, upstream, out)
         finally:
             upstream.release()
 
     async def _rewritten(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         upstream: aiohttp.ClientResponse,
         headers: dict[str, str],
         spellings: Spellings,
@@ -179,8 +181,19 @@ class Forwarder:
             await response.write_eof()
             return response
 
+    async def _whole(
+        self, upstream: aiohttp.ClientResponse, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """A small answer read whole and sent in one write: no stream to prepare nor a
+        bound to arm for a write, and a failure is still a 502."""
+        try:
+            body = await upstream.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise GatewayError(f"{upstream.url.host}: {_reason(error)}") from None
+        return web.Response(status=upstream.status, headers=headers, body=body)
+
     async def _streamed(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, headers: dict[str, str]
+        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, headers: dict[str, str]
     ) -> web.StreamResponse:
         response = web.StreamResponse(status=upstream.status, headers=headers)
         if upstream.content_length is not None:
@@ -201,7 +214,7 @@ class Forwarder:
         return response
 
     async def _send(
-        self, request: web.Request, response: web.StreamResponse, chunk: bytes | memoryview
+        self, request: web.BaseRequest, response: web.StreamResponse, chunk: bytes | memoryview
     ) -> None:
         """Write to the tool; StreamBroken when it reads nothing for the idle time."""
         try:
@@ -220,6 +233,7 @@ class Forwarder:
                 connector=aiohttp.TCPConnector(limit=64, limit_per_host=32, ttl_dns_cache=300),
                 timeout=UPSTREAM_TIMEOUT,
                 auto_decompress=False,  # bodies pass through as they came
+                cookie_jar=aiohttp.DummyCookieJar(),  # no cookie of one tool goes to another
             )
         return self._session
 

@@ -12,13 +12,16 @@ Imported by the proxy's other modules.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
+import functools
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
+from wev_client.protocol.aws import CODEARTIFACT_USERNAME as USERNAME
 from wev_daemon.plugins import Context
 from wev_daemon.plugins.awscodeartifact import PROXY_FORMATS, Settings
 from wev_daemon.resolver import Prepared
@@ -31,8 +34,13 @@ MAX_ROUTES = 64
 
 def route_path(settings: Settings) -> str:
     """``/<domain>[-<account>]/<repository>/<format>/``: the same for every run of the daemon."""
-    domain = settings.domain + (f"-{settings.account}" if settings.account else "")
-    parts = (domain, settings.repository or "", settings.format or "")
+    return _path(settings.domain, settings.account, settings.repository, settings.format)
+
+
+@functools.lru_cache(maxsize=MAX_ROUTES)
+def _path(domain: str, account: str | None, repository: str | None, fmt: str | None) -> str:
+    # Asked for each proxied page (the plugin hands out the URL): quoted once.
+    parts = (domain + (f"-{account}" if account else ""), repository or "", fmt or "")
     return "/" + "/".join(quote(part, safe="") for part in parts) + "/"
 
 
@@ -64,6 +72,20 @@ class Route:
     upstream: str = ""  # the endpoint, once known (it holds no secret)
     requests: int = 0
     last_error: str | None = None
+    #: The last token and its ``Authorization`` value: a page costs no base64 of a 1 KB
+    #: token. Held no longer than the route (``wev --forget`` drops both).
+    _authorization: tuple[str, str] = field(default=("", ""), repr=False)
+
+    def authorization(self, token: str) -> str:
+        """The ``Authorization`` header that hands ``token`` to the repository."""
+        known, value = self._authorization
+        if token != known or not value:
+            if self.auth == "bearer":
+                value = f"Bearer {token}"
+            else:
+                value = "Basic " + base64.b64encode(f"{USERNAME}:{token}".encode()).decode()
+            self._authorization = (token, value)
+        return value
 
 
 class Routes:
