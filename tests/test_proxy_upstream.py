@@ -374,6 +374,31 @@ def test_forwarded_requests_trust_the_callers_ca_bundle(
     assert untrusted[0] == 502 and "CERTIFICATE_VERIFY_FAILED" in untrusted[1]
 
 
+def test_forwarded_requests_trust_the_profiles_ca_bundle_as_aws_calls_do(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact
+) -> None:
+    certificates = tls.issue(user.root / "tls", "127.0.0.1")
+    config = user.home / ".aws" / "config"
+    config.write_text(
+        config.read_text()
+        + f"\n[profile tls]\nregion = eu-west-1\nca_bundle = {certificates.ca_file}\n"
+    )
+    credentials = user.home / ".aws" / "credentials"
+    default_keys = credentials.read_text().split("\n\n")[0].replace("[default]", "[tls]")
+    credentials.write_text(credentials.read_text() + "\n" + default_keys + "\n")
+    write(user, recipes.PROXY_PIP, port)
+    url = recipes.proxy_url("pypi", port) + "simple/"
+    with FakeRepository(tls=certificates.server) as repository:
+        repository.answer(
+            "/pypi/shared/simple/", b"<html>ok</html>", headers={"Content-Type": "text/html"}
+        )
+        fake.repository_base_url = repository.url
+        assert user.wev("true", env={"AWS_PROFILE": "tls"}).returncode == 0
+        trusted = get(url)
+
+    assert trusted == (200, "<html>ok</html>")
+
+
 def test_forwarded_requests_take_the_callers_proxy_unless_no_proxy_names_the_host(
     user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, repository: FakeRepository
 ) -> None:

@@ -140,6 +140,15 @@ def region_name(
     return _region(env, None, profiles(env).get(profile, {}))
 
 
+def profile_setting(
+    env: Mapping[str, str], configured_profile: str | None, name: str
+) -> str | None:
+    """A setting (``ca_bundle``) of the profile in effect, from the caller's files."""
+    profile = profile_name(env, configured_profile) or "default"
+    value = profiles(env).get(profile, {}).get(name)
+    return value if isinstance(value, str) and value else None
+
+
 def _region(
     env: Mapping[str, str], configured: str | None, section: Mapping[str, Any]
 ) -> str | None:

@@ -298,6 +298,7 @@ class Proxy:
                 authorization=route.authorization(token),
                 spellings=_spellings(endpoint, self.base + route.path),
                 env=route.item.context.env,
+                profile_ca_bundle=route.profile_ca_bundle(),
             )
         except (TokenUnavailable, GatewayError) as error:
             return self._failed(route, error.status, str(error))

@@ -113,9 +113,11 @@ class Forwarder:
         authorization: str,
         spellings: Spellings,
         env: Mapping[str, str],
+        profile_ca_bundle: str | None = None,
     ) -> web.StreamResponse:
         """Send ``request`` to ``url`` (the endpoint and the rest of its path), with the
-        token's ``authorization`` in place of the tool's, and answer it."""
+        token's ``authorization`` in place of the tool's, and answer it, through the
+        caller's network: ``env``'s proxies and CA bundle, or the profile's bundle."""
         target = URL(url, encoded=True)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in REQUEST_DROPPED}
         headers["Authorization"] = authorization
@@ -131,7 +133,7 @@ class Forwarder:
                 data=upload.chunks() if upload is not None else None,
                 allow_redirects=False,
                 proxy=network.proxy_for(url, env),
-                ssl=self._tls(env),
+                ssl=self._tls(env, profile_ca_bundle),
             )
         except (aiohttp.ClientError, TimeoutError) as error:
             if upload is not None and upload.stalled:
@@ -237,9 +239,9 @@ class Forwarder:
             )
         return self._session
 
-    def _tls(self, env: Mapping[str, str]) -> ssl.SSLContext | bool:
+    def _tls(self, env: Mapping[str, str], configured: str | None) -> ssl.SSLContext | bool:
         """The caller's CA bundle as a TLS context (one per file version); True: the default."""
-        bundle = network.ca_bundle(env)
+        bundle = network.ca_bundle(env, configured)
         if bundle is None:
             return True
         try:

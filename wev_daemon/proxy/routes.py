@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from wev_client.protocol.aws import CODEARTIFACT_USERNAME as USERNAME
+from wev_daemon import aws_identity
 from wev_daemon.plugins import Context
 from wev_daemon.plugins.awscodeartifact import PROXY_FORMATS, Settings
 from wev_daemon.resolver import Prepared
@@ -86,6 +87,12 @@ class Route:
                 value = "Basic " + base64.b64encode(f"{USERNAME}:{token}".encode()).decode()
             self._authorization = (token, value)
         return value
+
+    def profile_ca_bundle(self) -> str | None:
+        """The ``ca_bundle`` of the AWS profile the entry resolves with, as AWS calls use it."""
+        settings = self.item.settings
+        profile = settings.profile if isinstance(settings, Settings) else None
+        return aws_identity.profile_setting(self.item.context.env, profile, "ca_bundle")
 
 
 class Routes:
