@@ -35,8 +35,8 @@ from typing import NoReturn
 
 from wev_client.protocol.errors import UpstreamError, WevError
 from wev_daemon import policy as rules
+from wev_daemon.cache_entry import TERMINAL, Clock, Entry, Fetch, FetchTimeout, Outcome, iso
 from wev_daemon.channels import Caller
-from wev_daemon.entry import TERMINAL, Clock, Entry, Fetch, FetchTimeout, Outcome, iso
 from wev_daemon.plugins import InputNeeded, Resolution
 from wev_daemon.policy import Policy
 from wev_daemon.questions import Pending, Question, Questions, Turn
