@@ -9,6 +9,7 @@ where a person would type.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import pytest
 from conftest import WEV, Daemon, User
+from ecr_harness import HELPER, REGISTRY
 from fakes.codeartifact import FakeCodeArtifact
+from fakes.ecr import FakeEcr
 from fakes.pypi_index import FakePyPIIndex
 from fakes.sts import DEVICE, FakeSts
 from fakes.wheels import build_wheel
@@ -365,6 +368,45 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_the_docker_helper_gets_its_password_behind_an_mfa_role_from_mfa_process(
+    user: User,
+) -> None:
+    """An ECR entry whose profile assumes a role with ``mfa_serial``: Docker runs the helper
+    with no terminal, and the code comes from that profile's ``mfa_process``."""
+    with mfa_role(user, CODE) as (fake_sts, _), FakeEcr(fake_sts.issued) as ecr:
+        config = user.home / ".aws" / "config"
+        config.write_text(
+            config.read_text().replace(
+                f"mfa_serial = {DEVICE}\n",
+                f'mfa_serial = {DEVICE}\nmfa_process = printf %s "$CODE_FROM_CALLER"\n',
+            )
+        )
+        user.write(
+            "home/.wev.yml",
+            f"ECR_PASSWORD:\n  plugin:\n    id: wev-awsecr\n    registry: {REGISTRY}\n"
+            "    profile: dev\n",
+        )
+        daemon = Daemon(user, env={"AWS_ENDPOINT_URL_ECR": ecr.url}, args=("--question-wait", "5"))
+        try:
+            get = subprocess.run(
+                (HELPER, "get"),
+                input=REGISTRY,
+                cwd=elsewhere(user),
+                env={**user.env, "AWS_ENDPOINT_URL_ECR": ecr.url, "CODE_FROM_CALLER": CODE},
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                start_new_session=True,
+            )
+        finally:
+            daemon.stop()
+
+        assert get.returncode == 0, get.stdout + get.stderr
+        assert ecr.is_valid_password(REGISTRY, json.loads(get.stdout)["Secret"])
+        [assume] = fake_sts.calls_of("AssumeRole")
+        assert assume.token_code == CODE
 
 
 def test_in_ci_a_question_for_a_person_fails_at_once_in_one_line(
