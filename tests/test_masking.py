@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import BIN, Daemon, User
+from conftest import BIN, WEV, Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
 
 from wev_client.output import mask_command
@@ -55,6 +55,31 @@ def test_wev_masks_each_secret_before_the_command_runs(
     assert index_url.startswith("::add-mask::http") and f"://aws:{token}@" in index_url
     assert len(masks(result.stdout)) == 2  # no line for the profile name nor the endpoint
     assert lines[-1].startswith("ran work http")
+
+
+def test_a_command_whose_output_goes_to_a_file_gets_the_lines_on_stderr(
+    project: User, fake: FakeCodeArtifact
+) -> None:
+    """``wev CMD > out.json``: the file holds the command's data alone, never a token; the
+    runner reads the lines on stderr."""
+    out = project.root / "out.json"
+    with out.open("w") as stdout:
+        result = subprocess.run(
+            [WEV, "sh", "-c", "echo '{}'"],
+            cwd=project.project,
+            env={**project.env, **CI},
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+
+    assert result.returncode == 0, result.stderr
+    [token] = fake.issued
+    assert out.read_text() == "{}\n"
+    assert masks(result.stderr)[0] == f"::add-mask::{token}"
+    assert len(masks(result.stderr)) == 2
 
 
 def test_no_mask_lines_outside_github_actions(project: User, fake: FakeCodeArtifact) -> None:
