@@ -252,6 +252,36 @@ def test_ten_sdk_calls_wait_for_one_answer_given_with_wev_answer(
     assert "question:" not in sdk_user.wev("--status").stdout
 
 
+def test_wev_answer_asks_again_once_after_a_wrong_code(
+    sdk_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
+) -> None:
+    call = sdk(sdk_user)
+    try:
+        wait_for_question(sdk_user)
+        answer = Pty((WEV, "--answer"), sdk_user.project, {**sdk_user.env, "TERM": "xterm"})
+        ptys.append(answer)
+        answer.expect(f"wev: {QUESTION_TEXT}".encode())
+        answer.type("000000\n")
+        answer.expect(b"AccessDenied")
+        deadline = time.monotonic() + TIMEOUT
+        while answer.output.count(QUESTION_TEXT.encode()) < 2:  # until asked again
+            assert time.monotonic() < deadline, bytes(answer.output)
+            answer.settle(0.1)
+        answer.type(CODE + "\n")
+        assert answer.wait() == 0, bytes(answer.output)
+        code, _, err = finish(call)
+    finally:
+        if call.poll() is None:
+            call.kill()
+
+    shown = bytes(answer.output).decode()
+    assert shown.count(QUESTION_TEXT) == 2, shown
+    assert shown.count("AccessDenied") == 1, "the refusal is told once, as it is asked again"
+    assert shown.rstrip().endswith("answered")
+    assert code == 0, err
+    assert [c.token_code for c in sts.calls_of("GetSessionToken")] == ["000000", CODE]
+
+
 def test_wev_answer_with_nothing_to_answer(sdk_user: User, daemon: Daemon) -> None:
     result = sdk_user.wev("--answer")
     assert (result.returncode, result.stdout) == (0, "wev: no question is waiting for an answer\n")
