@@ -450,4 +450,5 @@ def test_in_ci_a_question_for_a_person_fails_at_once_in_one_line(
     assert code == 69 and out == "", err
     [line] = err.splitlines()
     assert line.startswith("wev: ") and "no terminal" in line and "MFA code" in line
+    assert line.endswith("(give the entry an mfa_process (or WEV_ASKPASS) that prints it)")
     assert not sts.calls_of("GetSessionToken")
