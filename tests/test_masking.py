@@ -95,11 +95,11 @@ def test_through_the_daemon_too(project: User, daemon: Daemon, fake: FakeCodeArt
     assert len(masks(result.stdout)) == 2
 
 
-@pytest.mark.parametrize("shell", ["sh", "fish"])
+@pytest.mark.parametrize("shell", ["sh", "bash", "zsh", "fish"])
 def test_an_evaluated_export_prints_the_mask_lines_and_sets_the_values(
     project: User, fake: FakeCodeArtifact, shell: str
 ) -> None:
-    export = project.wev("--export", "--format", shell, env=CI)
+    export = project.wev("--export", "--format", "fish" if shell == "fish" else "sh", env=CI)
     assert export.returncode == 0, export.stderr
     assert "::add-mask::" in export.stdout and export.stderr == ""
     script = 'eval "$(wev --export)"; echo "set $AWS_PROFILE"'
