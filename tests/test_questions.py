@@ -341,6 +341,40 @@ def test_the_keyring_backend_gets_its_token_through_askpass(
     assert assume.token_code == CODE
 
 
+def test_a_repository_behind_an_mfa_role_takes_one_answer_from_askpass(
+    role_user: tuple[User, FakeSts, FakeCodeArtifact],
+) -> None:
+    """The token and the repository's endpoint are two calls with the role's login: the
+    code askpass gave serves both, as a terminal's would."""
+    user, fake_sts, codeartifact = role_user
+    user.write(
+        "work/project/wev.yml",
+        "[CODEARTIFACT_AUTH_TOKEN, PIP_INDEX_URL]:\n  plugin:\n    id: wev-awscodeartifact\n"
+        "    domain: corp\n    repository: shared\n    format: pypi\n",
+    )
+    program = askpass(user)
+    daemon = Daemon(user, args=("--question-wait", "10"))
+    try:
+        result = subprocess.run(
+            (WEV, "sh", "-c", 'printf %s "$PIP_INDEX_URL"'),
+            cwd=user.project,
+            env={**user.env, **answering(program, CODE)},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            start_new_session=True,
+        )
+    finally:
+        daemon.stop()
+
+    assert result.returncode == 0, result.stderr
+    [token] = codeartifact.issued
+    assert f"://aws:{token}@" in result.stdout
+    assert asked(user) == [f"Enter MFA code for {DEVICE}: "]
+    assert {call.token_code for call in fake_sts.calls_of("AssumeRole")} == {CODE}
+
+
 def test_the_proxy_waits_for_wev_answer_when_the_token_must_be_renewed(
     role_user: tuple[User, FakeSts, FakeCodeArtifact], ptys: list[Pty]
 ) -> None:
