@@ -9,6 +9,7 @@ where a person would type.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -310,33 +311,72 @@ def role_user(user: User) -> Iterator[tuple[User, FakeSts, FakeCodeArtifact]]:
         yield user, fake_sts, codeartifact
 
 
-def test_the_keyring_backend_gets_its_token_through_askpass(
-    role_user: tuple[User, FakeSts, FakeCodeArtifact],
+ROLE_QUESTION = f"Enter MFA code for {DEVICE}: "
+CHANNELS = ["mfa_process", "askpass", "wev --answer"]
+
+
+def answered_by(user: User, channel: str) -> dict[str, str]:
+    """What the caller's context needs for ``channel`` to answer the ``dev`` profile's code
+    (``wev --answer``: nothing, the test answers on a terminal with ``answer_on_a_terminal``)."""
+    if channel == "mfa_process":
+        role_mfa_process(user)
+        return {"CODE_FROM_CALLER": CODE}
+    if channel == "askpass":
+        return answering(askpass(user), CODE, CODE)
+    return {}
+
+
+def role_mfa_process(user: User) -> None:
+    """aws-vault's ``mfa_process`` on the role profile, printing the caller's code."""
+    config = user.home / ".aws" / "config"
+    config.write_text(
+        config.read_text().replace(
+            f"mfa_serial = {DEVICE}\n",
+            f'mfa_serial = {DEVICE}\nmfa_process = printf %s "$CODE_FROM_CALLER"\n',
+        )
+    )
+
+
+def answer_on_a_terminal(user: User, ptys: list[Pty], text: str = ROLE_QUESTION) -> None:
+    """A person runs ``wev --answer`` in a terminal once a question waits, and types the code."""
+    wait_for_question(user)
+    answer = Pty((WEV, "--answer"), user.project, {**user.env, "TERM": "xterm"})
+    ptys.append(answer)
+    answer.expect(f"wev: {text}".encode())
+    answer.type(CODE + "\n")
+    assert answer.wait() == 0, bytes(answer.output)
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_the_keyring_backend_gets_its_token_with_no_terminal(
+    role_user: tuple[User, FakeSts, FakeCodeArtifact], ptys: list[Pty], channel: str
 ) -> None:
     user, fake_sts, codeartifact = role_user
-    program = askpass(user)
+    env = answered_by(user, channel)
     daemon = Daemon(user)
     try:
         url = "https://corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/simple/"
-        lookup = subprocess.run(
+        lookup = subprocess.Popen(
             (sys.executable, "-c", KEYRING_LOOKUP, url),
             cwd=user.project,
-            env={**user.env, **answering(program, CODE)},
+            env={**user.env, **env},
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=TIMEOUT,
             start_new_session=True,
         )
+        if channel == "wev --answer":
+            answer_on_a_terminal(user, ptys)
+        status, out, err = finish(lookup)
     finally:
         daemon.stop()
 
-    assert lookup.returncode == 0, lookup.stderr
+    assert status == 0, err
     [token] = codeartifact.issued
-    import hashlib
-
-    assert lookup.stdout.split() == ["token", hashlib.sha256(token.encode()).hexdigest()]
-    assert asked(user) == [f"Enter MFA code for {DEVICE}: "]
+    assert out.split() == ["token", hashlib.sha256(token.encode()).hexdigest()]
+    if channel == "askpass":
+        assert asked(user) == [ROLE_QUESTION]
     [assume] = fake_sts.calls_of("AssumeRole")
     assert assume.token_code == CODE
 
@@ -371,12 +411,13 @@ def test_a_repository_behind_an_mfa_role_takes_one_answer_from_askpass(
     assert result.returncode == 0, result.stderr
     [token] = codeartifact.issued
     assert f"://aws:{token}@" in result.stdout
-    assert asked(user) == [f"Enter MFA code for {DEVICE}: "]
+    assert asked(user) == [ROLE_QUESTION]
     assert {call.token_code for call in fake_sts.calls_of("AssumeRole")} == {CODE}
 
 
-def test_the_proxy_waits_for_wev_answer_when_the_token_must_be_renewed(
-    role_user: tuple[User, FakeSts, FakeCodeArtifact], ptys: list[Pty]
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_the_proxy_waits_for_the_answer_when_the_token_must_be_renewed(
+    role_user: tuple[User, FakeSts, FakeCodeArtifact], ptys: list[Pty], channel: str
 ) -> None:
     user, fake_sts, codeartifact = role_user
     user.write(
@@ -384,7 +425,8 @@ def test_the_proxy_waits_for_wev_answer_when_the_token_must_be_renewed(
         "PIP_INDEX_URL:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"
         "    repository: shared\n    format: pypi\n    values: [index_url]\n    proxy: true\n",
     )
-    codeartifact.set_lifetime(8)  # fresh for about 7 s: the proxy's request renews it
+    env = answered_by(user, channel)  # the context of the call that registers the route
+    codeartifact.set_lifetime(8)  # fresh for about 6 s: the proxy's request renews it
     port = _free_port()
     daemon = Daemon(user, env={"WEV_PROXY_PORT": str(port)})
     try:
@@ -392,11 +434,12 @@ def test_the_proxy_waits_for_wev_answer_when_the_token_must_be_renewed(
         first = Pty(
             (WEV, "sh", "-c", 'printf "[%s]" "$PIP_INDEX_URL"'),
             user.project,
-            {**user.env, "TERM": "xterm"},
+            {**user.env, **env, "TERM": "xterm"},
         )
         ptys.append(first)
-        first.expect(f"Enter MFA code for {DEVICE}: ".encode())
-        first.type(CODE + "\n")
+        if channel != "mfa_process":  # which answers a terminal's question too
+            first.expect(ROLE_QUESTION.encode())
+            first.type(CODE + "\n")
         assert first.wait() == 0, bytes(first.output)
         index = bytes(first.output).decode().rpartition("[")[2].partition("]")[0]
         assert index.startswith(f"http://127.0.0.1:{port}/")
@@ -411,12 +454,8 @@ def test_the_proxy_waits_for_wev_answer_when_the_token_must_be_renewed(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        wait_for_question(user)
-        answer = Pty((WEV, "--answer"), user.project, {**user.env, "TERM": "xterm"})
-        ptys.append(answer)
-        answer.expect(f"Enter MFA code for {DEVICE}: ".encode())
-        answer.type(CODE + "\n")
-        assert answer.wait() == 0, bytes(answer.output)
+        if channel == "wev --answer":
+            answer_on_a_terminal(user, ptys)
         out, err = fetch.communicate(timeout=TIMEOUT)
     finally:
         daemon.stop()
@@ -424,6 +463,8 @@ def test_the_proxy_waits_for_wev_answer_when_the_token_must_be_renewed(
     assert (fetch.returncode, out) == (0, "200\n"), err
     assert {call.token_code for call in fake_sts.calls_of("AssumeRole")} == {CODE}
     assert len(codeartifact.issued) == 2  # the renewed token came with the answer
+    if channel == "askpass":
+        assert asked(user) == [ROLE_QUESTION]  # the proxy's: the terminal asked the first
 
 
 def _free_port() -> int:
@@ -440,13 +481,7 @@ def test_the_docker_helper_gets_its_password_behind_an_mfa_role_from_mfa_process
     """An ECR entry whose profile assumes a role with ``mfa_serial``: Docker runs the helper
     with no terminal, and the code comes from that profile's ``mfa_process``."""
     with mfa_role(user, CODE) as (fake_sts, _), FakeEcr(fake_sts.issued) as ecr:
-        config = user.home / ".aws" / "config"
-        config.write_text(
-            config.read_text().replace(
-                f"mfa_serial = {DEVICE}\n",
-                f'mfa_serial = {DEVICE}\nmfa_process = printf %s "$CODE_FROM_CALLER"\n',
-            )
-        )
+        role_mfa_process(user)
         user.write(
             "home/.wev.yml",
             f"ECR_PASSWORD:\n  plugin:\n    id: wev-awsecr\n    registry: {REGISTRY}\n"
