@@ -92,7 +92,7 @@ class User:
         env: Mapping[str, str] | None = None,
         timeout: float = COMMAND_TIMEOUT,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the real ``wev`` and wait for it (bounded)."""
+        """Run the real ``wev`` and wait for it (bounded), with no controlling terminal."""
         return subprocess.run(
             [WEV, *args],
             cwd=cwd or self.project,
@@ -101,6 +101,7 @@ class User:
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # no terminal, as in CI, whoever runs the tests
         )
 
     def popen_wev(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
@@ -112,6 +113,7 @@ class User:
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
+            start_new_session=True,
         )
 
 
