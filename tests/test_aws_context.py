@@ -248,6 +248,48 @@ def test_a_caller_with_no_terminal_waits_for_the_sign_in_and_resumes(
     assert_served_by(user, daemon)
 
 
+KEYRING_LOOKUP = (
+    "import sys\n"
+    "from wev_client.keyring_backend import WevKeyring\n"
+    "print(WevKeyring().get_password(sys.argv[1], 'aws') or '', end='')\n"
+)
+
+
+def test_a_keyring_lookup_waits_for_the_sign_in_and_resumes(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact, sso: FakeSso
+) -> None:
+    """pip's keyring lookup has no terminal: it says what to run on its stderr, which pip
+    shows, and gets its token once the user has signed in."""
+    env = {k: v for k, v in sso_user(user, sso).items() if k != "CI"}
+    url = "https://corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/simple/"
+    lookup = subprocess.Popen(
+        (sys.executable, "-c", KEYRING_LOOKUP, url),
+        cwd=user.project,
+        env={**user.env, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        line = lookup.stderr.readline() if lookup.stderr else ""
+        assert "aws sso login --profile sso" in line and "waiting" in line, line
+        assert lookup.poll() is None and fake.call_count == 0
+
+        sso.accept("sso-access-token-4")
+        sso_login(user.home, "sso-access-token-4")
+        out, err = lookup.communicate(timeout=30)
+    finally:
+        if lookup.poll() is None:
+            lookup.kill()
+            lookup.wait(5)
+
+    assert lookup.returncode == 0, err
+    assert fake.is_valid_token(out)
+    assert [call.access_token for call in sso.calls] == ["sso-access-token-4"]
+
+
 # -- credential_process --------------------------------------------------------------------
 
 HELPER = """\
