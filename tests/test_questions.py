@@ -201,6 +201,55 @@ def test_an_askpass_that_fails_or_hangs_is_one_line_within_the_bound(
     assert sts.calls_of("GetSessionToken") == []
 
 
+@pytest.mark.parametrize(
+    ("dialog", "display", "expected"),
+    [
+        (
+            "zenity",
+            {"DISPLAY": ":99"},
+            ["--entry", "--hide-text", "--title=wev", f"--text={QUESTION_TEXT}"],
+        ),
+        (
+            "kdialog",
+            {"WAYLAND_DISPLAY": "wayland-0"},
+            ["--title", "wev", "--password", QUESTION_TEXT],
+        ),
+    ],
+)
+def test_the_desktops_dialog_asks_where_there_is_a_display(
+    sdk_user: User,
+    daemon: Daemon,
+    sts: FakeSts,
+    dialog: str,
+    display: dict[str, str],
+    expected: list[str],
+) -> None:
+    """A stand-in for the dialog program on the caller's PATH records its arguments, which
+    are the ones the real program takes for a hidden entry with the question as its text."""
+    record = sdk_user.root / f"{dialog}.args"
+    program = sdk_user.write(
+        f"dialogs/{dialog}",
+        f'#!/bin/sh\nfor arg in "$@"; do printf \'%s\\n\' "$arg" >> {record}; done\n'
+        'printf "%s\\n" "$CODE_FROM_CALLER"\n',
+    )
+    program.chmod(0o755)
+    # Only the stand-in: no real zenity found before the kdialog one.
+    path = f"{program.parent}:{Path(WEV).parent}"
+
+    code, out, err = finish(
+        no_terminal(
+            sdk_user,
+            (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"),
+            {**display, "PATH": path, "CODE_FROM_CALLER": CODE},
+        )
+    )
+
+    assert code == 0, err
+    assert json.loads(out)["SessionToken"]
+    assert record.read_text().splitlines() == expected
+    assert [call.token_code for call in sts.calls_of("GetSessionToken")] == [CODE]
+
+
 def test_a_display_without_a_dialog_program_leaves_it_to_wev_answer(
     sdk_user: User, sts: FakeSts
 ) -> None:
