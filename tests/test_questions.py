@@ -173,6 +173,7 @@ def test_two_wrong_codes_fail_in_one_line(sdk_user: User, daemon: Daemon, sts: F
     ],
     ids=["fails", "hangs", "silent"],
 )
+@pytest.mark.timing  # within the wait bound (3 s), with a few seconds to spare
 def test_an_askpass_that_fails_or_hangs_is_one_line_within_the_bound(
     sdk_user: User, sts: FakeSts, body: str, expected: str
 ) -> None:
@@ -557,6 +558,7 @@ def test_the_docker_helper_gets_its_password_behind_an_mfa_role_from_mfa_process
         assert assume.token_code == CODE
 
 
+@pytest.mark.timing  # at once, not after the wait bound
 def test_in_ci_a_question_for_a_person_fails_at_once_in_one_line(
     sdk_user: User, daemon: Daemon, sts: FakeSts
 ) -> None:
