@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -152,6 +153,13 @@ class Daemon:
                 self.process.kill()
                 self.process.wait(5)
         return self.process.returncode
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, chosen by the system (never a fixed one)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def kill_daemons_of(user: User) -> None:

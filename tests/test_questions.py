@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WEV, Daemon, User
+from conftest import WEV, Daemon, User, free_port
 from ecr_harness import HELPER, REGISTRY
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.ecr import FakeEcr
@@ -477,7 +477,7 @@ def test_the_proxy_waits_for_the_answer_when_the_token_must_be_renewed(
     )
     env = answered_by(user, channel)  # the context of the call that registers the route
     codeartifact.set_lifetime(8)  # fresh for about 6 s: the proxy's request renews it
-    port = _free_port()
+    port = free_port()
     daemon = Daemon(user, env={"WEV_PROXY_PORT": str(port)})
     try:
         # A terminal registers the route (and answers its first question there).
@@ -515,14 +515,6 @@ def test_the_proxy_waits_for_the_answer_when_the_token_must_be_renewed(
     assert len(codeartifact.issued) == 2  # the renewed token came with the answer
     if channel == "askpass":
         assert asked(user) == [ROLE_QUESTION]  # the proxy's: the terminal asked the first
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_the_docker_helper_gets_its_password_behind_an_mfa_role_from_mfa_process(
