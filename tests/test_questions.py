@@ -362,6 +362,16 @@ def role_user(user: User) -> Iterator[tuple[User, FakeSts, FakeCodeArtifact]]:
 
 
 ROLE_QUESTION = f"Enter MFA code for {DEVICE}: "
+NEXT_CODE = "901442"
+#: A repository's token and URL: two calls (the token, the endpoint) with the role's login.
+REPOSITORY_WEV_YML = """\
+[CODEARTIFACT_AUTH_TOKEN, PIP_INDEX_URL]:
+  plugin:
+    id: wev-awscodeartifact
+    domain: corp
+    repository: shared
+    format: pypi
+"""
 CHANNELS = ["mfa_process", "askpass", "wev --answer"]
 
 
@@ -437,11 +447,7 @@ def test_a_repository_behind_an_mfa_role_takes_one_answer_from_askpass(
     """The token and the repository's endpoint are two calls with the role's login: the
     code askpass gave serves both, as a terminal's would."""
     user, fake_sts, codeartifact = role_user
-    user.write(
-        "work/project/wev.yml",
-        "[CODEARTIFACT_AUTH_TOKEN, PIP_INDEX_URL]:\n  plugin:\n    id: wev-awscodeartifact\n"
-        "    domain: corp\n    repository: shared\n    format: pypi\n",
-    )
+    user.write("work/project/wev.yml", REPOSITORY_WEV_YML)
     program = askpass(user)
     daemon = Daemon(user, args=("--question-wait", "10"))
     try:
@@ -463,6 +469,30 @@ def test_a_repository_behind_an_mfa_role_takes_one_answer_from_askpass(
     assert f"://aws:{token}@" in result.stdout
     assert asked(user) == [ROLE_QUESTION]
     assert {call.token_code for call in fake_sts.calls_of("AssumeRole")} == {CODE}
+
+
+def test_the_next_fetch_asks_afresh_rather_than_reuse_the_last_answer(
+    role_user: tuple[User, FakeSts, FakeCodeArtifact],
+) -> None:
+    """Right after a sign-in with a code, the user drops the token (``wev --forget``): the
+    next fetch asks for a new code, as the first did, instead of sending the used one."""
+    user, fake_sts, codeartifact = role_user
+    user.write("work/project/wev.yml", REPOSITORY_WEV_YML)
+    env = answering(askpass(user), CODE, NEXT_CODE)
+    daemon = Daemon(user, args=("--question-wait", "30"))
+    try:
+        first = user.wev("sh", "-c", 'printf %s "$PIP_INDEX_URL"', env=env)
+        assert first.returncode == 0, first.stderr
+        assert user.wev("--forget").returncode == 0
+        fake_sts.code = NEXT_CODE  # the old code is no longer valid
+        second = user.wev("sh", "-c", 'printf %s "$PIP_INDEX_URL"', env=env)
+    finally:
+        daemon.stop()
+
+    assert second.returncode == 0, second.stderr
+    assert asked(user) == [ROLE_QUESTION, ROLE_QUESTION]
+    assert [call.token_code for call in fake_sts.calls_of("AssumeRole")][-1] == NEXT_CODE
+    assert len(codeartifact.issued) == 2
 
 
 @pytest.mark.parametrize("channel", CHANNELS)

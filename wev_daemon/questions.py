@@ -244,13 +244,18 @@ class Questions:
     def reuse(self, key: str, text: str) -> str | None:
         """The answer that just let the entry's fetch through, asked ``text`` again by a
         lookup with the same login (a repository's endpoint), as a terminal's request
-        would answer it again; kept no longer than the question's wait bound."""
+        would answer it again; kept no longer than the question's wait bound, nor past
+        the entry's next fetch (``fetching``), which asks afresh."""
         now = self._monotonic()
         for held, (_, _, until) in list(self._answers.items()):
             if now >= until:
                 del self._answers[held]
         asked, answer, _ = self._answers.get(key, ("", "", 0.0))
         return answer if answer and asked == text else None
+
+    def fetching(self, key: str) -> None:
+        """The entry's next fetch starts: an answer kept for the last one is no answer to it."""
+        self._answers.pop(key, None)
 
     def settle(self, question: Question, outcome: WevError | None) -> None:
         """The question is answered (``outcome``: None or the error), or abandoned."""
