@@ -61,7 +61,11 @@ def throwaway_user(home: Path | None = None) -> Iterator[pwd.struct_passwd]:
     try:
         yield pwd.getpwnam(name)
     finally:
-        subprocess.run(["userdel", name], check=False, timeout=30)
+        removed = subprocess.run(
+            ["userdel", name], capture_output=True, text=True, check=False, timeout=30
+        )
+        # A user left behind (one of its processes still runs) must not pass unseen.
+        assert removed.returncode == 0, f"userdel {name}: {removed.stderr.strip()}"
 
 
 def as_user(account: pwd.struct_passwd) -> list[str]:

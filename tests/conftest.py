@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -92,7 +93,7 @@ class User:
         env: Mapping[str, str] | None = None,
         timeout: float = COMMAND_TIMEOUT,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the real ``wev`` and wait for it (bounded)."""
+        """Run the real ``wev`` and wait for it (bounded), with no controlling terminal."""
         return subprocess.run(
             [WEV, *args],
             cwd=cwd or self.project,
@@ -101,6 +102,7 @@ class User:
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # no terminal, as in CI, whoever runs the tests
         )
 
     def popen_wev(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
@@ -112,6 +114,7 @@ class User:
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
+            start_new_session=True,
         )
 
 
@@ -150,6 +153,13 @@ class Daemon:
                 self.process.kill()
                 self.process.wait(5)
         return self.process.returncode
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, chosen by the system (never a fixed one)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def kill_daemons_of(user: User) -> None:

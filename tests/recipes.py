@@ -559,7 +559,11 @@ GITHUB_ACTIONS = Recipe(
     "`codeartifact:ReadFromRepository` and `sts:GetServiceBearerToken`. In GitHub Actions "
     "(`GITHUB_ACTIONS=true`) wev first prints `::add-mask::VALUE` on stdout for each value its "
     "plugin marks secret (the token, an index URL with the token inside; not a plain URL or a "
-    "profile name), so the runner hides them in every later line of the job; "
+    "profile name), so the runner hides them in every later line of the job (on stderr when "
+    "stdout goes to a file, `wev CMD > out.json`, which would otherwise hold them: the runner "
+    "reads workflow commands on a step's stderr too; a pipe, `wev CMD | jq`, hands them to the "
+    'next tool: set the values with `eval "$(wev --export)"` first and run the pipeline '
+    "without `wev`); "
     '`eval "$(wev --export)"` makes the shell print the same lines (in fish too), and '
     "`--format dotenv` or `json` print them on stderr, keeping stdout data. (The tests parse "
     "this workflow and run its last step with the credentials that the stand-in STS gives "

@@ -18,9 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CREDENTIALS, DEFAULT_KEY, WORK_KEY, WORK_SECRET, Daemon, User
+from conftest import CREDENTIALS, DEFAULT_KEY, WORK_KEY, WORK_SECRET, Daemon, User, free_port
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.container import PATH, FakeContainerCredentials
+from fakes.pypi_index import FakePyPIIndex
 from fakes.sso import ACCOUNT, ROLE, FakeSso
 from fakes.sts import FakeSts
 
@@ -246,6 +247,98 @@ def test_a_caller_with_no_terminal_waits_for_the_sign_in_and_resumes(
     assert fake.is_valid_token(out)
     assert [call.access_token for call in sso.calls] == ["sso-access-token-3"]
     assert_served_by(user, daemon)
+
+
+KEYRING_LOOKUP = (
+    "import sys\n"
+    "from wev_client.keyring_backend import WevKeyring\n"
+    "print(WevKeyring().get_password(sys.argv[1], 'aws') or '', end='')\n"
+)
+
+
+def test_a_keyring_lookup_waits_for_the_sign_in_and_resumes(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact, sso: FakeSso
+) -> None:
+    """pip's keyring lookup has no terminal: it says what to run on its stderr, which pip
+    shows, and gets its token once the user has signed in."""
+    env = {k: v for k, v in sso_user(user, sso).items() if k != "CI"}
+    url = "https://corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/simple/"
+    lookup = subprocess.Popen(
+        (sys.executable, "-c", KEYRING_LOOKUP, url),
+        cwd=user.project,
+        env={**user.env, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        line = lookup.stderr.readline() if lookup.stderr else ""
+        assert "aws sso login --profile sso" in line and "waiting" in line, line
+        assert lookup.poll() is None and fake.call_count == 0
+
+        sso.accept("sso-access-token-4")
+        sso_login(user.home, "sso-access-token-4")
+        out, err = lookup.communicate(timeout=30)
+    finally:
+        if lookup.poll() is None:
+            lookup.kill()
+            lookup.wait(5)
+
+    assert lookup.returncode == 0, err
+    assert fake.is_valid_token(out)
+    assert [call.access_token for call in sso.calls] == ["sso-access-token-4"]
+
+
+def test_the_proxy_waits_for_the_sign_in_and_resumes(
+    user: User, fake: FakeCodeArtifact, sso: FakeSso, index: FakePyPIIndex
+) -> None:
+    """A tool's request to the proxy, when the token must be renewed and the SSO login has
+    expired meanwhile, waits for the user's ``aws sso login`` and then gets its answer."""
+    env = {k: v for k, v in sso_user(user, sso).items() if k != "CI"}
+    user.write(
+        "work/project/wev.yml",
+        "PIP_INDEX_URL:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"
+        "    repository: shared\n    format: pypi\n    values: [index_url]\n    proxy: true\n",
+    )
+    sso.accept("sso-access-token-5")
+    sso_login(user.home, "sso-access-token-5")
+    fake.set_lifetime(8)  # fresh for about 6 s: the proxy's request renews it
+    daemon = Daemon(user, env={"WEV_PROXY_PORT": str(free_port())})
+    try:
+        first = user.wev("sh", "-c", 'printf %s "$PIP_INDEX_URL"', env=env)
+        assert first.returncode == 0, first.stderr
+        sso_login(user.home, "sso-access-token-5", expires_in=-60)  # the login expires
+        time.sleep(8)
+        get = f"import urllib.request as u; print(u.urlopen({first.stdout + 'corp-lib/'!r}).status)"
+        request = subprocess.Popen(
+            (sys.executable, "-c", get),
+            env={"PATH": user.env["PATH"], "NO_PROXY": "*"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "aws sso login --profile sso" not in user.wev("--status").stdout:
+                assert time.monotonic() < deadline and request.poll() is None, "no sign-in waits"
+                time.sleep(0.1)
+            sso.accept("sso-access-token-6")
+            sso_login(user.home, "sso-access-token-6")
+            out, err = request.communicate(timeout=30)
+        finally:
+            if request.poll() is None:
+                request.kill()
+                request.wait(5)
+    finally:
+        daemon.stop()
+
+    assert (request.returncode, out) == (0, "200\n"), err
+    assert [call.access_token for call in sso.calls][-1] == "sso-access-token-6"
+    assert len(fake.issued) == 2
 
 
 # -- credential_process --------------------------------------------------------------------

@@ -176,6 +176,7 @@ def test_the_entry_profile_is_its_identity_not_the_served_one(
     assert asked.access_key_id == WORK_KEY
 
 
+@pytest.mark.timing  # at once, not after the daemon's wait bound
 def test_an_entry_served_by_its_own_profile_fails_at_once(
     sdk_user: User, daemon: Daemon, ptys: list[Pty]
 ) -> None:

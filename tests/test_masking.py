@@ -8,11 +8,16 @@ endpoint). ``wev --export`` makes the evaluating shell print the same lines.
 
 from __future__ import annotations
 
+import base64
 import subprocess
 
 import pytest
-from conftest import BIN, Daemon, User
+from conftest import BIN, CREDENTIALS, WEV, Daemon, User
+from ecr_harness import REGISTRY as ECR_REGISTRY
 from fakes.codeartifact import FakeCodeArtifact
+from fakes.ecr import FakeEcr
+from fakes.sts import FakeSts
+from mfa_harness import CODE
 
 from wev_client.output import mask_command
 
@@ -29,6 +34,7 @@ AWS_PROFILE:
     id: wev-echo
     value: work
 """
+pytest_plugins = ("mfa_fixtures",)
 CI = {"GITHUB_ACTIONS": "true", "WEV_NO_DAEMON": "1"}
 
 
@@ -57,6 +63,73 @@ def test_wev_masks_each_secret_before_the_command_runs(
     assert lines[-1].startswith("ran work http")
 
 
+def test_a_command_whose_output_goes_to_a_file_gets_the_lines_on_stderr(
+    project: User, fake: FakeCodeArtifact
+) -> None:
+    """``wev CMD > out.json``: the file holds the command's data alone, never a token; the
+    runner reads the lines on stderr."""
+    out = project.root / "out.json"
+    with out.open("w") as stdout:
+        result = subprocess.run(
+            [WEV, "sh", "-c", "echo '{}'"],
+            cwd=project.project,
+            env={**project.env, **CI},
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+
+    assert result.returncode == 0, result.stderr
+    [token] = fake.issued
+    assert out.read_text() == "{}\n"
+    assert masks(result.stderr)[0] == f"::add-mask::{token}"
+    assert len(masks(result.stderr)) == 2
+
+
+def test_an_ecr_entry_masks_its_password_and_auth_not_the_user_nor_the_host(
+    user: User,
+) -> None:
+    """A mask of ``AWS`` or of the registry host would blank every line that names them."""
+    user.write(
+        "work/project/wev.yml",
+        f"[PASSWORD, USERNAME, REGISTRY, AUTH]:\n  plugin:\n    id: wev-awsecr\n"
+        f"    registry: {ECR_REGISTRY}\n    values: [password, username, registry, auth]\n",
+    )
+    with FakeEcr(CREDENTIALS) as ecr:
+        result = user.wev(
+            "sh",
+            "-c",
+            'echo "ran $USERNAME@$REGISTRY"',
+            env={**CI, "AWS_ENDPOINT_URL_ECR": ecr.url},
+        )
+        [password] = ecr.passwords
+
+    assert result.returncode == 0, result.stderr
+    auth = base64.b64encode(f"AWS:{password}".encode()).decode()
+    assert masks(result.stdout) == [f"::add-mask::{password}", f"::add-mask::{auth}"]
+    assert result.stdout.splitlines()[-1] == f"ran AWS@{ECR_REGISTRY}"
+
+
+def test_an_mfa_session_masks_its_three_values(sdk_user: User, sts: FakeSts) -> None:
+    config = sdk_user.home / ".aws" / "config"
+    config.write_text(
+        config.read_text().replace(
+            "[default]\n", '[default]\nmfa_process = printf %s "$CODE_FROM_CALLER"\n'
+        )
+    )
+
+    result = sdk_user.wev("true", env={**CI, "CODE_FROM_CALLER": CODE})
+
+    assert result.returncode == 0, result.stderr
+    [session] = sts.sessions
+    assert masks(result.stdout) == [
+        f"::add-mask::{value}"
+        for value in (session.access_key_id, session.secret_access_key, session.session_token)
+    ]
+
+
 def test_no_mask_lines_outside_github_actions(project: User, fake: FakeCodeArtifact) -> None:
     result = project.wev("true", env={"WEV_NO_DAEMON": "1"})
     assert (result.returncode, result.stdout) == (0, "")
@@ -70,11 +143,11 @@ def test_through_the_daemon_too(project: User, daemon: Daemon, fake: FakeCodeArt
     assert len(masks(result.stdout)) == 2
 
 
-@pytest.mark.parametrize("shell", ["sh", "fish"])
+@pytest.mark.parametrize("shell", ["sh", "bash", "zsh", "fish"])
 def test_an_evaluated_export_prints_the_mask_lines_and_sets_the_values(
     project: User, fake: FakeCodeArtifact, shell: str
 ) -> None:
-    export = project.wev("--export", "--format", shell, env=CI)
+    export = project.wev("--export", "--format", "fish" if shell == "fish" else "sh", env=CI)
     assert export.returncode == 0, export.stderr
     assert "::add-mask::" in export.stdout and export.stderr == ""
     script = 'eval "$(wev --export)"; echo "set $AWS_PROFILE"'

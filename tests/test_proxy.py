@@ -26,7 +26,7 @@ import aiohttp
 import pytest
 import recipes
 from accounts import as_user, throwaway_user, why_no_throwaway_user
-from conftest import BIN, Daemon, User, output
+from conftest import BIN, Daemon, User, free_port, output
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.npm_registry import FakeNpmRegistry, build_package
 from fakes.pypi_index import JSON_PAGE, FakePyPIIndex
@@ -43,12 +43,6 @@ from wev_daemon.resolver import Resolver
 
 TOOL_TIMEOUT = 120.0
 README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:

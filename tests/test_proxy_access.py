@@ -21,10 +21,10 @@ import pytest
 import recipes
 import test_proxy
 from accounts import as_user, throwaway_user, why_no_throwaway_user
-from conftest import Daemon, User, output
+from conftest import Daemon, User, free_port, output
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.pypi_index import FakePyPIIndex
-from test_proxy import assert_no_token, free_port, get, write
+from test_proxy import assert_no_token, get, write
 
 from wev_daemon.proxy import owners
 

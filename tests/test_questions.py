@@ -9,6 +9,8 @@ where a person would type.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -17,8 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WEV, Daemon, User
+from conftest import WEV, Daemon, User, free_port
+from ecr_harness import HELPER, REGISTRY
 from fakes.codeartifact import FakeCodeArtifact
+from fakes.ecr import FakeEcr
 from fakes.pypi_index import FakePyPIIndex
 from fakes.sts import DEVICE, FakeSts
 from fakes.wheels import build_wheel
@@ -169,6 +173,7 @@ def test_two_wrong_codes_fail_in_one_line(sdk_user: User, daemon: Daemon, sts: F
     ],
     ids=["fails", "hangs", "silent"],
 )
+@pytest.mark.timing  # within the wait bound (3 s), with a few seconds to spare
 def test_an_askpass_that_fails_or_hangs_is_one_line_within_the_bound(
     sdk_user: User, sts: FakeSts, body: str, expected: str
 ) -> None:
@@ -195,6 +200,55 @@ def test_an_askpass_that_fails_or_hangs_is_one_line_within_the_bound(
     assert f"askpass askpass {expected}" in last
     assert took < 3 + 5, "no hang past the wait bound"
     assert sts.calls_of("GetSessionToken") == []
+
+
+@pytest.mark.parametrize(
+    ("dialog", "display", "expected"),
+    [
+        (
+            "zenity",
+            {"DISPLAY": ":99"},
+            ["--entry", "--hide-text", "--title=wev", f"--text={QUESTION_TEXT}"],
+        ),
+        (
+            "kdialog",
+            {"WAYLAND_DISPLAY": "wayland-0"},
+            ["--title", "wev", "--password", QUESTION_TEXT],
+        ),
+    ],
+)
+def test_the_desktops_dialog_asks_where_there_is_a_display(
+    sdk_user: User,
+    daemon: Daemon,
+    sts: FakeSts,
+    dialog: str,
+    display: dict[str, str],
+    expected: list[str],
+) -> None:
+    """A stand-in for the dialog program on the caller's PATH records its arguments, which
+    are the ones the real program takes for a hidden entry with the question as its text."""
+    record = sdk_user.root / f"{dialog}.args"
+    program = sdk_user.write(
+        f"dialogs/{dialog}",
+        f'#!/bin/sh\nfor arg in "$@"; do printf \'%s\\n\' "$arg" >> {record}; done\n'
+        'printf "%s\\n" "$CODE_FROM_CALLER"\n',
+    )
+    program.chmod(0o755)
+    # Only the stand-in: no real zenity found before the kdialog one.
+    path = f"{program.parent}:{Path(WEV).parent}"
+
+    code, out, err = finish(
+        no_terminal(
+            sdk_user,
+            (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"),
+            {**display, "PATH": path, "CODE_FROM_CALLER": CODE},
+        )
+    )
+
+    assert code == 0, err
+    assert json.loads(out)["SessionToken"]
+    assert record.read_text().splitlines() == expected
+    assert [call.token_code for call in sts.calls_of("GetSessionToken")] == [CODE]
 
 
 def test_a_display_without_a_dialog_program_leaves_it_to_wev_answer(
@@ -249,6 +303,36 @@ def test_ten_sdk_calls_wait_for_one_answer_given_with_wev_answer(
     assert "question:" not in sdk_user.wev("--status").stdout
 
 
+def test_wev_answer_asks_again_once_after_a_wrong_code(
+    sdk_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
+) -> None:
+    call = sdk(sdk_user)
+    try:
+        wait_for_question(sdk_user)
+        answer = Pty((WEV, "--answer"), sdk_user.project, {**sdk_user.env, "TERM": "xterm"})
+        ptys.append(answer)
+        answer.expect(f"wev: {QUESTION_TEXT}".encode())
+        answer.type("000000\n")
+        answer.expect(b"AccessDenied")
+        deadline = time.monotonic() + TIMEOUT
+        while answer.output.count(QUESTION_TEXT.encode()) < 2:  # until asked again
+            assert time.monotonic() < deadline, bytes(answer.output)
+            answer.settle(0.1)
+        answer.type(CODE + "\n")
+        assert answer.wait() == 0, bytes(answer.output)
+        code, _, err = finish(call)
+    finally:
+        if call.poll() is None:
+            call.kill()
+
+    shown = bytes(answer.output).decode()
+    assert shown.count(QUESTION_TEXT) == 2, shown
+    assert shown.count("AccessDenied") == 1, "the refusal is told once, as it is asked again"
+    assert shown.rstrip().endswith("answered")
+    assert code == 0, err
+    assert [c.token_code for c in sts.calls_of("GetSessionToken")] == ["000000", CODE]
+
+
 def test_wev_answer_with_nothing_to_answer(sdk_user: User, daemon: Daemon) -> None:
     result = sdk_user.wev("--answer")
     assert (result.returncode, result.stdout) == (0, "wev: no question is waiting for an answer\n")
@@ -277,16 +361,98 @@ def role_user(user: User) -> Iterator[tuple[User, FakeSts, FakeCodeArtifact]]:
         yield user, fake_sts, codeartifact
 
 
-def test_the_keyring_backend_gets_its_token_through_askpass(
-    role_user: tuple[User, FakeSts, FakeCodeArtifact],
+ROLE_QUESTION = f"Enter MFA code for {DEVICE}: "
+NEXT_CODE = "901442"
+#: A repository's token and URL: two calls (the token, the endpoint) with the role's login.
+REPOSITORY_WEV_YML = """\
+[CODEARTIFACT_AUTH_TOKEN, PIP_INDEX_URL]:
+  plugin:
+    id: wev-awscodeartifact
+    domain: corp
+    repository: shared
+    format: pypi
+"""
+CHANNELS = ["mfa_process", "askpass", "wev --answer"]
+
+
+def answered_by(user: User, channel: str) -> dict[str, str]:
+    """What the caller's context needs for ``channel`` to answer the ``dev`` profile's code
+    (``wev --answer``: nothing, the test answers on a terminal with ``answer_on_a_terminal``)."""
+    if channel == "mfa_process":
+        role_mfa_process(user)
+        return {"CODE_FROM_CALLER": CODE}
+    if channel == "askpass":
+        return answering(askpass(user), CODE, CODE)
+    return {}
+
+
+def role_mfa_process(user: User) -> None:
+    """aws-vault's ``mfa_process`` on the role profile, printing the caller's code."""
+    config = user.home / ".aws" / "config"
+    config.write_text(
+        config.read_text().replace(
+            f"mfa_serial = {DEVICE}\n",
+            f'mfa_serial = {DEVICE}\nmfa_process = printf %s "$CODE_FROM_CALLER"\n',
+        )
+    )
+
+
+def answer_on_a_terminal(user: User, ptys: list[Pty], text: str = ROLE_QUESTION) -> None:
+    """A person runs ``wev --answer`` in a terminal once a question waits, and types the code."""
+    wait_for_question(user)
+    answer = Pty((WEV, "--answer"), user.project, {**user.env, "TERM": "xterm"})
+    ptys.append(answer)
+    answer.expect(f"wev: {text}".encode())
+    answer.type(CODE + "\n")
+    assert answer.wait() == 0, bytes(answer.output)
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_the_keyring_backend_gets_its_token_with_no_terminal(
+    role_user: tuple[User, FakeSts, FakeCodeArtifact], ptys: list[Pty], channel: str
 ) -> None:
     user, fake_sts, codeartifact = role_user
-    program = askpass(user)
+    env = answered_by(user, channel)
     daemon = Daemon(user)
     try:
         url = "https://corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/simple/"
-        lookup = subprocess.run(
+        lookup = subprocess.Popen(
             (sys.executable, "-c", KEYRING_LOOKUP, url),
+            cwd=user.project,
+            env={**user.env, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        if channel == "wev --answer":
+            answer_on_a_terminal(user, ptys)
+        status, out, err = finish(lookup)
+    finally:
+        daemon.stop()
+
+    assert status == 0, err
+    [token] = codeartifact.issued
+    assert out.split() == ["token", hashlib.sha256(token.encode()).hexdigest()]
+    if channel == "askpass":
+        assert asked(user) == [ROLE_QUESTION]
+    [assume] = fake_sts.calls_of("AssumeRole")
+    assert assume.token_code == CODE
+
+
+def test_a_repository_behind_an_mfa_role_takes_one_answer_from_askpass(
+    role_user: tuple[User, FakeSts, FakeCodeArtifact],
+) -> None:
+    """The token and the repository's endpoint are two calls with the role's login: the
+    code askpass gave serves both, as a terminal's would."""
+    user, fake_sts, codeartifact = role_user
+    user.write("work/project/wev.yml", REPOSITORY_WEV_YML)
+    program = askpass(user)
+    daemon = Daemon(user, args=("--question-wait", "10"))
+    try:
+        result = subprocess.run(
+            (WEV, "sh", "-c", 'printf %s "$PIP_INDEX_URL"'),
             cwd=user.project,
             env={**user.env, **answering(program, CODE)},
             stdin=subprocess.DEVNULL,
@@ -298,18 +464,40 @@ def test_the_keyring_backend_gets_its_token_through_askpass(
     finally:
         daemon.stop()
 
-    assert lookup.returncode == 0, lookup.stderr
+    assert result.returncode == 0, result.stderr
     [token] = codeartifact.issued
-    import hashlib
-
-    assert lookup.stdout.split() == ["token", hashlib.sha256(token.encode()).hexdigest()]
-    assert asked(user) == [f"Enter MFA code for {DEVICE}: "]
-    [assume] = fake_sts.calls_of("AssumeRole")
-    assert assume.token_code == CODE
+    assert f"://aws:{token}@" in result.stdout
+    assert asked(user) == [ROLE_QUESTION]
+    assert {call.token_code for call in fake_sts.calls_of("AssumeRole")} == {CODE}
 
 
-def test_the_proxy_waits_for_wev_answer_when_the_token_must_be_renewed(
-    role_user: tuple[User, FakeSts, FakeCodeArtifact], ptys: list[Pty]
+def test_the_next_fetch_asks_afresh_rather_than_reuse_the_last_answer(
+    role_user: tuple[User, FakeSts, FakeCodeArtifact],
+) -> None:
+    """Right after a sign-in with a code, the user drops the token (``wev --forget``): the
+    next fetch asks for a new code, as the first did, instead of sending the used one."""
+    user, fake_sts, codeartifact = role_user
+    user.write("work/project/wev.yml", REPOSITORY_WEV_YML)
+    env = answering(askpass(user), CODE, NEXT_CODE)
+    daemon = Daemon(user, args=("--question-wait", "30"))
+    try:
+        first = user.wev("sh", "-c", 'printf %s "$PIP_INDEX_URL"', env=env)
+        assert first.returncode == 0, first.stderr
+        assert user.wev("--forget").returncode == 0
+        fake_sts.code = NEXT_CODE  # the old code is no longer valid
+        second = user.wev("sh", "-c", 'printf %s "$PIP_INDEX_URL"', env=env)
+    finally:
+        daemon.stop()
+
+    assert second.returncode == 0, second.stderr
+    assert asked(user) == [ROLE_QUESTION, ROLE_QUESTION]
+    assert [call.token_code for call in fake_sts.calls_of("AssumeRole")][-1] == NEXT_CODE
+    assert len(codeartifact.issued) == 2
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_the_proxy_waits_for_the_answer_when_the_token_must_be_renewed(
+    role_user: tuple[User, FakeSts, FakeCodeArtifact], ptys: list[Pty], channel: str
 ) -> None:
     user, fake_sts, codeartifact = role_user
     user.write(
@@ -317,19 +505,21 @@ def test_the_proxy_waits_for_wev_answer_when_the_token_must_be_renewed(
         "PIP_INDEX_URL:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"
         "    repository: shared\n    format: pypi\n    values: [index_url]\n    proxy: true\n",
     )
-    codeartifact.set_lifetime(8)  # fresh for about 7 s: the proxy's request renews it
-    port = _free_port()
+    env = answered_by(user, channel)  # the context of the call that registers the route
+    codeartifact.set_lifetime(8)  # fresh for about 6 s: the proxy's request renews it
+    port = free_port()
     daemon = Daemon(user, env={"WEV_PROXY_PORT": str(port)})
     try:
         # A terminal registers the route (and answers its first question there).
         first = Pty(
             (WEV, "sh", "-c", 'printf "[%s]" "$PIP_INDEX_URL"'),
             user.project,
-            {**user.env, "TERM": "xterm"},
+            {**user.env, **env, "TERM": "xterm"},
         )
         ptys.append(first)
-        first.expect(f"Enter MFA code for {DEVICE}: ".encode())
-        first.type(CODE + "\n")
+        if channel != "mfa_process":  # which answers a terminal's question too
+            first.expect(ROLE_QUESTION.encode())
+            first.type(CODE + "\n")
         assert first.wait() == 0, bytes(first.output)
         index = bytes(first.output).decode().rpartition("[")[2].partition("]")[0]
         assert index.startswith(f"http://127.0.0.1:{port}/")
@@ -344,12 +534,8 @@ def test_the_proxy_waits_for_wev_answer_when_the_token_must_be_renewed(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        wait_for_question(user)
-        answer = Pty((WEV, "--answer"), user.project, {**user.env, "TERM": "xterm"})
-        ptys.append(answer)
-        answer.expect(f"Enter MFA code for {DEVICE}: ".encode())
-        answer.type(CODE + "\n")
-        assert answer.wait() == 0, bytes(answer.output)
+        if channel == "wev --answer":
+            answer_on_a_terminal(user, ptys)
         out, err = fetch.communicate(timeout=TIMEOUT)
     finally:
         daemon.stop()
@@ -357,16 +543,44 @@ def test_the_proxy_waits_for_wev_answer_when_the_token_must_be_renewed(
     assert (fetch.returncode, out) == (0, "200\n"), err
     assert {call.token_code for call in fake_sts.calls_of("AssumeRole")} == {CODE}
     assert len(codeartifact.issued) == 2  # the renewed token came with the answer
+    if channel == "askpass":
+        assert asked(user) == [ROLE_QUESTION]  # the proxy's: the terminal asked the first
 
 
-def _free_port() -> int:
-    import socket
+def test_the_docker_helper_gets_its_password_behind_an_mfa_role_from_mfa_process(
+    user: User,
+) -> None:
+    """An ECR entry whose profile assumes a role with ``mfa_serial``: Docker runs the helper
+    with no terminal, and the code comes from that profile's ``mfa_process``."""
+    with mfa_role(user, CODE) as (fake_sts, _), FakeEcr(fake_sts.issued) as ecr:
+        role_mfa_process(user)
+        user.write(
+            "home/.wev.yml",
+            f"ECR_PASSWORD:\n  plugin:\n    id: wev-awsecr\n    registry: {REGISTRY}\n"
+            "    profile: dev\n",
+        )
+        daemon = Daemon(user, env={"AWS_ENDPOINT_URL_ECR": ecr.url}, args=("--question-wait", "5"))
+        try:
+            get = subprocess.run(
+                (HELPER, "get"),
+                input=REGISTRY,
+                cwd=elsewhere(user),
+                env={**user.env, "AWS_ENDPOINT_URL_ECR": ecr.url, "CODE_FROM_CALLER": CODE},
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                start_new_session=True,
+            )
+        finally:
+            daemon.stop()
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        assert get.returncode == 0, get.stdout + get.stderr
+        assert ecr.is_valid_password(REGISTRY, json.loads(get.stdout)["Secret"])
+        [assume] = fake_sts.calls_of("AssumeRole")
+        assert assume.token_code == CODE
 
 
+@pytest.mark.timing  # at once, not after the wait bound
 def test_in_ci_a_question_for_a_person_fails_at_once_in_one_line(
     sdk_user: User, daemon: Daemon, sts: FakeSts
 ) -> None:
@@ -378,4 +592,5 @@ def test_in_ci_a_question_for_a_person_fails_at_once_in_one_line(
     assert code == 69 and out == "", err
     [line] = err.splitlines()
     assert line.startswith("wev: ") and "no terminal" in line and "MFA code" in line
+    assert line.endswith("(give the entry an mfa_process (or WEV_ASKPASS) that prints it)")
     assert not sts.calls_of("GetSessionToken")

@@ -10,14 +10,18 @@ user installs and enables the units as the README says and runs ``wev``
 against the fake CodeArtifact endpoint.
 
 Afterwards the user's processes are ended by pid, and the cgroup, the user, its
-folder and a ``/run/systemd/system`` the test made are removed. Where the
-manager cannot start, the test is skipped and says why.
+folder and a ``/run/systemd/system`` the test made are removed; a lock in
+``/run`` keeps another run of it (another checkout) from removing that folder
+under this one's manager. Where the manager cannot start (not root, no
+writable cgroup2 hierarchy, as in most containers), the test is skipped and
+says why.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import http.client
 import os
 import pwd
@@ -47,6 +51,9 @@ BOOTED = Path("/run/systemd/system")
 HOMES = Path("/home")
 TIMEOUT = 60.0
 START_TIMEOUT = 30.0
+#: Held while the test runs: one run of it at a time on a machine.
+LOCK = Path("/run/wev-test-systemd-user.lock")
+LOCK_TIMEOUT = 120.0
 SOCKETS = ("wev.socket", "wev-proxy.socket")
 WEV_YML = """\
 CODEARTIFACT_AUTH_TOKEN:
@@ -161,8 +168,30 @@ def test_systemd_user_manager_runs_wev_by_socket_activation(session: Session) ->
 def session() -> Iterator[Session]:
     if reason := why_no_user_manager():
         pytest.skip(reason)
+    with alone_on_this_machine():
+        yield from _session()
+
+
+@contextlib.contextmanager
+def alone_on_this_machine() -> Iterator[None]:
+    """Hold the machine's lock of this test: another run (another checkout) must not remove
+    the ``/run/systemd/system`` this one's manager started with."""
+    with LOCK.open("w") as lock:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.skip(f"another run of this test held {LOCK} for {LOCK_TIMEOUT:.0f} s")
+                time.sleep(0.2)
+        yield  # the lock goes with the file
+
+
+def _session() -> Iterator[Session]:
     root = Path(tempfile.mkdtemp(prefix="wevsd-", dir=HOMES))
-    made_booted = False
+    made: list[Path] = []  # /run/systemd/system and, if it was missing too, /run/systemd
     try:
         user = User(root, "http://127.0.0.1:9")  # the fake's URL is set once it runs
         user.write("work/project/wev.yml", WEV_YML)
@@ -174,18 +203,20 @@ def session() -> Iterator[Session]:
             manager = None
             try:
                 delegate(cgroup, account)
-                if not BOOTED.exists():
-                    BOOTED.mkdir(parents=True)
-                    made_booted = True
+                made = [folder for folder in (BOOTED.parent, BOOTED) if not folder.exists()]
+                for folder in made:
+                    folder.mkdir()
                 manager = start_manager(account, user, cgroup)
                 yield Session(account, user, bin_folder)
             finally:
-                end_processes(account.pw_uid, manager)
-                remove_cgroup(cgroup)
+                try:
+                    end_processes(account.pw_uid, manager)
+                finally:
+                    remove_cgroup(cgroup)
     finally:
-        if made_booted:
-            with contextlib.suppress(FileNotFoundError):
-                BOOTED.rmdir()
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):  # gone, or in use by something else now
+                folder.rmdir()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -202,9 +233,11 @@ def why_no_user_manager() -> str | None:
     if not HOMES.is_dir():
         return f"no {HOMES} folder for the user's home"
     try:
-        cgroup2_mount()
+        mount = cgroup2_mount()
     except LookupError as error:
         return str(error)
+    if not os.access(mount, os.W_OK):  # read-only, as in most containers
+        return f"the cgroup2 hierarchy at {mount} is read-only here: no cgroup to delegate"
     return None
 
 

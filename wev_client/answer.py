@@ -13,8 +13,6 @@ Imported by ``cli`` only for this option: not on the hot path.
 
 from __future__ import annotations
 
-import sys
-
 from wev_client import __version__, control, paths, prompt, protocol, transport
 from wev_client.output import printable
 from wev_client.protocol import errors
@@ -49,8 +47,7 @@ def run(environ: Mapping[str, str]) -> int:
             outcome, message = result.get("outcome"), str(result.get("message") or "")
             if outcome == "answered":
                 print(f"wev: {printable(label)}: answered")
-            elif outcome == "asked again":
-                print(f"wev: {printable(label)}: {printable(message)}", file=sys.stderr)
+            elif outcome == "asked again":  # its note, the refusal, shows as it is asked
                 again = True
             elif outcome == "pending":
                 print(f"wev: {printable(label)}: answered; the fetch is still running")

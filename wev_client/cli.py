@@ -317,8 +317,7 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
     if secrets:
         from wev_client import output
 
-        sys.stdout.write(output.mask_lines(secrets))
-        sys.stdout.flush()  # before exec, which drops what is buffered
+        output.announce_masks(secrets)
     return exec_command(substitute(options.command, values, log.warning), {**environ, **values})
 
 

@@ -120,6 +120,28 @@ def mask_lines(secrets: Sequence[str]) -> str:
     return "".join(command + "\n" for command in _masks(secrets))
 
 
+def announce_masks(secrets: Sequence[str]) -> None:
+    """Print ``secrets``' mask lines before the command runs, where the runner reads them.
+
+    On stdout, as the runner's own commands are written, unless stdout goes to a
+    file (``wev CMD > out.json``, ``> /dev/null``): the file would then hold the
+    secret and lines that are no data of the command's. The runner reads a
+    step's stderr for workflow commands too, and before its stdout lines.
+    """
+    import os
+    import stat
+    import sys
+
+    try:
+        mode = os.fstat(1).st_mode
+        stream = sys.stdout if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(1) else None
+    except OSError:  # stdout closed
+        stream = None
+    stream = stream or sys.stderr
+    stream.write(mask_lines(secrets))
+    stream.flush()  # before exec, which drops what is buffered
+
+
 def export(values: Mapping[str, str], fmt: str = "sh", secrets: Sequence[str] = ()) -> str:
     """The variables for a shell (``sh``, ``fish``), a ``.env`` file or a program (``json``).
 

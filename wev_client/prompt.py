@@ -33,11 +33,15 @@ HINT = (
 MAX_ANSWER = 4096
 
 
-def no_terminal(prompts: Sequence[Prompt]) -> InputRequired:
+#: In CI nobody types: a program must print the answer.
+CI_HINT = "give the entry an mfa_process (or WEV_ASKPASS) that prints it"
+
+
+def no_terminal(prompts: Sequence[Prompt], hint: str = HINT) -> InputRequired:
     first = prompts[0]
     label, question = printable(first.label), printable(first.text.strip().rstrip(":").strip())
     return InputRequired(
-        f"{label}: needs input ({question}) but wev has no terminal to ask on", hint=HINT
+        f"{label}: needs input ({question}) but wev has no terminal to ask on", hint=hint
     )
 
 
@@ -52,7 +56,7 @@ def nobody_in_ci(prompts: Sequence[Prompt]) -> InputRequired:
     """The one line for a question that waits for a person, in CI: it fails at once."""
     first = prompts[0]
     if not first.sign_in:
-        return no_terminal(prompts)
+        return no_terminal(prompts, CI_HINT)
     label, question = printable(first.label), printable(first.text.strip())
     return InputRequired(f"{label}: {question}")
 

@@ -11,7 +11,7 @@ renewed ``aws sso login`` or an edited credentials file.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiobotocore.config import AioConfig
@@ -161,16 +161,18 @@ def session_for(context: Context, *, profile: str | None) -> CallerSession:
     return session
 
 
-def answer_mfa_prompts(session: CallerSession, ask: Callable[[str], str]) -> None:
+def answer_mfa_prompts(session: CallerSession, context: Context) -> None:
     """Let a profile with ``mfa_serial`` (and ``role_arn``) get its code from the client.
 
     botocore's assume-role provider reads the code with ``getpass`` on the
-    daemon's (absent) terminal; ``ask`` returns the client's answer instead, or
-    raises InputNeeded.
+    daemon's (absent) terminal; the client's answer comes instead (or
+    InputNeeded), with the profile's ``mfa_process`` to print it.
     """
     provider: Any = session.get_component("credential_provider").get_provider("assume-role")
-    if provider is not None:
-        provider._prompter = ask  # botocore offers no other way in for an existing session
+    if provider is not None:  # botocore offers no other way in for an existing session
+        provider._prompter = lambda text: context.ask_sync(
+            text, secret=True, process=mfa_process(session)
+        )
 
 
 def mfa_process(session: CallerSession) -> str | None:

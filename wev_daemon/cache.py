@@ -212,6 +212,7 @@ class TokenCache:
         if entry.inflight is None:
             bound = fetch or entry.fetch
             assert bound is not None
+            self.questions.fetching(entry.key)
             entry.inflight = asyncio.create_task(
                 self._fetch(entry, bound, caller or entry.caller),
                 name=f"fetch {entry.key[:40]}",

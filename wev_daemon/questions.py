@@ -34,8 +34,9 @@ waiters wait while the user runs the command its hint names, and the first
 one to see the folder change fetches again. A caller with a terminal gets the
 error at once, as the line that says what to run.
 
-Answers are secrets: held in memory only until their fetch ends, never logged
-nor shown. Imported by ``cache``.
+Answers are secrets: held in memory only until their fetch ends (for a lookup
+with the same login right after it, a repository's endpoint, until the
+question's wait bound: ``reuse``), never logged nor shown. Imported by ``cache``.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class Questions:
         self.reachable = reachable
         self.answered = answered
         self.open: dict[str, Question] = {}
+        #: Each entry's last answered question: its text, answer and wait bound (``reuse``).
+        self._answers: dict[str, tuple[str, str, float]] = {}
 
     def current(self, key: str) -> Question | None:
         """The entry's open question; one past the wait bound fails its waiters and goes."""
@@ -238,10 +241,28 @@ class Questions:
             return
         self.settle(question, outcome)
 
+    def reuse(self, key: str, text: str) -> str | None:
+        """The answer that just let the entry's fetch through, asked ``text`` again by a
+        lookup with the same login (a repository's endpoint), as a terminal's request
+        would answer it again; kept no longer than the question's wait bound, nor past
+        the entry's next fetch (``fetching``), which asks afresh."""
+        now = self._monotonic()
+        for held, (_, _, until) in list(self._answers.items()):
+            if now >= until:
+                del self._answers[held]
+        asked, answer, _ = self._answers.get(key, ("", "", 0.0))
+        return answer if answer and asked == text else None
+
+    def fetching(self, key: str) -> None:
+        """The entry's next fetch starts: an answer kept for the last one is no answer to it."""
+        self._answers.pop(key, None)
+
     def settle(self, question: Question, outcome: WevError | None) -> None:
         """The question is answered (``outcome``: None or the error), or abandoned."""
         if self.open.get(question.key) is question:
             del self.open[question.key]
+        if outcome is None and question.answering and question.answer is not None:
+            self._answers[question.key] = (question.text, question.answer, question.deadline)
         if question.runner is not None and not question.runner.done():
             question.runner.cancel()
         if not question.outcome.done():
@@ -257,6 +278,7 @@ class Questions:
     def close(self) -> list[asyncio.Task[None]]:
         """Abandon every question; returns their programs' tasks, being cancelled."""
         runners = [q.runner for q in self.open.values() if q.runner is not None]
+        self._answers.clear()
         for question in list(self.open.values()):
             self.settle(question, None)
         return runners

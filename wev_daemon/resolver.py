@@ -366,7 +366,7 @@ def _asker(key: str, answers: Mapping[str, str], cache: TokenCache) -> Asker:
         if question is not None and question.text == text:
             answer = answers.get(question.id, question.answer)
         else:  # a plugin the cache does not hold asks by the text's own id
-            answer = answers.get(question_id(key, text))
+            answer = answers.get(question_id(key, text)) or cache.questions.reuse(key, text)
         if answer is None:
             raise InputNeeded(text, secret=secret, process=process)
         return answer

@@ -180,7 +180,7 @@ async def _fetch(settings: Settings, context: Context) -> Token:
     region = region or aws.region_for(context.env, None, settings.profile)
     try:
         session = aws.session_for(context, profile=settings.profile)
-        aws.answer_mfa_prompts(session, lambda text: context.ask_sync(text, secret=True))
+        aws.answer_mfa_prompts(session, context)
         keys = await _assume(session, settings.role, region) if settings.role else {}
         config = aws.CLIENT_CONFIG.merge(_FIPS_CONFIG) if registry.fips else aws.CLIENT_CONFIG
         service = "ecr-public" if registry.public else "ecr"

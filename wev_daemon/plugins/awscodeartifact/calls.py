@@ -24,10 +24,7 @@ def _what(settings: Settings, context: Context, thing: str) -> tuple[str, str | 
 
 def _client(settings: Settings, context: Context) -> Any:  # aiobotocore is untyped
     session = aws.session_for(context, profile=settings.profile)
-    aws.answer_mfa_prompts(
-        session,
-        lambda text: context.ask_sync(text, secret=True, process=aws.mfa_process(session)),
-    )
+    aws.answer_mfa_prompts(session, context)
     return session.create_client(
         "codeartifact",
         region_name=aws.region_for(context.env, settings.region, settings.profile),
