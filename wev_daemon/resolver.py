@@ -40,7 +40,7 @@ from wev_daemon.plugins import (
     InputNeeded,
     Plugin,
     Resolution,
-    digest,
+    identity_key,
     load_plugins,
 )
 from wev_daemon.question import question_id
@@ -111,7 +111,7 @@ class Resolver:
             }
             context = Context(env, process_env=process_env, cwd=request.cwd)
             identity = plugin.identity(settings, context)
-            key = cache_key(
+            key = identity_key(
                 plugin.id, (configured_entry.properties, env) if identity is None else identity
             )
             context = Context(
@@ -120,6 +120,7 @@ class Resolver:
                 process_env,
                 request.cwd,
                 identity,
+                key if identity is not None else "",
                 reached_upstream=self.cache.count_upstream_call,
             )
             description = plugin.describe(settings, context)
@@ -254,15 +255,17 @@ class Resolver:
             if (question := self.cache.questions.find(prompt_id)) is not None:
                 self.cache.questions.release(question)
 
-    async def resolution(self, item: Prepared) -> Resolution:
-        """One prepared entry's resolution through the cache, for a caller with no terminal
-        that waits for a question's answer up to the wait bound (the loopback proxy asks
-        this way for its upstream token)."""
-        # Its context may be kept from an earlier request: answers come from the channels.
+    def kept(self, item: Prepared) -> Prepared:
+        """``item`` to be kept past its request (a proxy's route): without the request's
+        answers, its questions answered from the channels instead."""
         context = dataclasses.replace(item.context, asker=_asker(item.key, {}, self.cache))
-        answerable = dataclasses.replace(item, context=context)
-        hold = self.cache.policy.question_wait
-        resolution, _ = await self._get(answerable, {}, False, hold)
+        return dataclasses.replace(item, context=context)
+
+    async def resolution(self, item: Prepared) -> Resolution:
+        """A ``kept`` entry's resolution through the cache, for a caller with no terminal
+        that waits for a question's answer up to the wait bound (the loopback proxy asks
+        this way for its upstream token, on every page)."""
+        resolution, _ = await self._get(item, {}, False, self.cache.policy.question_wait)
         return resolution
 
     async def _get(
@@ -387,12 +390,3 @@ def _prompt(label: str, pending: Pending) -> Prompt:
         waiting=waiting,
         sign_in=question.sign_in is not None,
     )
-
-
-def cache_key(plugin_id: str, identity: object) -> str:
-    """A digest of the plugin and the identity of what it fetches (``Plugin.identity``).
-
-    Hashed so that the key, which may be shown in logs while debugging, never
-    carries the client's secret key.
-    """
-    return digest(plugin_id, identity)

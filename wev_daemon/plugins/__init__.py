@@ -143,6 +143,9 @@ class Context:
     #: fetched, or not yet known), so ``present`` keys what it keeps without
     #: computing it again.
     identity: object = field(default=None, compare=False)
+    #: The digest of ``identity`` (the entry's cache key), for keying what a plugin keeps
+    #: for the identity without digesting it on every request; "" when not known.
+    identity_key: str = field(default="", compare=False)
     #: Called for each request that reached the upstream service (AWS answered),
     #: which ``wev --status`` counts; AWS plugins' sessions call it themselves.
     reached_upstream: Callable[[], None] = field(default=_uncounted, compare=False)
@@ -243,6 +246,13 @@ def digest(*parts: object) -> str:
     them, never on the values themselves.
     """
     return hashlib.sha256(_CANONICAL.encode(parts).encode()).hexdigest()
+
+
+def identity_key(plugin_id: str, identity: object) -> str:
+    """The cache key of what ``plugin_id`` fetches for ``identity`` (``Plugin.identity``):
+    a digest, so that the key, which may be shown in logs while debugging, never
+    carries the client's secret key."""
+    return digest(plugin_id, identity)
 
 
 def _jsonable(value: object) -> object:

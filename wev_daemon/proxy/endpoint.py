@@ -244,7 +244,8 @@ class Proxy:
 
     def register(self, prepared: Iterable[Prepared]) -> None:
         """Record a ``wev`` call's proxied entries: their routes now use its AWS context."""
-        for path in self.routes.register(prepared):
+        assert self._resolver is not None
+        for path in self.routes.register(prepared, self._resolver.kept):
             log.info("proxy: serving %s%s", self.base, path)
 
     def forget(self, request: ResolveRequest | None) -> None:

@@ -13,17 +13,15 @@ Imported by the proxy's other modules.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from wev_client.protocol.aws import CODEARTIFACT_USERNAME as USERNAME
 from wev_daemon import aws_identity
-from wev_daemon.plugins import Context
 from wev_daemon.plugins.awscodeartifact import PROXY_FORMATS, Settings
 from wev_daemon.resolver import Prepared
 
@@ -104,9 +102,13 @@ class Routes:
     def get(self, path: str) -> Route | None:
         return self.by_path.get(path)
 
-    def register(self, prepared: Iterable[Prepared]) -> list[str]:
+    def register(
+        self, prepared: Iterable[Prepared], kept: Callable[[Prepared], Prepared]
+    ) -> list[str]:
         """Record the proxied entries of one ``wev`` call; the paths that are new.
 
+        ``kept`` makes an entry fit to outlive its request (``Resolver.kept``): no
+        answer of that request is held, a question is answered from the channels.
         A route learns its upstream endpoint from its first forwarded request.
         """
         now = datetime.datetime.now(datetime.UTC)
@@ -116,19 +118,11 @@ class Routes:
             if not isinstance(settings, Settings) or not settings.proxy:
                 continue
             path = route_path(settings)
-            context = item.context
-            quiet = Context(
-                context.env,
-                process_env=context.process_env,
-                cwd=context.cwd,
-                identity=context.identity,
-                reached_upstream=context.reached_upstream,
-            )
             route = self.by_path.pop(path, None)
             if route is None:
                 new.append(path)
                 route = Route(path, item, PROXY_FORMATS[settings.format or ""], now)
-            route.item, route.registered_at = dataclasses.replace(item, context=quiet), now
+            route.item, route.registered_at = kept(item), now
             self.by_path[path] = route  # last registered last: the oldest go first
         while len(self.by_path) > MAX_ROUTES:
             del self.by_path[next(iter(self.by_path))]

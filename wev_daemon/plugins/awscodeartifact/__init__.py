@@ -38,7 +38,7 @@ from urllib.parse import quote
 from wev_client.protocol.aws import CODEARTIFACT_PLUGIN_ID
 from wev_client.protocol.aws import CODEARTIFACT_USERNAME as USERNAME
 from wev_daemon import aws
-from wev_daemon.plugins import Context, Plugin, Resolution, digest
+from wev_daemon.plugins import Context, Plugin, Resolution, identity_key
 from wev_daemon.plugins.awscodeartifact import calls, settings
 from wev_daemon.plugins.awscodeartifact.settings import (
     ENDPOINT,
@@ -187,8 +187,9 @@ def _token_identity(settings: Settings, context: Context) -> tuple[object, ...]:
 
 
 def _endpoint_key(settings: Settings, context: Context) -> str:
-    """The repository within the token's identity (computed once per request: ``Context``)."""
-    identity = context.identity
-    if identity is None:  # a block without a token: its token's identity all the same
-        identity = _token_identity(settings, context)
-    return digest("endpoint", settings.repository, settings.format, identity)
+    """The repository within the token's identity (digested once per request: ``Context``)."""
+    # A block without a token (``identity`` None): its token's identity all the same.
+    key = context.identity_key or identity_key(
+        CODEARTIFACT_PLUGIN_ID, _token_identity(settings, context)
+    )
+    return f"{key}/{settings.repository}/{settings.format}"
