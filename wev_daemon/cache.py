@@ -20,7 +20,10 @@ Time comes from an injectable Clock whose two parts tests can move apart. No
 wait lasts longer than ``Policy.wall_check`` without reading the wall clock
 again: a daemon that wakes from a night's sleep refreshes what became due.
 
-Nothing here is ever written to disk or logged with its values.
+Nothing here is ever written to disk or logged with its values. A little over
+400 lines on purpose: the scheduler's one state machine (get, fetch, failure,
+refresh, forget) reads best whole; its decisions are in ``policy``, its
+entries in ``cache_entry`` and its questions in ``questions``.
 """
 
 from __future__ import annotations
