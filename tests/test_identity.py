@@ -412,6 +412,25 @@ def test_a_lookup_for_another_service_costs_no_token(
     assert fake.endpoint_call_count == (1 if endpoint_set else 0)
 
 
+def test_a_lookup_for_another_service_asks_no_mfa_code(user: User) -> None:
+    """pip in a terminal asks keyring about pypi.org too: a stand-in's endpoints are looked up
+    behind an MFA profile, but no code is asked for that, and no token fetched."""
+    with mfa_role(user, CODE) as (sts, codeartifact):
+        user.write("work/project/wev.yml", WEV_YML)
+        env = {**keyring_env(user), "AWS_PROFILE": "dev", "TERM": "xterm"}
+        daemon = Daemon(user)
+        lookup = (str(BIN / "keyring"), "get", "https://pypi.org/simple/", "aws")
+        terminal = Pty(lookup, user.project, env)
+        try:
+            status = terminal.wait()
+        finally:
+            terminal.close()
+            daemon.stop()
+
+        assert (status, bytes(terminal.output)) == (1, b"")  # "not found", and nothing asked
+        assert sts.calls_of("AssumeRole") == [] and codeartifact.call_count == 0
+
+
 def test_entries_of_one_identity_behind_an_mfa_profile_ask_one_question(user: User) -> None:
     with mfa_role(user, CODE) as (sts, codeartifact):
         user.write(

@@ -15,6 +15,8 @@ comes from the daemon's cache:
 - any other URL is matched against the repository endpoints of the wev.yml
   entries with ``repository`` and ``format`` (a stand-in whose endpoints are
   elsewhere): endpoints first, a token only for the entry that serves the URL.
+  The endpoints are looked up without a question (an MFA code, a sign-in):
+  where one would be needed, the URL is not known to be ours.
   While CodeArtifact calls go to AWS itself, every endpoint is a CodeArtifact
   host, so such a URL (pypi.org) costs no call at all.
 
@@ -28,6 +30,7 @@ import os
 from wev_client import config_files, connection, paths
 from wev_client.protocol.aws import CODEARTIFACT_PLUGIN_ID as PLUGIN_ID
 from wev_client.protocol.context import context_env
+from wev_client.protocol.errors import InputRequired
 from wev_client.protocol.messages import ResolveRequest, VariableSpec
 
 TYPE_CHECKING = False
@@ -142,11 +145,16 @@ def load(environ: Mapping[str, str], cwd: str, warn: Callable[[str], None]) -> l
 
 
 def resolve(
-    specs: tuple[VariableSpec, ...], environ: Mapping[str, str], cwd: str
+    specs: tuple[VariableSpec, ...],
+    environ: Mapping[str, str],
+    cwd: str,
+    *,
+    questions: bool = True,
 ) -> Mapping[str, str]:
-    """The values of in-memory entries, resolved as ``wev`` resolves (the daemon's cache)."""
+    """The values of in-memory entries, resolved as ``wev`` resolves (the daemon's cache);
+    without ``questions``, InputRequired where the user would be asked (an MFA code)."""
     request = ResolveRequest(specs, context_env(environ, cwd), process_env=environ, cwd=cwd)
-    return connection.resolve(request, environ, lambda message: None).values
+    return connection.resolve(request, environ, lambda message: None, questions=questions).values
 
 
 def token_for_url(
@@ -163,7 +171,11 @@ def token_for_url(
     if not candidates or not any(environ.get(name) for name in ENDPOINT_VARS):
         return None  # AWS's own endpoints are all CodeArtifact hosts: not this one
     specs = tuple(endpoint_only(spec, index) for index, spec in enumerate(candidates))
-    endpoints = resolve(specs, environ, cwd)
+    try:
+        # Whether the URL is ours is not worth a question: pip asks about pypi.org too.
+        endpoints = resolve(specs, environ, cwd, questions=False)
+    except InputRequired:
+        return None
     for index, spec in enumerate(candidates):
         if endpoint_serves(endpoints[f"{ENDPOINT_NAME}_{index}"], service):
             token = VariableSpec((TOKEN_NAME,), token_plugin(spec), spec.sources)
