@@ -412,12 +412,15 @@ def test_a_lookup_for_another_service_costs_no_token(
     assert fake.endpoint_call_count == (1 if endpoint_set else 0)
 
 
-def test_a_lookup_for_another_service_asks_no_mfa_code(user: User) -> None:
+@pytest.mark.parametrize("in_process", [False, True], ids=["daemon", "in-process"])
+def test_a_lookup_for_another_service_asks_no_mfa_code(user: User, in_process: bool) -> None:
     """pip in a terminal asks keyring about pypi.org too: a stand-in's endpoints are looked up
     behind an MFA profile, but no code is asked for that, and no token fetched."""
     with mfa_role(user, CODE) as (sts, codeartifact):
         user.write("work/project/wev.yml", WEV_YML)
         env = {**keyring_env(user), "AWS_PROFILE": "dev", "TERM": "xterm"}
+        if in_process:
+            env["WEV_NO_DAEMON"] = "1"
         daemon = Daemon(user)
         lookup = (str(BIN / "keyring"), "get", "https://pypi.org/simple/", "aws")
         terminal = Pty(lookup, user.project, env)
