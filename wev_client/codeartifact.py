@@ -15,10 +15,12 @@ comes from the daemon's cache:
 - any other URL is matched against the repository endpoints of the wev.yml
   entries with ``repository`` and ``format`` (a stand-in whose endpoints are
   elsewhere): endpoints first, a token only for the entry that serves the URL.
-  The endpoints are looked up without a question (an MFA code, a sign-in):
-  where one would be needed, the URL is not known to be ours.
   While CodeArtifact calls go to AWS itself, every endpoint is a CodeArtifact
-  host, so such a URL (pypi.org) costs no call at all.
+  host, so such a URL costs no call at all;
+- the public registries (``PUBLIC_REGISTRIES``: pypi.org, npm's, Maven
+  Central) are never a repository of anyone's: pip asks keyring about
+  pypi.org too, and that costs no call and no question, whatever the
+  endpoints.
 
 Imported only by those helpers, never by ``wev CMD``.
 """
@@ -30,7 +32,6 @@ import os
 from wev_client import config_files, connection, paths
 from wev_client.protocol.aws import CODEARTIFACT_PLUGIN_ID as PLUGIN_ID
 from wev_client.protocol.context import context_env
-from wev_client.protocol.errors import InputRequired
 from wev_client.protocol.messages import ResolveRequest, VariableSpec
 
 TYPE_CHECKING = False
@@ -45,6 +46,20 @@ REPOSITORY_PROPERTIES = ("repository", "format", "values", "proxy")
 #: Where the caller may send CodeArtifact calls instead of AWS (a stand-in whose
 #: repository endpoints need not be CodeArtifact hosts).
 ENDPOINT_VARS = ("AWS_ENDPOINT_URL_CODEARTIFACT", "AWS_ENDPOINT_URL")
+#: Hosts of the public package registries: never a CodeArtifact repository, so a
+#: lookup for them needs no endpoint, which behind an MFA profile would need a code.
+PUBLIC_REGISTRIES = frozenset(
+    {
+        "pypi.org",
+        "test.pypi.org",
+        "upload.pypi.org",
+        "files.pythonhosted.org",
+        "registry.npmjs.org",
+        "registry.yarnpkg.com",
+        "repo.maven.apache.org",
+        "repo1.maven.org",
+    }
+)
 
 
 def parse_host(host: str) -> tuple[str, str, str] | None:
@@ -145,16 +160,11 @@ def load(environ: Mapping[str, str], cwd: str, warn: Callable[[str], None]) -> l
 
 
 def resolve(
-    specs: tuple[VariableSpec, ...],
-    environ: Mapping[str, str],
-    cwd: str,
-    *,
-    questions: bool = True,
+    specs: tuple[VariableSpec, ...], environ: Mapping[str, str], cwd: str
 ) -> Mapping[str, str]:
-    """The values of in-memory entries, resolved as ``wev`` resolves (the daemon's cache);
-    without ``questions``, InputRequired where the user would be asked (an MFA code)."""
+    """The values of in-memory entries, resolved as ``wev`` resolves (the daemon's cache)."""
     request = ResolveRequest(specs, context_env(environ, cwd), process_env=environ, cwd=cwd)
-    return connection.resolve(request, environ, lambda message: None, questions=questions).values
+    return connection.resolve(request, environ, lambda message: None).values
 
 
 def token_for_url(
@@ -163,6 +173,8 @@ def token_for_url(
     """The token for a repository URL (or bare host), or None when wev knows no such one."""
     cwd = os.getcwd() if cwd is None else cwd
     host = split_service(service)[1].rpartition(":")[0] or split_service(service)[1]
+    if host.lower().rstrip(".") in PUBLIC_REGISTRIES:
+        return None
     configured = load(environ, cwd, warn)
     if parts := parse_host(host):
         spec = spec_for_host(*parts, configured)
@@ -171,11 +183,7 @@ def token_for_url(
     if not candidates or not any(environ.get(name) for name in ENDPOINT_VARS):
         return None  # AWS's own endpoints are all CodeArtifact hosts: not this one
     specs = tuple(endpoint_only(spec, index) for index, spec in enumerate(candidates))
-    try:
-        # Whether the URL is ours is not worth a question: pip asks about pypi.org too.
-        endpoints = resolve(specs, environ, cwd, questions=False)
-    except InputRequired:
-        return None
+    endpoints = resolve(specs, environ, cwd)
     for index, spec in enumerate(candidates):
         if endpoint_serves(endpoints[f"{ENDPOINT_NAME}_{index}"], service):
             token = VariableSpec((TOKEN_NAME,), token_plugin(spec), spec.sources)

@@ -48,35 +48,26 @@ def resolve(
     before_prompt: Callable[[], None] | None = None,
     *,
     socket: str | None = None,
-    questions: bool = True,
 ) -> ResolveResponse:
     """Resolve every variable of ``request``, asking the user what plugins need.
 
     ``before_prompt`` runs before the terminal is used (it clears the status line).
     ``socket``: the daemon's socket path, when the caller has it already (else
-    ``socket_path``), here and in ``explain`` and ``parse_config``. Without
-    ``questions``, a lookup the user did not ask for (is this URL ours?) asks
-    nothing, on no channel: InputRequired where an answer is needed.
+    ``socket_path``), here and in ``explain`` and ``parse_config``.
     """
 
     def ask(prompts: tuple[Prompt, ...]) -> dict[str, str]:
-        if not questions:
-            raise errors.InputRequired(f"{prompts[0].label}: needs an answer, and none is asked")
         from wev_client import prompt  # termios: only when a question arrives
 
         debug(f"{len(prompts)} question(s) for the user")
         return prompt.ask(prompts, before_prompt)
 
     route = protocol.RESOLVE_ROUTE
-    # Without questions the client takes every question itself (the daemon opens no other
-    # channel) and gives each up at once.
-    request = request.but(terminal=not questions or _has_terminal())
+    request = request.but(terminal=_has_terminal())
     response = _ask(route, request, environ, debug, start=True, ask=ask, socket=socket)
     rounds, told, deadline = 0, False, time.monotonic() + WAIT_LIMIT
     while response.prompts:
         mine = tuple(prompt for prompt in response.prompts if not prompt.waiting)
-        if not mine and not questions:
-            raise errors.InputRequired(f"{response.prompts[0].label}: waits for an answer")
         if not mine:  # asked elsewhere: the daemon holds the question, and this request
             if not request.terminal and not told:  # a terminal shows the status line
                 from wev_client import prompt  # a rare path: not on the hot path
