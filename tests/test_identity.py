@@ -421,8 +421,8 @@ def test_a_lookup_for_another_service_costs_no_token(
 
 @pytest.mark.parametrize("in_process", [False, True], ids=["daemon", "in-process"])
 def test_a_lookup_for_another_service_asks_no_mfa_code(user: User, in_process: bool) -> None:
-    """pip in a terminal asks keyring about pypi.org too: a stand-in's endpoints are looked up
-    behind an MFA profile, but no code is asked for that, and no token fetched."""
+    """pip in a terminal asks keyring about pypi.org too: behind an MFA profile, with a
+    stand-in's endpoints that could be anywhere, no code is asked and no call made."""
     with mfa_role(user, CODE) as (sts, codeartifact):
         user.write("work/project/wev.yml", WEV_YML)
         env = {**keyring_env(user), "AWS_PROFILE": "dev", "TERM": "xterm"}
@@ -439,6 +439,7 @@ def test_a_lookup_for_another_service_asks_no_mfa_code(user: User, in_process: b
 
         assert (status, bytes(terminal.output)) == (1, b"")  # "not found", and nothing asked
         assert sts.calls_of("AssumeRole") == [] and codeartifact.call_count == 0
+        assert codeartifact.endpoint_call_count == 0
 
 
 def test_entries_of_one_identity_behind_an_mfa_profile_ask_one_question(user: User) -> None:
