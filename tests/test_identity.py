@@ -387,8 +387,13 @@ def test_messages_name_the_profile_botocore_uses(
 
 
 @pytest.mark.parametrize("endpoint_set", [False, True], ids=["aws", "stand-in"])
+@pytest.mark.parametrize(
+    "url",
+    ["https://pypi.org/simple/", "https://packages.example.net/simple/"],
+    ids=["pypi.org", "another index"],
+)
 def test_a_lookup_for_another_service_costs_no_token(
-    user: User, daemon: Daemon, fake: FakeCodeArtifact, endpoint_set: bool
+    user: User, daemon: Daemon, fake: FakeCodeArtifact, endpoint_set: bool, url: str
 ) -> None:
     user.write("work/project/wev.yml", WEV_YML)
     if not endpoint_set:  # CodeArtifact is AWS itself: its endpoints are CodeArtifact hosts
@@ -397,7 +402,7 @@ def test_a_lookup_for_another_service_costs_no_token(
         user.env["HTTPS_PROXY"] = user.env["https_proxy"] = "http://127.0.0.1:9"
 
     result = subprocess.run(
-        [str(BIN / "keyring"), "get", "https://pypi.org/simple/", "aws"],
+        [str(BIN / "keyring"), "get", url, "aws"],
         cwd=user.project,
         env=keyring_env(user),
         capture_output=True,
@@ -408,8 +413,33 @@ def test_a_lookup_for_another_service_costs_no_token(
 
     assert (result.returncode, result.stdout, result.stderr) == (1, "", "")  # "not found"
     assert fake.call_count == 0
-    # A stand-in's endpoints may be anywhere: they are asked (once), never a token.
-    assert fake.endpoint_call_count == (1 if endpoint_set else 0)
+    # A stand-in's endpoints may be anywhere: they are asked (once), never a token; a
+    # public registry is no one's repository, so it costs no call at all.
+    asked = endpoint_set and "pypi.org" not in url
+    assert fake.endpoint_call_count == (1 if asked else 0)
+
+
+@pytest.mark.parametrize("in_process", [False, True], ids=["daemon", "in-process"])
+def test_a_lookup_for_another_service_asks_no_mfa_code(user: User, in_process: bool) -> None:
+    """pip in a terminal asks keyring about pypi.org too: behind an MFA profile, with a
+    stand-in's endpoints that could be anywhere, no code is asked and no call made."""
+    with mfa_role(user, CODE) as (sts, codeartifact):
+        user.write("work/project/wev.yml", WEV_YML)
+        env = {**keyring_env(user), "AWS_PROFILE": "dev", "TERM": "xterm"}
+        if in_process:
+            env["WEV_NO_DAEMON"] = "1"
+        daemon = Daemon(user)
+        lookup = (str(BIN / "keyring"), "get", "https://pypi.org/simple/", "aws")
+        terminal = Pty(lookup, user.project, env)
+        try:
+            status = terminal.wait()
+        finally:
+            terminal.close()
+            daemon.stop()
+
+        assert (status, bytes(terminal.output)) == (1, b"")  # "not found", and nothing asked
+        assert sts.calls_of("AssumeRole") == [] and codeartifact.call_count == 0
+        assert codeartifact.endpoint_call_count == 0
 
 
 def test_entries_of_one_identity_behind_an_mfa_profile_ask_one_question(user: User) -> None:

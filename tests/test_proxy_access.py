@@ -291,6 +291,23 @@ def test_a_port_held_by_another_user_is_named(
     assert plain.returncode == 0, output(plain)  # the daemon serves everything else
 
 
+@needs_stranger
+def test_status_names_who_holds_the_port_before_the_proxy_is_used(
+    user: User, port: int, fake: FakeCodeArtifact
+) -> None:
+    """After a restart, a pip.conf still names the port: --status says who answers it now."""
+    with throwaway_user() as stranger, held_by(stranger, "127.0.0.1", port):
+        daemon = Daemon(user)
+        try:
+            report = user.wev("--status")
+        finally:
+            daemon.stop()
+
+    assert report.returncode == 0, output(report)
+    [line] = [line for line in report.stdout.splitlines() if line.startswith("proxy:")]
+    assert f"uid {stranger.pw_uid} ({stranger.pw_name}) holds it" in line and str(port) in line
+
+
 # -- never the daemon down -------------------------------------------------------------------
 
 

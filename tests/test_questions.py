@@ -407,15 +407,26 @@ def answer_on_a_terminal(user: User, ptys: list[Pty], text: str = ROLE_QUESTION)
     assert answer.wait() == 0, bytes(answer.output)
 
 
-@pytest.mark.parametrize("channel", CHANNELS)
+#: A CodeArtifact host's URL names its repository; a stand-in's is matched against the
+#: entries' repository endpoints first, a lookup that needs the same answer.
+KEYRING_CASES = [(channel, "codeartifact host") for channel in CHANNELS] + [
+    ("askpass", "stand-in"),
+    ("mfa_process", "stand-in"),
+]
+
+
+@pytest.mark.parametrize(("channel", "where"), KEYRING_CASES)
 def test_the_keyring_backend_gets_its_token_with_no_terminal(
-    role_user: tuple[User, FakeSts, FakeCodeArtifact], ptys: list[Pty], channel: str
+    role_user: tuple[User, FakeSts, FakeCodeArtifact], ptys: list[Pty], channel: str, where: str
 ) -> None:
     user, fake_sts, codeartifact = role_user
     env = answered_by(user, channel)
+    url = "https://corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/simple/"
+    if where == "stand-in":
+        user.write("work/project/wev.yml", REPOSITORY_WEV_YML)
+        url = f"{codeartifact.repository_base_url}/pypi/shared/simple/"
     daemon = Daemon(user)
     try:
-        url = "https://corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/simple/"
         lookup = subprocess.Popen(
             (sys.executable, "-c", KEYRING_LOOKUP, url),
             cwd=user.project,
@@ -437,8 +448,9 @@ def test_the_keyring_backend_gets_its_token_with_no_terminal(
     assert out.split() == ["token", hashlib.sha256(token.encode()).hexdigest()]
     if channel == "askpass":
         assert asked(user) == [ROLE_QUESTION]
-    [assume] = fake_sts.calls_of("AssumeRole")
-    assert assume.token_code == CODE
+    # A stand-in's URL: its endpoint (one call with the role's login), then its token.
+    assume = fake_sts.calls_of("AssumeRole")
+    assert [call.token_code for call in assume] == [CODE] * (2 if where == "stand-in" else 1)
 
 
 def test_a_repository_behind_an_mfa_role_takes_one_answer_from_askpass(

@@ -16,7 +16,11 @@ comes from the daemon's cache:
   entries with ``repository`` and ``format`` (a stand-in whose endpoints are
   elsewhere): endpoints first, a token only for the entry that serves the URL.
   While CodeArtifact calls go to AWS itself, every endpoint is a CodeArtifact
-  host, so such a URL (pypi.org) costs no call at all.
+  host, so such a URL costs no call at all;
+- the public registries (``PUBLIC_REGISTRIES``: pypi.org, npm's, Maven
+  Central) are never a repository of anyone's: pip asks keyring about
+  pypi.org too, and that costs no call and no question, whatever the
+  endpoints.
 
 Imported only by those helpers, never by ``wev CMD``.
 """
@@ -42,6 +46,20 @@ REPOSITORY_PROPERTIES = ("repository", "format", "values", "proxy")
 #: Where the caller may send CodeArtifact calls instead of AWS (a stand-in whose
 #: repository endpoints need not be CodeArtifact hosts).
 ENDPOINT_VARS = ("AWS_ENDPOINT_URL_CODEARTIFACT", "AWS_ENDPOINT_URL")
+#: Hosts of the public package registries: never a CodeArtifact repository, so a
+#: lookup for them needs no endpoint, which behind an MFA profile would need a code.
+PUBLIC_REGISTRIES = frozenset(
+    {
+        "pypi.org",
+        "test.pypi.org",
+        "upload.pypi.org",
+        "files.pythonhosted.org",
+        "registry.npmjs.org",
+        "registry.yarnpkg.com",
+        "repo.maven.apache.org",
+        "repo1.maven.org",
+    }
+)
 
 
 def parse_host(host: str) -> tuple[str, str, str] | None:
@@ -155,6 +173,8 @@ def token_for_url(
     """The token for a repository URL (or bare host), or None when wev knows no such one."""
     cwd = os.getcwd() if cwd is None else cwd
     host = split_service(service)[1].rpartition(":")[0] or split_service(service)[1]
+    if host.lower().rstrip(".") in PUBLIC_REGISTRIES:
+        return None
     configured = load(environ, cwd, warn)
     if parts := parse_host(host):
         spec = spec_for_host(*parts, configured)

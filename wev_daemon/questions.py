@@ -242,16 +242,21 @@ class Questions:
         self.settle(question, outcome)
 
     def reuse(self, key: str, text: str) -> str | None:
-        """The answer that just let the entry's fetch through, asked ``text`` again by a
-        lookup with the same login (a repository's endpoint), as a terminal's request
-        would answer it again; kept no longer than the question's wait bound, nor past
-        the entry's next fetch (``fetching``), which asks afresh."""
+        """The answer that just let a fetch through, asked ``text`` again by a lookup with
+        the same login, as a terminal's request would answer it again: the entry's own (a
+        repository's endpoint), else another entry's whose question was the same (the same
+        MFA device: a keyring lookup's endpoint, then its token). Kept no longer than the
+        question's wait bound, nor past the entry's own next fetch (``fetching``), which
+        asks afresh."""
         now = self._monotonic()
         for held, (_, _, until) in list(self._answers.items()):
             if now >= until:
                 del self._answers[held]
-        asked, answer, _ = self._answers.get(key, ("", "", 0.0))
-        return answer if answer and asked == text else None
+        own = self._answers.get(key)
+        for asked, answer, _ in [*([own] if own else []), *self._answers.values()]:
+            if answer and asked == text:
+                return answer
+        return None
 
     def fetching(self, key: str) -> None:
         """The entry's next fetch starts: an answer kept for the last one is no answer to it."""

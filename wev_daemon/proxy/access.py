@@ -134,9 +134,17 @@ def load_secret(path: str, *, create: bool) -> str | None:
 
 def port_holders(port: int) -> str:
     """Who holds ``port`` on loopback, for a one-line error: "uid 1001 (mallory)"."""
+    return listeners(port) or "another program"
+
+
+def listeners(port: int, *, others_only: bool = False) -> str | None:
+    """Who listens on ``port`` on loopback (``others_only``: other users), as
+    ``port_holders`` says it; None: nobody the kernel names."""
     uids = owners.listener_uids(port, (HOST, HOST6))
+    if others_only:
+        uids.discard(os.getuid())
     if not uids:
-        return "another program"
+        return None
     names = []
     for uid in sorted(uids):
         if uid == os.getuid():

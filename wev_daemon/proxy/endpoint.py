@@ -259,11 +259,17 @@ class Proxy:
             log.info("proxy: forgot %s%s", self.base, path)
 
     def status(self) -> dict[str, object]:
-        """Secret-free facts for ``wev --status``."""
+        """Secret-free facts for ``wev --status``; before the first use, which other user
+        holds the port, if one does (a tool that kept the URL talks to them)."""
+        error = self.error
+        if error is None and not self.listening and self.port is not None:
+            holders = access.listeners(self.port, others_only=True)
+            if holders is not None:
+                error = f"the loopback proxy cannot listen on port {self.port}: {holders} holds it"
         return {
             "url": self.base if self.port is not None else None,
             "listening": self.listening,
-            "error": self.error,
+            "error": error,
             "repositories": self.routes.status(self.base),
         }
 

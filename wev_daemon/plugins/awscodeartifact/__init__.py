@@ -24,7 +24,8 @@ differ in names, ``values``, ``repository`` or ``proxy``, or that spell out a
 default, share one token and one ``GetAuthorizationToken`` call, whichever
 door asks; ``present`` makes each block's values from it. Endpoints never
 expire, so this plugin keeps them for the daemon's life, asking AWS once per
-repository and identity. A block that hands out only endpoints fetches no token.
+repository and identity. A block that hands out only endpoints fetches no token:
+its fetch is the endpoint, held in the cache as a token is.
 
 Rooms: ``settings`` parses a block, ``calls`` makes the two AWS calls; this
 module is the plugin itself: identities, kept endpoints and each block's values.
@@ -124,21 +125,34 @@ class CodeArtifactPlugin(Plugin[Settings]):
         return ", ".join(parts)
 
     def identity(self, settings: Settings, context: Context) -> object:
-        """The token's identity; None for a block that hands out no token (nor proxies one)."""
-        if not settings.proxy and not TOKEN_KINDS.intersection(settings.values):
-            return None
-        return _token_identity(settings, context)
+        """The token's identity; for a block that hands out only its repository's endpoint,
+        the endpoint's (fetched through the cache like a token, so that a question its call
+        needs, an MFA code, reaches every channel); None for a block that needs neither."""
+        if _hands_out_token(settings):
+            return _token_identity(settings, context)
+        if REPOSITORY_KINDS.intersection(settings.values):
+            return (
+                "endpoint",
+                settings.repository,
+                settings.format,
+                _token_identity(settings, context),
+            )
+        return None
 
     async def resolve(self, settings: Settings, context: Context) -> Resolution:
-        """The token alone: what every block of this identity shares."""
+        """The token alone, what every block of this identity shares; or the endpoint alone,
+        which never expires."""
+        if not _hands_out_token(settings):
+            return Resolution((await self._endpoint(settings, context),), None)
         token, expiration = await calls.fetch_token(settings, context)
         return Resolution((token,), expiration)
 
     async def present(
         self, settings: Settings, context: Context, fetched: Resolution | None
     ) -> Resolution:
-        token = fetched.values[0] if fetched is not None else ""
-        expiration = fetched.expires_at if fetched is not None else None
+        with_token = fetched is not None and _hands_out_token(settings)
+        token = fetched.values[0] if fetched is not None and with_token else ""
+        expiration = fetched.expires_at if fetched is not None and with_token else None
         if settings.proxy and self.proxy_endpoint is not None:
             endpoint = await self._endpoint(settings, context)
             local = self.proxy_endpoint(settings)
@@ -186,10 +200,14 @@ def _token_identity(settings: Settings, context: Context) -> tuple[object, ...]:
     )
 
 
+def _hands_out_token(settings: Settings) -> bool:
+    return settings.proxy or bool(TOKEN_KINDS.intersection(settings.values))
+
+
 def _endpoint_key(settings: Settings, context: Context) -> str:
     """The repository within the token's identity (digested once per request: ``Context``)."""
-    # A block without a token (``identity`` None): its token's identity all the same.
-    key = context.identity_key or identity_key(
+    # A block without a token: its token's identity all the same, so blocks share endpoints.
+    key = (context.identity_key if _hands_out_token(settings) else "") or identity_key(
         CODEARTIFACT_PLUGIN_ID, _token_identity(settings, context)
     )
     return f"{key}/{settings.repository}/{settings.format}"
