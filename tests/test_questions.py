@@ -282,6 +282,9 @@ def test_ten_sdk_calls_wait_for_one_answer_given_with_wev_answer(
     try:
         status = wait_for_question(sdk_user)
         assert f"MFA code for {DEVICE}" in status and "wev --answer" in status
+        # No terminal asks it: the entry says what it waits for.
+        assert "waiting: for an answer from wev --answer" in status, status
+        assert "a terminal is asking" not in status, status
         answer = Pty((WEV, "--answer"), sdk_user.project, {**sdk_user.env, "TERM": "xterm"})
         ptys.append(answer)
         answer.expect(f"wev: {QUESTION_TEXT}".encode())
