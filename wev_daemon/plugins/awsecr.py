@@ -121,6 +121,9 @@ class EcrPlugin(Plugin[Settings]):
     def value_count(self, settings: Settings) -> int:
         return len(settings.values)
 
+    def count_hint(self, settings: Settings, names: int) -> str:
+        return f"say what each name receives with 'values' ({', '.join(VALUE_KINDS)})"
+
     def describe(self, settings: Settings, context: Context) -> str:
         parts = [f"ECR registry {_registry_text(settings, context)}"]
         if settings.role:
