@@ -275,12 +275,13 @@ class Questions:
         log.info("a client abandoned the question for %s", ", ".join(question.names))
         question.poke()
 
-    def close(self) -> list[asyncio.Task[None]]:
-        """Abandon every question; returns their programs' tasks, being cancelled."""
+    def close(self, outcome: WevError | None = None) -> list[asyncio.Task[None]]:
+        """Abandon every question (its waiters end with ``outcome``, or look again);
+        returns their programs' tasks, being cancelled."""
         runners = [q.runner for q in self.open.values() if q.runner is not None]
         self._answers.clear()
         for question in list(self.open.values()):
-            self.settle(question, None)
+            self.settle(question, outcome)
         return runners
 
     def status(self) -> list[dict[str, object]]:
