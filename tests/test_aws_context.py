@@ -19,8 +19,11 @@ from pathlib import Path
 
 import pytest
 from conftest import CREDENTIALS, DEFAULT_KEY, WORK_KEY, WORK_SECRET, Daemon, User, free_port
+from ecr_harness import HELPER as DOCKER_HELPER
+from ecr_harness import REGISTRY
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.container import PATH, FakeContainerCredentials
+from fakes.ecr import FakeEcr
 from fakes.pypi_index import FakePyPIIndex
 from fakes.sso import ACCOUNT, ROLE, FakeSso
 from fakes.sts import FakeSts
@@ -289,6 +292,44 @@ def test_a_keyring_lookup_waits_for_the_sign_in_and_resumes(
     assert lookup.returncode == 0, err
     assert fake.is_valid_token(out)
     assert [call.access_token for call in sso.calls] == ["sso-access-token-4"]
+
+
+def test_the_docker_helper_waits_for_the_sign_in_and_resumes(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact, sso: FakeSso
+) -> None:
+    """Docker runs its credential helper with no terminal: an ECR password behind an
+    expired SSO login waits for the user's ``aws sso login``, as the other doors do."""
+    env = {k: v for k, v in sso_user(user, sso).items() if k != "CI"}
+    asked = user.write("server-url", REGISTRY)
+    with FakeEcr(credentials_of(fake)) as ecr, asked.open() as stdin:
+        pull = subprocess.Popen(
+            (DOCKER_HELPER, "get"),
+            cwd=user.project,
+            env={**user.env, **env, "AWS_ENDPOINT_URL_ECR": ecr.url},
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            assert pull.stderr is not None
+            line = pull.stderr.readline()
+            assert "aws sso login --profile sso" in line and "waiting" in line, line
+            assert pull.poll() is None and not ecr.calls
+
+            sso.accept("sso-access-token-5")
+            sso_login(user.home, "sso-access-token-5")
+            out, err = pull.communicate(timeout=30)
+        finally:
+            if pull.poll() is None:
+                pull.kill()
+                pull.wait(5)
+
+        assert pull.returncode == 0, out + err
+        answer = json.loads(out)
+        assert ecr.is_valid_password(REGISTRY, answer["Secret"])
+    assert [call.access_token for call in sso.calls] == ["sso-access-token-5"]
 
 
 def test_the_proxy_waits_for_the_sign_in_and_resumes(

@@ -185,12 +185,11 @@ def mfa_process(session: CallerSession) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def fetch_error(
-    error: Exception, what: str, profile: str | None, home: str | None = None
-) -> FetchError:
+def fetch_error(error: Exception, what: str, profile: str | None, home: str | None) -> FetchError:
     """Turn an SDK exception into one clear line with AWS's code and message.
 
-    ``home``: the caller's HOME, whose SSO token cache a sign-in changes.
+    ``home``: the caller's HOME, whose SSO token cache a sign-in changes (a caller with
+    no terminal waits for that sign-in).
     """
     if isinstance(error, FetchError):  # found by wev before asking AWS: what it is, named
         return type(error)(
