@@ -135,6 +135,27 @@ def test_askpass_gets_the_question_as_its_argument(
     assert [call.token_code for call in sts.calls_of("GetSessionToken")] == [CODE]
 
 
+def test_without_a_daemon_a_slow_askpass_is_waited_for_not_polled(
+    sdk_user: User, sts: FakeSts
+) -> None:
+    # The person takes a few seconds to type the code in the dialog.
+    program = askpass(sdk_user, body="sleep 3\n")
+    env = {**answering(program, CODE), "WEV_NO_DAEMON": "1"}
+    call = no_terminal(sdk_user, (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"), env)
+    try:
+        _, status, usage = os.wait4(call.pid, 0)
+    finally:
+        if call.poll() is None:
+            call.kill()
+    assert call.stdout is not None and call.stderr is not None
+    out, err = call.stdout.read(), call.stderr.read()
+
+    assert os.waitstatus_to_exitcode(status) == 0, err
+    assert json.loads(out)["SessionToken"] in sts.secrets()
+    # Python with botocore costs about a second of CPU; spinning for 3 s costs 3.
+    assert usage.ru_utime + usage.ru_stime < 2.5, "it polled while the dialog was open"
+
+
 def test_a_wrong_code_is_asked_again_once_with_awss_words(
     sdk_user: User, daemon: Daemon, sts: FakeSts
 ) -> None:

@@ -69,6 +69,8 @@ def answer(
                     # (every entry of the round has finished), and botocore's own
                     # MFA prompter is synchronous anyway.
                     current = current.with_answers(ask(mine))
+                else:  # held until the channel answers or the bound ends, never polled
+                    current = current.but(wait=True)
                 response = await resolver.resolve(current)
             return response
         finally:
