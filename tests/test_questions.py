@@ -139,7 +139,7 @@ def test_without_a_daemon_a_slow_askpass_is_waited_for_not_polled(
     sdk_user: User, sts: FakeSts
 ) -> None:
     # The person takes a few seconds to type the code in the dialog.
-    program = askpass(sdk_user, body="sleep 3\n")
+    program = askpass(sdk_user, body="sleep 5\n")
     env = {**answering(program, CODE), "WEV_NO_DAEMON": "1"}
     call = no_terminal(sdk_user, (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"), env)
     try:
@@ -152,7 +152,7 @@ def test_without_a_daemon_a_slow_askpass_is_waited_for_not_polled(
 
     assert os.waitstatus_to_exitcode(status) == 0, err
     assert json.loads(out)["SessionToken"] in sts.secrets()
-    # Python with botocore costs about a second of CPU; spinning for 3 s costs 3.
+    # Python with botocore costs about a second of CPU; polling for 5 s costs up to 5.
     assert usage.ru_utime + usage.ru_stime < 2.5, "it polled while the dialog was open"
 
 
