@@ -293,6 +293,38 @@ def test_a_display_without_a_dialog_program_leaves_it_to_wev_answer(
     assert "nobody answered within 1 s" in err.splitlines()[-1]
 
 
+def test_a_display_that_cannot_be_opened_leaves_it_to_wev_answer(
+    sdk_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
+) -> None:
+    """DISPLAY left over from a closed session (tmux, ssh -X): the dialog cannot open it,
+    which is no Cancel from the user. The question waits for ``wev --answer``."""
+    program = sdk_user.write(
+        "dialogs/zenity",
+        "#!/bin/sh\necho '(zenity:1): Gtk-WARNING **: cannot open display: :99' >&2\nexit 1\n",
+    )
+    program.chmod(0o755)
+    path = f"{program.parent}:{Path(WEV).parent}"
+    call = no_terminal(
+        sdk_user, (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"), {"DISPLAY": ":99", "PATH": path}
+    )
+    try:
+        status = wait_for_question(sdk_user)
+        assert "asked: by wev --answer" in status, status
+        answer = Pty((WEV, "--answer"), sdk_user.project, {**sdk_user.env, "TERM": "xterm"})
+        ptys.append(answer)
+        answer.expect(f"wev: {QUESTION_TEXT}".encode())
+        answer.type(CODE + "\n")
+        assert answer.wait() == 0, bytes(answer.output)
+        code, out, err = finish(call)
+    finally:
+        if call.poll() is None:
+            call.kill()
+
+    assert code == 0, err
+    assert json.loads(out)["SessionToken"] in sts.secrets()
+    assert [c.token_code for c in sts.calls_of("GetSessionToken")] == [CODE]
+
+
 # -- wev --answer ----------------------------------------------------------------------------
 
 
