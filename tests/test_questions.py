@@ -310,11 +310,7 @@ def test_a_display_that_cannot_be_opened_leaves_it_to_wev_answer(
     try:
         status = wait_for_question(sdk_user)
         assert "asked: by wev --answer" in status, status
-        answer = Pty((WEV, "--answer"), sdk_user.project, {**sdk_user.env, "TERM": "xterm"})
-        ptys.append(answer)
-        answer.expect(f"wev: {QUESTION_TEXT}".encode())
-        answer.type(CODE + "\n")
-        assert answer.wait() == 0, bytes(answer.output)
+        answer_on_a_terminal(sdk_user, ptys, QUESTION_TEXT)
         code, out, err = finish(call)
     finally:
         if call.poll() is None:
