@@ -252,6 +252,29 @@ def test_a_caller_with_no_terminal_waits_for_the_sign_in_and_resumes(
     assert_served_by(user, daemon)
 
 
+def test_without_a_daemon_a_caller_with_no_terminal_says_it_waits_for_the_sign_in(
+    user: User, fake: FakeCodeArtifact, sso: FakeSso
+) -> None:
+    env = {k: v for k, v in sso_user(user, sso).items() if k != "CI"}
+    waiting = user.popen_wev(*PRINT_TOKEN, env={**env, **IN_PROCESS})
+    try:
+        # Said before it waits: the user learns what to run while it waits.
+        line = waiting.stderr.readline() if waiting.stderr else ""
+        assert "aws sso login --profile sso" in line and "waiting" in line, line
+        assert waiting.poll() is None and fake.call_count == 0
+
+        sso.accept("sso-access-token-6")
+        sso_login(user.home, "sso-access-token-6")
+        out, err = waiting.communicate(timeout=30)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait(5)
+
+    assert waiting.returncode == 0, err
+    assert fake.is_valid_token(out)
+
+
 KEYRING_LOOKUP = (
     "import sys\n"
     "from wev_client.keyring_backend import WevKeyring\n"
