@@ -250,6 +250,7 @@ def resumed_after_sign_in(
 
 
 def no_terminal_sso_env(user: User, sso: FakeSso) -> dict[str, str]:
+    """``sso_user``'s environment outside CI, where a caller waits for the sign-in."""
     return {k: v for k, v in sso_user(user, sso).items() if k != "CI"}
 
 
