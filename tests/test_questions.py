@@ -385,6 +385,22 @@ def test_wev_answer_asks_again_once_after_a_wrong_code(
     assert [c.token_code for c in sts.calls_of("GetSessionToken")] == ["000000", CODE]
 
 
+def test_wev_answer_with_no_terminal_says_where_to_run_it(
+    sdk_user: User, daemon: Daemon, sts: FakeSts
+) -> None:
+    call = sdk(sdk_user)
+    try:
+        wait_for_question(sdk_user)
+        result = sdk_user.wev("--answer")  # from a script, say: no terminal to type on
+    finally:
+        call.kill()
+        call.communicate()
+
+    assert result.returncode == 69, result.stderr
+    [line] = result.stderr.splitlines()
+    assert "needs input" in line and line.endswith("(run `wev --answer` in a terminal)"), line
+
+
 def test_wev_answer_with_nothing_to_answer(sdk_user: User, daemon: Daemon) -> None:
     result = sdk_user.wev("--answer")
     assert (result.returncode, result.stdout) == (0, "wev: no question is waiting for an answer\n")
