@@ -14,13 +14,16 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import CREDENTIALS, DEFAULT_KEY, WORK_KEY, WORK_SECRET, Daemon, User, free_port
+from ecr_harness import HELPER as DOCKER_HELPER
+from ecr_harness import REGISTRY
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.container import PATH, FakeContainerCredentials
+from fakes.ecr import FakeEcr
 from fakes.pypi_index import FakePyPIIndex
 from fakes.sso import ACCOUNT, ROLE, FakeSso
 from fakes.sts import FakeSts
@@ -223,30 +226,50 @@ def test_sso_token_the_portal_rejects_asks_for_a_login(
     assert fake.call_count == 0
 
 
-def test_a_caller_with_no_terminal_waits_for_the_sign_in_and_resumes(
-    user: User, daemon: Daemon, fake: FakeCodeArtifact, sso: FakeSso
-) -> None:
-    # An IDE's task, a keyring lookup: no terminal, and not CI. It says what it waits
-    # for, and the `aws sso login` the user runs meanwhile lets it go on by itself.
-    env = {k: v for k, v in sso_user(user, sso).items() if k != "CI"}
-    waiting = user.popen_wev(*PRINT_TOKEN, env=env)
+def resumed_after_sign_in(
+    waiting: subprocess.Popen[str], user: User, sso: FakeSso, token: str, calls: Callable[[], int]
+) -> str:
+    """A caller with no terminal (an IDE's task, a keyring lookup, Docker's helper; not CI)
+    says what it waits for, and the ``aws sso login`` the user runs meanwhile lets it go on
+    by itself, with no AWS call before: what it prints."""
     try:
         line = waiting.stderr.readline() if waiting.stderr else ""
         assert "aws sso login --profile sso" in line and "waiting" in line, line
-        assert waiting.poll() is None and fake.call_count == 0
+        assert waiting.poll() is None and calls() == 0
 
-        sso.accept("sso-access-token-3")
-        sso_login(user.home, "sso-access-token-3")
+        sso.accept(token)
+        sso_login(user.home, token)
         out, err = waiting.communicate(timeout=30)
     finally:
         if waiting.poll() is None:
             waiting.kill()
             waiting.wait(5)
+    assert waiting.returncode == 0, out + err
+    assert [call.access_token for call in sso.calls] == [token]
+    return out
 
-    assert waiting.returncode == 0, err
+
+def no_terminal_sso_env(user: User, sso: FakeSso) -> dict[str, str]:
+    """``sso_user``'s environment outside CI, where a caller waits for the sign-in."""
+    return {k: v for k, v in sso_user(user, sso).items() if k != "CI"}
+
+
+def test_a_caller_with_no_terminal_waits_for_the_sign_in_and_resumes(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact, sso: FakeSso
+) -> None:
+    waiting = user.popen_wev(*PRINT_TOKEN, env=no_terminal_sso_env(user, sso))
+    out = resumed_after_sign_in(waiting, user, sso, "sso-access-token-3", lambda: fake.call_count)
     assert fake.is_valid_token(out)
-    assert [call.access_token for call in sso.calls] == ["sso-access-token-3"]
     assert_served_by(user, daemon)
+
+
+def test_without_a_daemon_a_caller_with_no_terminal_says_it_waits_for_the_sign_in(
+    user: User, fake: FakeCodeArtifact, sso: FakeSso
+) -> None:
+    env = {**no_terminal_sso_env(user, sso), **IN_PROCESS}
+    waiting = user.popen_wev(*PRINT_TOKEN, env=env)
+    out = resumed_after_sign_in(waiting, user, sso, "sso-access-token-6", lambda: fake.call_count)
+    assert fake.is_valid_token(out)
 
 
 KEYRING_LOOKUP = (
@@ -261,7 +284,7 @@ def test_a_keyring_lookup_waits_for_the_sign_in_and_resumes(
 ) -> None:
     """pip's keyring lookup has no terminal: it says what to run on its stderr, which pip
     shows, and gets its token once the user has signed in."""
-    env = {k: v for k, v in sso_user(user, sso).items() if k != "CI"}
+    env = no_terminal_sso_env(user, sso)
     url = "https://corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/simple/"
     lookup = subprocess.Popen(
         (sys.executable, "-c", KEYRING_LOOKUP, url),
@@ -273,22 +296,30 @@ def test_a_keyring_lookup_waits_for_the_sign_in_and_resumes(
         text=True,
         start_new_session=True,
     )
-    try:
-        line = lookup.stderr.readline() if lookup.stderr else ""
-        assert "aws sso login --profile sso" in line and "waiting" in line, line
-        assert lookup.poll() is None and fake.call_count == 0
-
-        sso.accept("sso-access-token-4")
-        sso_login(user.home, "sso-access-token-4")
-        out, err = lookup.communicate(timeout=30)
-    finally:
-        if lookup.poll() is None:
-            lookup.kill()
-            lookup.wait(5)
-
-    assert lookup.returncode == 0, err
+    out = resumed_after_sign_in(lookup, user, sso, "sso-access-token-4", lambda: fake.call_count)
     assert fake.is_valid_token(out)
-    assert [call.access_token for call in sso.calls] == ["sso-access-token-4"]
+
+
+def test_the_docker_helper_waits_for_the_sign_in_and_resumes(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact, sso: FakeSso
+) -> None:
+    """Docker runs its credential helper with no terminal: an ECR password behind an
+    expired SSO login waits for the user's ``aws sso login``, as the other doors do."""
+    env = no_terminal_sso_env(user, sso)
+    asked = user.write("server-url", REGISTRY)
+    with FakeEcr(credentials_of(fake)) as ecr, asked.open() as stdin:
+        pull = subprocess.Popen(
+            (DOCKER_HELPER, "get"),
+            cwd=user.project,
+            env={**user.env, **env, "AWS_ENDPOINT_URL_ECR": ecr.url},
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        out = resumed_after_sign_in(pull, user, sso, "sso-access-token-5", lambda: ecr.call_count)
+        assert ecr.is_valid_password(REGISTRY, json.loads(out)["Secret"])
 
 
 def test_the_proxy_waits_for_the_sign_in_and_resumes(
@@ -296,7 +327,7 @@ def test_the_proxy_waits_for_the_sign_in_and_resumes(
 ) -> None:
     """A tool's request to the proxy, when the token must be renewed and the SSO login has
     expired meanwhile, waits for the user's ``aws sso login`` and then gets its answer."""
-    env = {k: v for k, v in sso_user(user, sso).items() if k != "CI"}
+    env = no_terminal_sso_env(user, sso)
     user.write(
         "work/project/wev.yml",
         "PIP_INDEX_URL:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"

@@ -345,3 +345,23 @@ def test_a_deleted_working_folder_is_a_clear_error(user: User) -> None:
 
     assert process.returncode == 64
     assert "working folder is gone" in stderr and "Traceback" not in stderr
+
+
+def test_the_readmes_usage_and_tables_are_the_programs_own(user: User) -> None:
+    import re
+
+    from readme import README, code_blocks
+
+    shown = user.wev("--help")
+    assert shown.returncode == 0, shown.stderr
+    usage = shown.stdout.split("\n\n")[0].replace("usage: ", "", 1)
+    [block] = [block for block in code_blocks() if block.startswith("wev [OPTIONS] COMMAND")]
+    assert block.splitlines() == [line.strip() for line in usage.splitlines()]
+    readme = README.read_text()
+    options = readme.partition("| option | what it does |")[2].partition("\n\n")[0]
+    for option in set(re.findall(r"^  (--[a-z-]+)", shown.stdout, flags=re.M)) - {"--help"}:
+        assert re.search(rf"`[^`]*{option}\b", options), f"{option} is not in the README's table"
+    variables = readme.partition("| environment | meaning |")[2].partition("\n\n")[0]
+    environment = shown.stdout.partition("\nenvironment:\n")[2]
+    for name in re.findall(r"^  ([A-Z_]+)=", environment, flags=re.M):
+        assert f"| `{name}=" in variables, f"{name} is not in the README's table of variables"

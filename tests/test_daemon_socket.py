@@ -437,3 +437,29 @@ def test_the_log_never_holds_a_resolved_value(root: Path, env: dict[str, str]) -
         log = daemon.log
     assert "DEBUG" in log and "listening on" in log  # it did log, verbosely
     assert marker not in log
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (("--bogus",), "unrecognized arguments: --bogus"),
+        (("--idle-exit", "x"), "argument --idle-exit: 'x' is not a number of seconds >= 0"),
+        (("--wait-timeout", "-1"), "argument --wait-timeout: '-1' is not a number of seconds >= 0"),
+        (("--force",), "--force goes with --install-service"),
+    ],
+)
+def test_a_wrong_option_is_one_line_and_a_usage_error(
+    env: dict[str, str], args: tuple[str, ...], complaint: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "wev_daemon", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert result.returncode == 64, result.stderr  # EX_USAGE, as wev's own
+    assert result.stderr == f"wev-daemon: {complaint} (see wev-daemon --help)\n"
+    assert result.stdout == ""

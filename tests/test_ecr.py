@@ -119,6 +119,21 @@ def test_a_wrong_property_is_one_line_naming_it(ecr_user: User, block: str, comp
     assert complaint in result.stderr and len(result.stderr.splitlines()) == 1
 
 
+def test_a_key_of_two_names_is_told_how_values_fills_them(ecr_user: User) -> None:
+    ecr_user.write(
+        "work/project/wev.yml",
+        "[DOCKER_USER, DOCKER_PASSWORD]:\n"
+        f"  plugin:\n    id: wev-awsecr\n    registry: {REGISTRY}\n",
+    )
+    result = ecr_user.wev("true", env={"WEV_NO_DAEMON": "1"})
+    assert result.returncode == 78, output(result)
+    [line] = result.stderr.splitlines()
+    assert "names 2 variables but wev-awsecr resolves 1" in line, line
+    assert line.endswith(
+        "or say what each name receives with 'values' (password, username, registry, auth)"
+    ), line
+
+
 def test_an_aws_refusal_is_one_line_with_its_code(
     ecr_user: User, ecr: FakeEcr, daemon: Daemon
 ) -> None:

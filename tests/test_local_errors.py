@@ -139,3 +139,36 @@ def test_looking_up_the_mfa_device_with_an_unreadable_credentials_file_is_one_li
     [line] = result.stderr.splitlines()
     assert UNREADABLE in line and "Error" not in line, line
     assert not sts.calls_of("GetCallerIdentity")
+
+
+#: Settings of the caller's that the SDK refuses before any request leaves the machine.
+UNUSABLE_SETTINGS = {
+    "endpoint": {"AWS_ENDPOINT_URL_CODEARTIFACT": "not a url"},
+    "ipv6 endpoint": {"AWS_ENDPOINT_URL_CODEARTIFACT": "http://[::1"},
+    "scheme": {"AWS_ENDPOINT_URL_CODEARTIFACT": "ftp://codeartifact.example"},
+    "container host": {
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://example.com/credentials",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+        "AWS_CONFIG_FILE": "/nonexistent/config",
+    },
+}
+
+
+@pytest.mark.parametrize("settings", UNUSABLE_SETTINGS.values(), ids=UNUSABLE_SETTINGS.keys())
+def test_a_setting_the_sdk_cannot_use_is_one_line_never_retried(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact, settings: dict[str, str]
+) -> None:
+    user.write("work/project/wev.yml", TOKEN)
+
+    result = user.wev("true", env=settings)
+    time.sleep(3.5)  # a retried failure would be tried again within 1 s, then 2 s
+
+    assert result.returncode == 69, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("wev: CODEARTIFACT_AUTH_TOKEN: ") and "configuration" in line, line
+    assert "Error" not in line and "HTTP Client" not in line, line
+    assert daemon.log.count("fetch failed") == 1, "retried in the background"
+    document = status(user)
+    assert document["upstream_calls"] == 0 and document["local_failures"] == 1
+    assert document["last_upstream_error"] is None
+    assert not fake.calls

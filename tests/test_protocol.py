@@ -481,3 +481,12 @@ def test_an_error_shows_its_hint_in_one_line() -> None:
         str(ConfigError("wev.yml: bad", hint="see the README")) == "wev.yml: bad (see the README)"
     )
     assert str(ConfigError("wev.yml: bad")) == "wev.yml: bad"
+
+
+def test_the_readme_names_every_route_of_the_protocol() -> None:
+    from readme import inline_code
+
+    from wev_client import protocol
+
+    routes = {value for name, value in vars(protocol).items() if name.endswith("_ROUTE")}
+    assert routes and routes <= set(inline_code()), sorted(routes - set(inline_code()))

@@ -233,7 +233,7 @@ def test_a_page_that_inflates_past_the_cap_is_refused(
 def test_token_failures_answer_by_their_kind() -> None:
     def failure(code: str) -> Exception:
         error = ClientError({"Error": {"Code": code, "Message": "m"}}, "GetAuthorizationToken")
-        return aws.fetch_error(error, "CodeArtifact token", None)
+        return aws.fetch_error(error, "CodeArtifact token", None, None)
 
     assert endpoint.status_of(failure("ExpiredTokenException")) == 401
     assert endpoint.status_of(failure("AccessDeniedException")) == 403

@@ -135,6 +135,27 @@ def test_askpass_gets_the_question_as_its_argument(
     assert [call.token_code for call in sts.calls_of("GetSessionToken")] == [CODE]
 
 
+def test_without_a_daemon_a_slow_askpass_is_waited_for_not_polled(
+    sdk_user: User, sts: FakeSts
+) -> None:
+    # The person takes a few seconds to type the code in the dialog.
+    program = askpass(sdk_user, body="sleep 5\n")
+    env = {**answering(program, CODE), "WEV_NO_DAEMON": "1"}
+    call = no_terminal(sdk_user, (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"), env)
+    try:
+        _, status, usage = os.wait4(call.pid, 0)
+    finally:
+        if call.poll() is None:
+            call.kill()
+    assert call.stdout is not None and call.stderr is not None
+    out, err = call.stdout.read(), call.stderr.read()
+
+    assert os.waitstatus_to_exitcode(status) == 0, err
+    assert json.loads(out)["SessionToken"] in sts.secrets()
+    # Python with botocore costs about a second of CPU; polling for 5 s costs up to 5.
+    assert usage.ru_utime + usage.ru_stime < 2.5, "it polled while the dialog was open"
+
+
 def test_a_wrong_code_is_asked_again_once_with_awss_words(
     sdk_user: User, daemon: Daemon, sts: FakeSts
 ) -> None:
@@ -272,6 +293,34 @@ def test_a_display_without_a_dialog_program_leaves_it_to_wev_answer(
     assert "nobody answered within 1 s" in err.splitlines()[-1]
 
 
+def test_a_display_that_cannot_be_opened_leaves_it_to_wev_answer(
+    sdk_user: User, daemon: Daemon, sts: FakeSts, ptys: list[Pty]
+) -> None:
+    """DISPLAY left over from a closed session (tmux, ssh -X): the dialog cannot open it,
+    which is no Cancel from the user. The question waits for ``wev --answer``."""
+    program = sdk_user.write(
+        "dialogs/zenity",
+        "#!/bin/sh\necho '(zenity:1): Gtk-WARNING **: cannot open display: :99' >&2\nexit 1\n",
+    )
+    program.chmod(0o755)
+    path = f"{program.parent}:{Path(WEV).parent}"
+    call = no_terminal(
+        sdk_user, (WEV, "--aws-credentials", "AWS_ACCESS_KEY_ID"), {"DISPLAY": ":99", "PATH": path}
+    )
+    try:
+        status = wait_for_question(sdk_user)
+        assert "asked: by wev --answer" in status, status
+        answer_on_a_terminal(sdk_user, ptys, QUESTION_TEXT)
+        code, out, err = finish(call)
+    finally:
+        if call.poll() is None:
+            call.kill()
+
+    assert code == 0, err
+    assert json.loads(out)["SessionToken"] in sts.secrets()
+    assert [c.token_code for c in sts.calls_of("GetSessionToken")] == [CODE]
+
+
 # -- wev --answer ----------------------------------------------------------------------------
 
 
@@ -282,6 +331,9 @@ def test_ten_sdk_calls_wait_for_one_answer_given_with_wev_answer(
     try:
         status = wait_for_question(sdk_user)
         assert f"MFA code for {DEVICE}" in status and "wev --answer" in status
+        # No terminal asks it: the entry says what it waits for.
+        assert "waiting: for an answer from wev --answer" in status, status
+        assert "a terminal is asking" not in status, status
         answer = Pty((WEV, "--answer"), sdk_user.project, {**sdk_user.env, "TERM": "xterm"})
         ptys.append(answer)
         answer.expect(f"wev: {QUESTION_TEXT}".encode())
@@ -331,6 +383,22 @@ def test_wev_answer_asks_again_once_after_a_wrong_code(
     assert shown.rstrip().endswith("answered")
     assert code == 0, err
     assert [c.token_code for c in sts.calls_of("GetSessionToken")] == ["000000", CODE]
+
+
+def test_wev_answer_with_no_terminal_says_where_to_run_it(
+    sdk_user: User, daemon: Daemon, sts: FakeSts
+) -> None:
+    call = sdk(sdk_user)
+    try:
+        wait_for_question(sdk_user)
+        result = sdk_user.wev("--answer")  # from a script, say: no terminal to type on
+    finally:
+        call.kill()
+        call.communicate()
+
+    assert result.returncode == 69, result.stderr
+    [line] = result.stderr.splitlines()
+    assert "needs input" in line and line.endswith("(run `wev --answer` in a terminal)"), line
 
 
 def test_wev_answer_with_nothing_to_answer(sdk_user: User, daemon: Daemon) -> None:

@@ -12,8 +12,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import COMMAND_TIMEOUT, WEV_DAEMON, Daemon, User
+from conftest import COMMAND_TIMEOUT, WEV, WEV_DAEMON, Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
+from fakes.sts import FakeSts
+from mfa_harness import no_terminal
 from test_activation import (
     PRINT_TOKEN,
     TOKEN_CONFIG,
@@ -22,6 +24,9 @@ from test_activation import (
     service_manager,
     stopped_at_exit,
 )
+from test_questions import wait_for_question
+
+pytest_plugins = ("mfa_fixtures",)
 
 NO_DAEMON = {"WEV_NO_DAEMON": "1"}
 
@@ -92,6 +97,28 @@ def test_forget_and_stop_reach_the_daemon_whatever_wev_no_daemon_says(
     assert stopped.returncode == 0, stopped.stderr
     assert f"stopped wev-daemon (pid {daemon.process.pid})" in stopped.stdout
     assert daemon.process.wait(WAIT) == 0
+
+
+def test_stop_ends_a_request_held_for_a_question_at_once(
+    sdk_user: User, daemon: Daemon, sts: FakeSts
+) -> None:
+    # An SDK with no terminal waits for an MFA code that nobody gives.
+    waiting = no_terminal(sdk_user, (WEV, "true"))
+    try:
+        wait_for_question(sdk_user)
+
+        stopped = sdk_user.wev("--stop")
+
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"stopped wev-daemon (pid {daemon.process.pid})" in stopped.stdout
+        # Gone when it says so: the held request does not keep it for a drain.
+        assert daemon.process.wait(3) == 0  # a drain would take its 5 s timeout
+        after_stop = daemon.log.partition("wev --stop: dropped")[2]
+        assert "a question for" not in after_stop, "it opened another question while stopping"
+    finally:
+        waiting.kill()
+        waiting.communicate()
+    assert not sts.calls_of("GetSessionToken")
 
 
 def test_a_second_daemon_in_the_foreground_says_how_to_stop_the_first(

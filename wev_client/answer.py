@@ -40,7 +40,11 @@ def run(environ: Mapping[str, str]) -> int:
         to_ask = [question for question in questions if not question.sign_in]
         if not to_ask:
             return 0
-        results = send(prompt.ask(to_ask), environ)
+        try:
+            answers = prompt.ask(to_ask)
+        except errors.InputRequired:  # run from a script: nowhere to type the code
+            raise prompt.no_terminal(to_ask, "run `wev --answer` in a terminal") from None
+        results = send(answers, environ)
         again = False
         for result in results:
             label = next((q.label for q in to_ask if q.id == result.get("id")), "?")

@@ -276,7 +276,7 @@ def status(body: Mapping[str, object], client_version: str | None = None) -> str
         else:  # a fetch that failed or is under way: no value, rather than one that never expires
             out.append(f"    holds: nothing{' yet (fetching)' if entry.get('fetching') else ''}")
         if entry.get("waiting_for_input"):
-            out.append("    waiting: a terminal is asking the user for input")
+            out.append(f"    waiting: {_waiting_for(entry.get('names'), body.get('questions'))}")
         if entry.get("last_error"):
             out.append(f"    last error: {entry['last_error']}")
     out.extend(_question_lines(body.get("questions")))
@@ -286,6 +286,24 @@ def status(body: Mapping[str, object], client_version: str | None = None) -> str
         out.append(f"last error found on this machine: {body['last_local_error']}")
     out.extend(_proxy_lines(body.get("proxy")))
     return "".join(printable(line) + "\n" for line in out)
+
+
+def _waiting_for(names: object, questions: object) -> str:
+    """What an entry whose question is open waits for: the channel that asks it."""
+    listed = questions if isinstance(questions, list) else []
+    channel = next(
+        (
+            question.get("channel")
+            for question in listed
+            if isinstance(question, dict) and question.get("names") == names
+        ),
+        None,
+    )
+    if channel in (None, "a terminal"):  # a daemon that does not say asks a terminal
+        return "a terminal is asking the user for input"
+    if channel == "a sign-in":
+        return "for the user to sign in (see questions)"
+    return f"for an answer from {channel} (see questions)"
 
 
 def _question_lines(questions: object) -> list[str]:

@@ -61,9 +61,10 @@ def nobody_in_ci(prompts: Sequence[Prompt]) -> InputRequired:
     return InputRequired(f"{label}: {question}")
 
 
-def tell_waiting(prompts: Sequence[Prompt]) -> bool:
+def tell_waiting(prompts: Sequence[Prompt], *, answerable: bool = True) -> bool:
     """Say once on stderr what a call with no terminal of its own waits for, and where
-    the answer can come from."""
+    the answer can come from (``answerable``: ``wev --answer`` reaches the question, as
+    it does a daemon's, not a question of this process)."""
     first = prompts[0]
     question = first.text.strip().rstrip(":").strip()
     if first.sign_in:
@@ -75,10 +76,8 @@ def tell_waiting(prompts: Sequence[Prompt]) -> bool:
     elif first.waiting == "wev --answer":
         line = f"waiting for an answer to {question!r}: run `wev --answer` in a terminal"
     else:
-        line = (
-            f"waiting for an answer to {question!r} ({first.waiting} asks it; "
-            "or run `wev --answer` in a terminal)"
-        )
+        elsewhere = "; or run `wev --answer` in a terminal" if answerable else ""
+        line = f"waiting for an answer to {question!r} ({first.waiting} asks it{elsewhere})"
     print(f"wev: {printable(first.label)}: {printable(line)}", file=sys.stderr)
     return True
 

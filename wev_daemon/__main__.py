@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from wev_client import __version__, paths
 from wev_client.protocol.errors import WevError
@@ -49,15 +50,25 @@ class SocketPathTooLong(WevError):
     exit_status = 78  # EX_CONFIG: systemd does not restart it in a loop
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line and EX_USAGE, as wev's own, not argparse's usage and 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(64, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _seconds(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
     if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
     return value
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="wev-daemon",
         description="Resolve and cache values for wev clients on a Unix socket.",
     )
@@ -75,7 +86,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--wait-timeout",
-        type=float,
+        type=_seconds,
         default=20.0,
         metavar="SECONDS",
         help="longest a client waits for AWS before it gets an error (default 20); "

@@ -28,6 +28,7 @@ from wev_client.protocol.errors import VersionMismatch, WevError
 from wev_client.protocol.messages import ResolveRequest
 from wev_client.protocol.side_messages import AnswerRequest, ParseRequest, ParseResponse
 from wev_daemon import reading
+from wev_daemon.cache import stopping
 from wev_daemon.installation import Installation
 from wev_daemon.proxy import Proxy
 from wev_daemon.reading import ReadLately
@@ -107,7 +108,7 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     try:
         if request.app[STOP].is_set() and request.path != protocol.STATUS_ROUTE:
-            raise VersionMismatch("wev-daemon is stopping", hint="the next call starts another")
+            raise stopping()
         return await handler(request)
     except WevError as error:
         log.info("%s %s: %s", request.method, request.path, error)
@@ -251,10 +252,12 @@ async def stop(request: web.Request) -> web.Response:
     running, empty, and the client says which command stops the service.
     """
     app = request.app
+    manager = app[SERVICE_MANAGER]
+    if not manager:  # first, or a request held for a question would open another
+        app[RESOLVER].cache.stop_serving()
     if PROXY in app:
         app[PROXY].forget(None)
     forgotten = app[RESOLVER].forget(None)
-    manager = app[SERVICE_MANAGER]
     if not manager:
         log.info("wev --stop: dropped %d entries, stopping", forgotten)
         app[STOP].set()

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiobotocore.config import AioConfig
+from aiohttp import InvalidURL, NonHttpUrlClientError
 from botocore import exceptions as boto
 
 from wev_client.protocol import aws as conventions
@@ -184,12 +185,11 @@ def mfa_process(session: CallerSession) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def fetch_error(
-    error: Exception, what: str, profile: str | None, home: str | None = None
-) -> FetchError:
+def fetch_error(error: Exception, what: str, profile: str | None, home: str | None) -> FetchError:
     """Turn an SDK exception into one clear line with AWS's code and message.
 
-    ``home``: the caller's HOME, whose SSO token cache a sign-in changes.
+    ``home``: the caller's HOME, whose SSO token cache a sign-in changes (a caller with
+    no terminal waits for that sign-in).
     """
     if isinstance(error, FetchError):  # found by wev before asking AWS: what it is, named
         return type(error)(
@@ -264,6 +264,8 @@ def fetch_error(
     if isinstance(error, boto.ParamValidationError):
         detail = " ".join(str(error).split())
         return FetchError(f"{what}: {detail}", hint="check the plugin's settings", local=True)
+    if unusable := _unusable_setting(error):
+        return FetchError(f"{what}: the AWS configuration is broken: {unusable}", local=True)
     if isinstance(error, boto.EndpointConnectionError | boto.ConnectionError):
         return FetchError(f"{what}: cannot reach AWS: {error}", transient=True)
     if isinstance(error, TimeoutError | boto.ReadTimeoutError | boto.ConnectTimeoutError):
@@ -271,3 +273,20 @@ def fetch_error(
     if isinstance(error, boto.BotoCoreError):  # its message reads as a sentence
         return FetchError(f"{what}: {error}", transient=True)
     return FetchError(f"{what}: {type(error).__name__}: {error}", transient=True)
+
+
+def _unusable_setting(error: Exception) -> str:
+    """What the SDK could not use among the caller's settings, "" for another error.
+
+    An endpoint URL that is not one (``AWS_ENDPOINT_URL_*``), a container
+    credentials host it refuses, a proxy URL: the SDK raises a bare ValueError,
+    or wraps one in HTTPClientError, before any request leaves this machine,
+    so waiting will not fix it. (Its subclasses, such as a JSON decoding
+    error, may come from an answer: those stay transient.)
+    """
+    inner = error.kwargs.get("error") if isinstance(error, boto.HTTPClientError) else error
+    if isinstance(inner, InvalidURL | NonHttpUrlClientError):
+        return f"not a URL it can call: {inner}"
+    if type(inner) is ValueError or isinstance(inner, boto.InvalidProxiesConfigError):
+        return " ".join(str(inner).split())
+    return ""

@@ -36,12 +36,13 @@ import random
 from collections.abc import Callable, Iterable
 from typing import NoReturn
 
-from wev_client.protocol.errors import UpstreamError, WevError
+from wev_client.protocol.errors import UpstreamError, VersionMismatch, WevError
 from wev_daemon import policy as rules
 from wev_daemon.cache_entry import TERMINAL, Clock, Entry, Fetch, FetchTimeout, Outcome, iso
 from wev_daemon.channels import Caller
 from wev_daemon.plugins import InputNeeded, Resolution
 from wev_daemon.policy import Policy
+from wev_daemon.question import raise_copy
 from wev_daemon.questions import Pending, Question, Questions, Turn
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,11 @@ Answered = Callable[[str], bool]
 
 def _never(question_id: str) -> bool:
     return False
+
+
+def stopping() -> VersionMismatch:
+    """The answer to a request that reaches a stopping daemon: the client asks the next."""
+    return VersionMismatch("wev-daemon is stopping", hint="the next call starts another")
 
 
 def _raise(error: WevError) -> NoReturn:
@@ -98,6 +104,16 @@ class TokenCache:
         self.local_failures = 0
         self._wake = asyncio.Event()
         self._random = random.Random()
+        #: Set once the daemon stops: what every request still held ends with.
+        self.stopping: WevError | None = None
+
+    def stop_serving(self) -> None:
+        """The daemon is stopping: every request it holds ends now, so that the drain
+        does not wait out a question (up to a request's hold), nor does a request open
+        another one; their clients go on to the next daemon."""
+        if self.stopping is None:
+            self.stopping = stopping()
+            self.questions.close(self.stopping)
 
     def count_upstream_call(self) -> None:
         """A plugin's request reached upstream (``Context.reached_upstream``)."""
@@ -129,6 +145,8 @@ class TokenCache:
         hold = self.policy.prompt_wait if caller.hold is None else caller.hold
         hold_until = now + hold
         while True:
+            if self.stopping is not None:
+                raise_copy(self.stopping)
             now, wall = self.clock.monotonic(), self.clock.wall()
             if entry.fresh(wall, self.policy):
                 assert entry.resolution is not None

@@ -48,6 +48,16 @@ class ChannelError(UpstreamError):
     """A program asked for an answer failed, printed nothing or ran out of time."""
 
 
+class NoDisplay(ChannelError):
+    """A dialog could not open the caller's display (one left over from a closed
+    session): nobody saw it, so its failure is no answer, and no Cancel either."""
+
+
+#: What dialog programs print when they cannot reach the display: GTK's zenity,
+#: Qt's kdialog, ssh-askpass.
+NO_DISPLAY = ("cannot open display", "could not connect to display", "can't open display")
+
+
 @dataclass(frozen=True)
 class Caller:
     """Where a request comes from, for the channels: can it ask, and with which context.
@@ -145,9 +155,11 @@ async def run(
     if notice:
         return ""
     if process.returncode != 0:
-        last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        said = err.decode(errors="replace")
+        last = said.strip().splitlines()[-1:] or [""]
         detail = f": {' '.join(last[0].split())[:200]}" if last[0] else ""
-        raise ChannelError(f"{what} exited with status {process.returncode}{detail}")
+        failure = NoDisplay if any(m in said.lower() for m in NO_DISPLAY) else ChannelError
+        raise failure(f"{what} exited with status {process.returncode}{detail}")
     answer = out[:MAX_OUTPUT].decode(errors="replace").strip().splitlines()
     if not answer or not answer[0].strip():
         raise ChannelError(f"{what} printed no answer")

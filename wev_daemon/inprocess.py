@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 
 from wev_client import protocol
+from wev_client.prompt import tell_waiting
 from wev_client.protocol.messages import ResolveRequest, ResolveResponse
 from wev_client.protocol.side_messages import Prompt
 from wev_daemon.cache import TokenCache
@@ -69,6 +70,11 @@ def answer(
                     # (every entry of the round has finished), and botocore's own
                     # MFA prompter is synchronous anyway.
                     current = current.with_answers(ask(mine))
+                else:  # held until the channel answers or the bound ends, never polled
+                    if not current.terminal and not current.wait:
+                        # Once, as the daemon's client does; `wev --answer` cannot reach here.
+                        tell_waiting(response.prompts, answerable=False)
+                    current = current.but(wait=True)
                 response = await resolver.resolve(current)
             return response
         finally:

@@ -48,7 +48,7 @@ from collections.abc import Callable
 
 from wev_client.protocol.errors import InputRequired, WevError
 from wev_daemon import channels
-from wev_daemon.channels import Caller, ChannelError
+from wev_daemon.channels import Caller, ChannelError, NoDisplay
 from wev_daemon.plugins import InputNeeded
 from wev_daemon.policy import Policy
 from wev_daemon.question import (
@@ -280,12 +280,13 @@ class Questions:
         log.info("a client abandoned the question for %s", ", ".join(question.names))
         question.poke()
 
-    def close(self) -> list[asyncio.Task[None]]:
-        """Abandon every question; returns their programs' tasks, being cancelled."""
+    def close(self, outcome: WevError | None = None) -> list[asyncio.Task[None]]:
+        """Abandon every question (its waiters end with ``outcome``, or look again);
+        returns their programs' tasks, being cancelled."""
         runners = [q.runner for q in self.open.values() if q.runner is not None]
         self._answers.clear()
         for question in list(self.open.values()):
-            self.settle(question, None)
+            self.settle(question, outcome)
         return runners
 
     def status(self) -> list[dict[str, object]]:
@@ -319,7 +320,12 @@ class Questions:
         )
         if argv is not None:
             self._run(question, caller, argv, f"askpass {os.path.basename(argv[0])}", notice)
-        elif not notice and not self.reachable:
+        elif not notice:
+            self._leave_to_wev_answer(question)
+
+    def _leave_to_wev_answer(self, question: Question) -> None:
+        """No program asks: the question waits for ``wev --answer``, where it can reach."""
+        if not self.reachable:
             self.settle(
                 question,
                 InputRequired(
@@ -328,8 +334,9 @@ class Questions:
                     "or run wev in a terminal",
                 ),
             )
-        elif not notice:
+        else:
             question.channel = "wev --answer"
+            question.poke()
 
     def _run(
         self, question: Question, caller: Caller, argv: list[str], what: str, notice: bool
@@ -340,6 +347,11 @@ class Questions:
             within = max(0.0, question.deadline - self._monotonic())
             try:
                 answer = await channels.run(argv, caller, within, what, notice=notice)
+            except NoDisplay as error:
+                log.warning("%s", error)
+                if not notice and self.open.get(question.key) is question:
+                    self._leave_to_wev_answer(question)
+                return
             except ChannelError as error:
                 log.warning("%s", error)
                 if not notice:

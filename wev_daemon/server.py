@@ -261,6 +261,7 @@ async def serve(
         await stop.wait()
     finally:
         notifier.notify("STOPPING=1")
+        app[RESOLVER].cache.stop_serving()  # before the drain: held requests end now
         for watcher in watchers:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

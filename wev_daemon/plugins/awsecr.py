@@ -121,6 +121,9 @@ class EcrPlugin(Plugin[Settings]):
     def value_count(self, settings: Settings) -> int:
         return len(settings.values)
 
+    def count_hint(self, settings: Settings, names: int) -> str:
+        return f"say what each name receives with 'values' ({', '.join(VALUE_KINDS)})"
+
     def describe(self, settings: Settings, context: Context) -> str:
         parts = [f"ECR registry {_registry_text(settings, context)}"]
         if settings.role:
@@ -199,7 +202,7 @@ async def _fetch(settings: Settings, context: Context) -> Token:
     except (InputNeeded, aws.FetchError):
         raise
     except Exception as error:  # every SDK failure becomes one clear line
-        raise aws.fetch_error(error, what, profile) from None
+        raise aws.fetch_error(error, what, profile, context.env.get("HOME")) from None
     token = _token(encoded, expires_at, endpoint)
     if token is None:
         raise aws.FetchError(f"{what}: AWS sent an unexpected reply", transient=True)
