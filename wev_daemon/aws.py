@@ -14,8 +14,8 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiobotocore.config import AioConfig
-from aiohttp import InvalidURL, NonHttpUrlClientError
 from botocore import exceptions as boto
 
 from wev_client.protocol import aws as conventions
@@ -275,6 +275,15 @@ def fetch_error(error: Exception, what: str, profile: str | None, home: str | No
     return FetchError(f"{what}: {type(error).__name__}: {error}", transient=True)
 
 
+#: What aiohttp raises for a URL it cannot call: NonHttpUrlClientError (``ftp://``)
+#: is newer than the oldest aiohttp wev runs with.
+_NOT_CALLABLE_URLS: tuple[type[Exception], ...] = tuple(
+    getattr(aiohttp, name)
+    for name in ("InvalidURL", "NonHttpUrlClientError")
+    if hasattr(aiohttp, name)
+)
+
+
 def _unusable_setting(error: Exception) -> str:
     """What the SDK could not use among the caller's settings, "" for another error.
 
@@ -285,7 +294,7 @@ def _unusable_setting(error: Exception) -> str:
     error, may come from an answer: those stay transient.)
     """
     inner = error.kwargs.get("error") if isinstance(error, boto.HTTPClientError) else error
-    if isinstance(inner, InvalidURL | NonHttpUrlClientError):
+    if isinstance(inner, _NOT_CALLABLE_URLS):
         return f"not a URL it can call: {inner}"
     if type(inner) is ValueError or isinstance(inner, boto.InvalidProxiesConfigError):
         return " ".join(str(inner).split())
