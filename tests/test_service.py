@@ -179,6 +179,7 @@ def test_uninstall_removes_the_units_and_what_enable_linked(home: Path) -> None:
 
     again = run(home, "--uninstall-service")
     assert again.returncode == 0 and "nothing to remove" in again.stdout
+    assert "systemctl" not in again.stdout  # nothing installed: no service to stop
 
 
 def test_install_follows_xdg_config_home(home: Path) -> None:
@@ -244,9 +245,11 @@ def test_launch_agent_plist(home: Path) -> None:
     assert socket_folder.stat().st_mode & 0o777 == 0o700
 
     assert service.install(layout, environ)[-1] == lines[-1]  # unchanged: same command
-    assert f"removed: {plist_path}" in service.uninstall(layout)
+    removed = service.uninstall(layout)
+    assert f"removed: {plist_path}" in removed
     assert not plist_path.exists()
-    assert service.uninstall(layout)[-1] == f"launchctl bootout gui/$(id -u)/{service.LABEL}"
+    assert removed[-1] == f"launchctl bootout gui/$(id -u)/{service.LABEL}"
+    assert service.uninstall(layout)[-1].startswith("nothing to remove")  # and nothing to stop
 
 
 def macos_runtime_dir(home: Path) -> str:

@@ -262,7 +262,8 @@ def install(layout: Layout, environ: Mapping[str, str]) -> list[str]:
 
 
 def uninstall(layout: Layout) -> list[str]:
-    """Remove the files (idempotent); lines for the user, the last one the command to run."""
+    """Remove the files (idempotent); lines for the user, the last one the command that stops
+    the service they ran (none when nothing was installed)."""
     lines = []
     targets = list(layout.files())
     if layout.manager == "systemd":
@@ -278,8 +279,8 @@ def uninstall(layout: Layout) -> list[str]:
         if os.path.islink(path) or os.path.isfile(path):
             os.unlink(path)
             lines.append(f"removed: {path}")
-    if not lines:
-        lines.append(f"nothing to remove in {layout.folder}")
+    if not lines:  # nothing installed here, so no service of these files to stop
+        return [f"nothing to remove in {layout.folder}: no wev-daemon service is installed there"]
     command = STOP_COMMANDS[layout.manager]
     if layout.manager == "systemd":
         command += "; systemctl --user daemon-reload"
