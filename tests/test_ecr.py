@@ -61,6 +61,19 @@ def test_blocks_that_differ_only_in_their_values_share_one_call(
     assert ecr.call_count == 1
 
 
+@pytest.mark.parametrize("written", [f"https://{REGISTRY}/", f"{REGISTRY}:443/v2/"])
+def test_a_registry_written_as_a_url_is_its_host(
+    ecr_user: User, ecr: FakeEcr, written: str
+) -> None:
+    ecr_user.write(
+        "work/project/wev.yml",
+        "[P, R]:\n  plugin:\n    id: wev-awsecr\n"
+        f"    registry: {written}\n    values: [password, registry]\n",
+    )
+    values = exported(ecr_user, WEV_NO_DAEMON="1")
+    assert ecr.is_valid_password(REGISTRY, values["P"]) and values["R"] == REGISTRY
+
+
 def test_ecr_public_is_asked_in_us_east_1(ecr_user: User, ecr: FakeEcr, daemon: Daemon) -> None:
     ecr_user.write(
         "work/project/wev.yml",

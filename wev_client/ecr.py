@@ -171,8 +171,8 @@ def entries(specs: Sequence[VariableSpec]) -> list[tuple[VariableSpec, Registry]
 def configured_registry(plugin: Mapping[str, object]) -> Registry | None:
     """What the plugin block's ``registry``, or ``account`` and ``region``, stand for."""
     written = plugin.get("registry")
-    if written is not None:
-        return parse(str(written), pattern=True)
+    if written is not None:  # a host, or the URL `docker login` takes: its host
+        return parse(host_of(str(written)), pattern=True)
     account, region = plugin.get("account"), plugin.get("region")
     account = WILDCARD if account is None else str(account)
     region = WILDCARD if region is None else str(region)
