@@ -459,11 +459,11 @@ KEYRING = Recipe(
     "themselves when it is installed in their environment (`pipx inject twine "
     f"'wev[keyring] @ {WEV_GIT}'`, `poetry self add 'wev[keyring] @ {WEV_GIT}'`). "
     "keyrings.codeartifact, which answers the same door, calls AWS on every "
-    "lookup; `bench/keyring_lookup.py` times both against the same local stand-in for AWS "
-    "(medians, 2 cores): 1.4 ms against 90 ms for a lookup in process (pip), 265 ms against "
-    "590 ms for a `keyring get` process (uv), of which keyring's own start-up takes 250 ms "
-    "and 440 ms, and one AWS call for 81 lookups against 81; real AWS adds its round trip "
-    "to each of those calls. "
+    "lookup; `bench/keyring_lookup.py --rounds 40` times both against the same local "
+    "stand-in for AWS (medians, 2 cores): 1.4 ms against 90 ms for a lookup in process "
+    "(pip), 265 ms against 590 ms for a `keyring get` process (uv), of which keyring's own "
+    "start-up takes 250 ms and 440 ms, and one AWS call for 81 lookups against 81; real AWS "
+    "adds its round trip to each of those calls. "
     "(`tests/test_keyring.py` and `tests/test_door_recipes.py` run pip and uv.)",
 )
 
@@ -494,7 +494,7 @@ PNPM = Recipe(
     '`npmAuthToken: "${CODEARTIFACT_AUTH_TOKEN}"` and `wev yarn install`. For an IDE that '
     "keeps running, the loopback proxy needs no token at all "
     "(see [Long-running tools and IDEs](#long-running-tools-and-ides)). "
-    "(`tests/test_token_helper.py` runs pnpm when it is installed.)",
+    "(`tests/test_door_recipes.py` runs pnpm when it is installed.)",
 )
 
 DOCKER = Recipe(

@@ -790,3 +790,31 @@ async def test_an_unanswered_question_passes_to_the_next_client_after_its_lease(
         assert tokens.entries["key"].failures == 0  # a question is not an upstream failure
     finally:
         await tokens.close()
+
+
+async def test_a_question_past_its_wait_bound_is_no_longer_shown(clock: FakeClock) -> None:
+    """``wev --status`` and ``wev --answer`` list a question only within its wait bound,
+    even when no request came back to find it over (a client stopped with Ctrl-C)."""
+    from wev_daemon.plugins import InputNeeded
+
+    policy = Policy(prompt_wait=0.01, question_wait=60)
+    tokens = TokenCache(clock=clock, policy=policy)
+
+    async def needs_a_code() -> Resolution:
+        raise InputNeeded("MFA code: ", secret=True)
+
+    try:
+        with pytest.raises(Pending):
+            await tokens.get(
+                "key", names=("TOKEN",), plugin_id=PLUGIN_ID, description="", fetch=needs_a_code
+            )
+        [entry] = tokens.status()
+        assert entry["waiting_for_input"] and len(tokens.questions.status()) == 1
+
+        clock.advance(61)  # nobody came back
+
+        [entry] = tokens.status()
+        assert not entry["waiting_for_input"]
+        assert tokens.questions.status() == []
+    finally:
+        await tokens.close()

@@ -123,7 +123,7 @@ def test_pnpm_recipe(
 ) -> None:
     pnpm = shutil.which("pnpm")
     if pnpm is None:
-        pytest.skip("pnpm is not installed (npm install -g pnpm): tests/test_token_helper.py")
+        pytest.skip("pnpm is not installed (npm install -g pnpm)")
     for file in recipes.PNPM.files:
         write(user, file, registry.url)
     user.write(

@@ -172,3 +172,29 @@ def test_a_setting_the_sdk_cannot_use_is_one_line_never_retried(
     assert document["upstream_calls"] == 0 and document["local_failures"] == 1
     assert document["last_upstream_error"] is None
     assert not fake.calls
+
+
+def test_the_readmes_sample_of_an_sso_login_to_renew_is_what_a_terminal_shows(
+    user: User, daemon: Daemon
+) -> None:
+    """The README's example of an error line: an SSO profile never signed in, in a terminal
+    (which gets the line at once, rather than waiting for the sign-in)."""
+    sample = sample_line("wev: CODEARTIFACT_AUTH_TOKEN: CodeArtifact token for domain corp (")
+    (user.home / ".aws" / "config").write_text(
+        "[profile work]\nsso_session = corp\nsso_account_id = 111122223333\n"
+        "sso_role_name = Dev\nregion = eu-west-1\n\n"
+        "[sso-session corp]\nsso_start_url = https://corp.example/start\nsso_region = eu-west-1\n"
+    )
+    (user.home / ".aws" / "credentials").write_text("")
+    user.write("work/project/wev.yml", TOKEN)
+
+    terminal = Terminal(user, "true", env={"AWS_PROFILE": "work"})
+    try:
+        status = terminal.wait()
+    finally:
+        terminal.close()
+
+    assert status == 69, terminal.output
+    shown = terminal.output.decode().rstrip("\r\n")
+    # After the status line, if a slow machine showed one and erased it.
+    assert shown.rpartition("\n")[2].rpartition("\r\033[K")[2] == sample

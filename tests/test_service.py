@@ -317,6 +317,32 @@ def test_the_repository_files_are_the_shipped_templates() -> None:
     assert (REPO / "launchd" / f"{service.LABEL}.plist").read_text() == expected
 
 
+@pytest.mark.parametrize(
+    "mistake",
+    [("--idle-exit", "soon"), ("--socket", "open/daemon.sock"), ("--socket", "x" * 200)],
+    ids=["wrong option", "socket folder open to others", "socket path too long"],
+)
+def test_systemd_does_not_restart_a_daemon_that_would_fail_again(
+    home: Path, mistake: tuple[str, str]
+) -> None:
+    """A start that fails the same way every time (an edited ExecStart=, a bad socket)
+    exits with a status the unit's RestartPreventExitStatus= names, not in a restart loop."""
+    [line] = [
+        line
+        for line in service.template("wev.service").splitlines()
+        if line.startswith("RestartPreventExitStatus=")
+    ]
+    prevented = {int(status) for status in line.partition("=")[2].split()}
+    (home / "open").mkdir(mode=0o777)
+    (home / "open").chmod(0o777)
+    option, value = mistake
+    value = str(home / value) if option == "--socket" else value
+
+    result = run(home, option, value)
+
+    assert result.returncode in prevented, result.stderr
+
+
 @needs_systemd_analyze
 def test_the_repository_units_verify_for_a_pipx_install(home: Path) -> None:
     pipx_bin = home / ".local" / "bin"

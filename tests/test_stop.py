@@ -16,6 +16,7 @@ from conftest import COMMAND_TIMEOUT, WEV, WEV_DAEMON, Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.sts import FakeSts
 from mfa_harness import no_terminal
+from readme import README
 from test_activation import (
     PRINT_TOKEN,
     TOKEN_CONFIG,
@@ -60,6 +61,9 @@ def test_stop_when_none_runs_is_one_line_and_success(user: User) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"wev: no wev-daemon is running (socket {user.socket})\n"
     assert result.stderr == ""
+    # The README quotes the line, the socket written as PATH.
+    quoted = result.stdout.strip().replace(user.socket, "PATH")
+    assert f"`{quoted}`" in README.read_text()
 
 
 def test_a_daemon_a_client_started_is_stopped_and_the_next_call_starts_another(
@@ -166,8 +170,6 @@ def test_under_a_service_manager_stop_drops_the_values_and_names_the_command(
 def test_what_is_left_on_disk_after_stop_is_what_the_readme_lists(
     user: User, fake: FakeCodeArtifact
 ) -> None:
-    from readme import README
-
     text = README.read_text()
     start = text.index("### Stopping and uninstalling")
     section = text[start : text.index("\n## ", start)]

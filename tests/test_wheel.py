@@ -45,6 +45,7 @@ def test_the_wheel_holds_both_packages_the_units_and_our_wev_script(wheel: Path)
     dist = f"wev-{__version__}"
 
     assert {"wev_client/cli.py", "wev_daemon/__main__.py", f"{dist}.data/scripts/wev"} <= set(names)
+    assert f"{dist}.data/scripts/docker-credential-wev" in names
     assert {"wev_daemon/units/wev.socket", "wev_daemon/units/wev.service"} <= set(names)
     assert not [name for name in names if name.split("/")[0] in ("tests", "examples", "bench")]
     assert not [name for name in names if "fakes" in name]

@@ -405,6 +405,7 @@ class TokenCache:
 
     def status(self) -> list[dict[str, object]]:
         """Secret-free facts about every entry, for ``--status``."""
+        self.questions.expire()
         now, wall = self.clock.monotonic(), self.clock.wall()
         return [self.describe(entry, now, wall) for entry in self.entries.values()]
 

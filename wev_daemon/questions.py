@@ -100,7 +100,13 @@ class Questions:
             return None
         return question
 
+    def expire(self) -> None:
+        """Settle every question past its wait bound, whether or not a request looks again."""
+        for key in list(self.open):
+            self.current(key)
+
     def find(self, question_id: str) -> Question | None:
+        self.expire()
         return next((q for q in self.open.values() if q.id == question_id), None)
 
     def ask(
@@ -291,6 +297,7 @@ class Questions:
 
     def status(self) -> list[dict[str, object]]:
         """The open questions for ``wev --status`` and ``wev --answer``: no answer, ever."""
+        self.expire()
         now = self._monotonic()
         return [
             {
