@@ -330,7 +330,7 @@ use the secret).
   `no-cors` POST). On Linux a connection is judged when it is accepted, by
   the owner of the connecting socket as the kernel reports it (sock_diag, else
   `/proc/net/tcp`): only you and root, and only a socket a process still
-  holds (a socket closed by its owner once passed for root's). Another user's
+  holds (kernels before 6.17 report one its owner closed as root's). Another user's
   connection gets one 403 line and is closed, its request unread; refusals
   are logged at most once a minute per uid. Where the kernel does not say
   (macOS), the URL carries a per-user secret,
