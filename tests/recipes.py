@@ -330,7 +330,7 @@ use the secret).
   `no-cors` POST). On Linux a connection is judged when it is accepted, by
   the owner of the connecting socket as the kernel reports it (sock_diag, else
   `/proc/net/tcp`): only you and root, and only a socket a process still
-  holds (a socket closed by its owner once passed for root's). Another user's
+  holds (kernels before 6.17 report one its owner closed as root's). Another user's
   connection gets one 403 line and is closed, its request unread; refusals
   are logged at most once a minute per uid. Where the kernel does not say
   (macOS), the URL carries a per-user secret,
@@ -355,9 +355,11 @@ use the secret).
   403 (AWS refuses your identity) or 502 with one line naming the repository
   and AWS's error, in the body and the daemon's log, instead of the 404
   CodeArtifact gives for bad credentials.
-- Without a daemon (`WEV_NO_DAEMON=1`) the entry gets the direct URLs, with
-  the token, so CI runs the same `wev.yml`. Nothing is written to disk but the
-  secret (macOS); no token is logged.
+- Without a daemon (`WEV_NO_DAEMON=1`) the entry gets the direct URL: for
+  `pypi` an index URL with the token in it, so CI runs the same `wev.yml`; an
+  `npm` or `maven` URL (or `values: [endpoint]`) carries no token, so there
+  the tool needs it from an entry of its own. Nothing is written to disk but
+  the secret (macOS); no token is logged.
 
 Each recipe below is run by the tests against the real tool
 (`tests/test_proxy.py`); replace the port with yours.

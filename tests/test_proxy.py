@@ -381,6 +381,18 @@ def test_without_a_daemon_the_entry_gets_the_direct_url(
     assert result.stdout == index.index_url(token, "shared")
 
 
+def test_without_a_daemon_an_npm_entry_gets_the_endpoint_without_the_token(
+    user: User, port: int, fake: FakeCodeArtifact
+) -> None:
+    """A registry URL cannot carry the token: CI must hand it to npm another way."""
+    write(user, recipes.PROXY_NPM, port)
+
+    result = user.wev("sh", "-c", 'printf %s "$NPM_CONFIG_REGISTRY"', env={"WEV_NO_DAEMON": "1"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{fake.url}/npm/shared/"
+
+
 # -- who gets in -----------------------------------------------------------------------------
 
 

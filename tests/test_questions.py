@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -340,6 +341,17 @@ def test_ten_sdk_calls_wait_for_one_answer_given_with_wev_answer(
         answer.type(CODE + "\n")
         assert answer.wait() == 0, bytes(answer.output)
         assert b"answered" in answer.output and CODE.encode() not in answer.output
+        # The lines the README shows (the question block, then wev --answer's).
+        names = "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN"
+        assert re.search(
+            rf"^questions: 1\n  {names}: question: MFA code for {DEVICE}\n"
+            r"    asked: by wev --answer, for \d+s, \dm\d\ds left\n    answer it: wev --answer$",
+            status,
+            re.MULTILINE,
+        ), status
+        assert bytes(answer.output).decode().replace("\r", "").splitlines()[-1] == (
+            f"wev: {names}: answered"
+        )
         outcomes = [finish(call) for call in calls]
     finally:
         for call in calls:
