@@ -150,9 +150,10 @@ class CodeArtifactPlugin(Plugin[Settings]):
     async def present(
         self, settings: Settings, context: Context, fetched: Resolution | None
     ) -> Resolution:
-        with_token = fetched is not None and _hands_out_token(settings)
-        token = fetched.values[0] if fetched is not None and with_token else ""
-        expiration = fetched.expires_at if fetched is not None and with_token else None
+        # A block of endpoints alone fetched its endpoint, not a token.
+        fetched_token = fetched if _hands_out_token(settings) else None
+        token = fetched_token.values[0] if fetched_token is not None else ""
+        expiration = fetched_token.expires_at if fetched_token is not None else None
         if settings.proxy and self.proxy_endpoint is not None:
             endpoint = await self._endpoint(settings, context)
             local = self.proxy_endpoint(settings)
