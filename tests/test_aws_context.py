@@ -27,6 +27,7 @@ from fakes.ecr import FakeEcr
 from fakes.pypi_index import FakePyPIIndex
 from fakes.sso import ACCOUNT, ROLE, FakeSso
 from fakes.sts import FakeSts
+from tools import CODEARTIFACT_URL, start_keyring_lookup
 
 CODEARTIFACT = """\
 CODEARTIFACT_AUTH_TOKEN:
@@ -285,17 +286,7 @@ def test_a_keyring_lookup_waits_for_the_sign_in_and_resumes(
     """pip's keyring lookup has no terminal: it says what to run on its stderr, which pip
     shows, and gets its token once the user has signed in."""
     env = no_terminal_sso_env(user, sso)
-    url = "https://corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/simple/"
-    lookup = subprocess.Popen(
-        (sys.executable, "-c", KEYRING_LOOKUP, url),
-        cwd=user.project,
-        env={**user.env, **env},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    lookup = start_keyring_lookup(user, KEYRING_LOOKUP, CODEARTIFACT_URL, env)
     out = resumed_after_sign_in(lookup, user, sso, "sso-access-token-4", lambda: fake.call_count)
     assert fake.is_valid_token(out)
 

@@ -35,9 +35,8 @@ from fakes.pypi_index import FakePyPIIndex
 from fakes.sts import DEVICE, FakeSts
 from mfa_harness import mfa_role
 from terminal import Pty
-from tools import keyring_env, run_tool
+from tools import CODEARTIFACT_URL, keyring_env, run_tool
 
-HOST = "corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com"
 #: One repository, asked for directly (a token and an index URL) and through the proxy.
 WEV_YML = """\
 [CODEARTIFACT_AUTH_TOKEN, PIP_INDEX_URL]:
@@ -93,9 +92,7 @@ def test_every_door_gets_the_one_token_of_one_call(
         "--export": lambda: shlex.split(
             run(user, WEV, "--export").split("CODEARTIFACT_AUTH_TOKEN=", 1)[1].splitlines()[0]
         )[0],
-        "keyring by host": lambda: run(
-            user, keyring, "get", f"https://{HOST}/pypi/shared/simple/", "aws"
-        ).strip(),
+        "keyring by host": lambda: run(user, keyring, "get", CODEARTIFACT_URL, "aws").strip(),
         "keyring by repository URL": lambda: run(
             user, keyring, "get", f"{index.url}/pypi/shared/simple/", "aws"
         ).strip(),

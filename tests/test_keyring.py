@@ -18,21 +18,10 @@ from conftest import BIN, DEFAULT_KEY, WORK_KEY, Daemon, User, output
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.pypi_index import FakePyPIIndex
 from test_client_imports import forbidden_in
-from tools import run_tool
+from tools import CODEARTIFACT_HOST as HOST
+from tools import CODEARTIFACT_URL, REPOSITORY_WEV_YML, run_tool
 
 from wev_client import codeartifact
-
-HOST = "corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com"
-CODEARTIFACT_URL = f"https://{HOST}/pypi/shared/simple/"
-#: What the test index needs from wev.yml: the repository, whose endpoint is the index.
-REPOSITORY_WEV_YML = """\
-[CODEARTIFACT_AUTH_TOKEN, PIP_INDEX_URL]:
-  plugin:
-    id: wev-awscodeartifact
-    domain: corp
-    repository: shared
-    format: pypi
-"""
 
 
 def assert_only_valid_tokens(index: FakePyPIIndex) -> None:

@@ -37,6 +37,7 @@ from mfa_harness import (
     no_terminal,
 )
 from terminal import Pty
+from tools import CODEARTIFACT_URL, REPOSITORY_WEV_YML, start_keyring_lookup
 
 pytest_plugins = ("mfa_fixtures",)
 TIMEOUT = 60.0
@@ -443,15 +444,6 @@ def role_user(user: User) -> Iterator[tuple[User, FakeSts, FakeCodeArtifact]]:
 
 ROLE_QUESTION = f"Enter MFA code for {DEVICE}: "
 NEXT_CODE = "901442"
-#: A repository's token and URL: two calls (the token, the endpoint) with the role's login.
-REPOSITORY_WEV_YML = """\
-[CODEARTIFACT_AUTH_TOKEN, PIP_INDEX_URL]:
-  plugin:
-    id: wev-awscodeartifact
-    domain: corp
-    repository: shared
-    format: pypi
-"""
 CHANNELS = ["mfa_process", "askpass", "wev --answer"]
 
 
@@ -501,22 +493,13 @@ def test_the_keyring_backend_gets_its_token_with_no_terminal(
 ) -> None:
     user, fake_sts, codeartifact = role_user
     env = answered_by(user, channel)
-    url = "https://corp-123456789012.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/simple/"
+    url = CODEARTIFACT_URL
     if where == "stand-in":
         user.write("work/project/wev.yml", REPOSITORY_WEV_YML)
         url = f"{codeartifact.repository_base_url}/pypi/shared/simple/"
     daemon = Daemon(user)
     try:
-        lookup = subprocess.Popen(
-            (sys.executable, "-c", KEYRING_LOOKUP, url),
-            cwd=user.project,
-            env={**user.env, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        lookup = start_keyring_lookup(user, KEYRING_LOOKUP, url, env)
         if channel == "wev --answer":
             answer_on_a_terminal(user, ptys)
         status, out, err = finish(lookup)
