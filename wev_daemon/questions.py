@@ -259,10 +259,10 @@ class Questions:
             if now >= until:
                 del self._answers[held]
         own = self._answers.get(key)
-        for asked, answer, _ in [*([own] if own else []), *self._answers.values()]:
-            if answer and asked == text:
-                return answer
-        return None
+        if own is not None and own[1] and own[0] == text:
+            return own[1]
+        kept = (answer for asked, answer, _ in self._answers.values() if answer and asked == text)
+        return next(kept, None)
 
     def fetching(self, key: str) -> None:
         """The entry's next fetch starts: an answer kept for the last one is no answer to it."""
