@@ -1,19 +1,28 @@
 """An edited ``wev.yml`` costs nothing: the running daemon parses it, the client caches by content.
 
 The client reads the few config files on every call and compares their bytes
-with the cache's; when they changed it sends their text to the daemon
-(``/v1/parse``), which has PyYAML loaded, instead of importing PyYAML (~20 ms).
-With ``WEV_NO_DAEMON=1``, or no daemon, it parses them itself, as before.
-Real ``wev`` and ``wev-daemon`` processes throughout.
+with the cache's; when they changed it sends their text to the daemon, which
+has PyYAML loaded, instead of importing PyYAML (~20 ms): ``wev`` with its
+resolve request, in one round trip, other doors alone (``/v1/parse``). With
+``WEV_NO_DAEMON=1``, or no daemon, it parses them itself, as before. Real
+``wev`` and ``wev-daemon`` processes throughout (and, where a daemon of an
+older version is the subject, a stand-in on the socket that answers as it did).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Daemon, User
@@ -197,3 +206,147 @@ def test_hostile_text_is_one_config_error_and_the_daemon_lives_on(
     assert daemon.process.poll() is None
     user.write("work/project/wev.yml", echo("after"))
     assert user.wev("sh", "-c", 'printf %s "$GREETING"').stdout == "after"
+
+
+# -- wev itself: the edit rides on the resolve request -------------------------------------
+
+Answer = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@contextmanager
+def recording_socket(folder: Path, answer: Answer) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """A socket in a private ``folder`` that records each request (its request line and
+    JSON body) and answers it with ``answer(body)``; yields the records."""
+    folder.mkdir(mode=0o700)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(folder / "daemon.sock"))
+    server.listen(8)
+    server.settimeout(0.2)
+    records: list[tuple[str, dict[str, Any]]] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                raw = b""
+                while b"\r\n\r\n" not in raw and (chunk := conn.recv(65536)):
+                    raw += chunk
+                head, _, body = raw.partition(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")
+                length = next(
+                    int(line.split(":")[1])
+                    for line in lines
+                    if line.lower().startswith("content-length:")
+                )
+                while len(body) < length and (chunk := conn.recv(65536)):
+                    body += chunk
+                request = json.loads(body)
+                records.append((lines[0], request))
+                reply = json.dumps(answer(request)).encode()
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(reply), reply)
+                )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield records
+    finally:
+        done.set()
+        thread.join(5)
+        server.close()
+
+
+def relayed_to(daemon_socket: str) -> Answer:
+    """An answer that is the real daemon's own."""
+
+    def answer(request: dict[str, Any]) -> dict[str, Any]:
+        code, body = transport.request(
+            daemon_socket, "POST", protocol.RESOLVE_ROUTE, request, version=__version__
+        )
+        assert code == 200, body
+        assert isinstance(body, dict)
+        return body
+
+    return answer
+
+
+def as_an_older_daemon(request: dict[str, Any]) -> dict[str, Any]:
+    """A daemon from before files rode on the request: it resolves the variables it is
+    sent (each to "old:" and its value) and knows nothing of ``files``."""
+    values = {}
+    for variable in request["variables"]:
+        values[variable["names"][0]] = "old:" + variable["plugin"]["value"]
+    return {"values": values, "entries": [], "warnings": []}
+
+
+def test_an_edit_costs_wev_one_request_to_the_daemon(
+    user: User, daemon: Daemon, tmp_path: Path
+) -> None:
+    path = user.write("work/project/wev.yml", echo("one"))
+    show = ("sh", "-c", 'printf %s "$GREETING"')
+    with recording_socket(tmp_path / "relay", relayed_to(user.socket)) as records:
+        relay = {"WEV_SOCKET": str(tmp_path / "relay" / "daemon.sock")}
+        first = user.wev(*show, env=relay)
+        path.write_text(echo("two"))
+        edited = user.wev(*show, env={**relay, "PYTHONPROFILEIMPORTTIME": "1"})
+        again = user.wev(*show, env=relay)
+
+    assert (first.stdout, edited.stdout, again.stdout) == ("one", "two", "two"), edited.stderr
+    assert [line for line, _ in records] == [f"POST {protocol.RESOLVE_ROUTE} HTTP/1.1"] * 3
+    sent = [(body.get("files"), body["variables"]) for _, body in records]
+    assert sent[0][0] == [{"path": str(path), "text": echo("one")}] and sent[0][1] == []
+    assert sent[1][0] == [{"path": str(path), "text": echo("two")}] and sent[1][1] == []
+    assert sent[2][0] is None and len(sent[2][1]) == 1, "the edit is cached: variables again"
+    imported = [line.rsplit("|", 1)[-1].strip() for line in edited.stderr.splitlines()]
+    assert "yaml" not in imported and "wev_client.config_parse" not in imported
+
+
+def test_an_older_daemon_that_ignores_the_files_is_asked_with_their_variables(
+    user: User, tmp_path: Path
+) -> None:
+    user.write("work/project/wev.yml", echo("edited"))
+    with recording_socket(tmp_path / "old", as_an_older_daemon) as records:
+        result = user.wev(
+            "sh",
+            "-c",
+            'printf %s "$GREETING"',
+            env={"WEV_SOCKET": str(tmp_path / "old" / "daemon.sock")},
+        )
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "old:edited", "")
+    assert [("files" in body, len(body["variables"])) for _, body in records] == [
+        (True, 0),
+        (False, 1),
+    ]
+
+
+def test_an_edit_to_nothing_configured_starts_no_daemon(user: User) -> None:
+    user.write("work/project/wev.yml", echo("one"))
+    assert user.wev("true", env={"WEV_NO_DAEMON": "1"}).returncode == 0
+    user.write("work/project/wev.yml", "# nothing configured yet\n")
+
+    result = user.wev("sh", "-c", "echo ran")
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "ran\n", "")
+    assert not os.path.exists(user.socket), "no daemon was started for nothing"
+
+
+def test_an_error_in_the_edit_is_one_line_from_the_resolve_request(
+    user: User, daemon: Daemon
+) -> None:
+    path = user.write("work/project/wev.yml", echo("one"))
+    assert user.wev("true").returncode == 0
+    path.write_text(echo("two") + "  unknown: [\n")
+
+    result = user.wev("true")
+
+    assert result.returncode == 78
+    assert result.stderr.startswith(f"wev: {path}: line ") and result.stderr.count("\n") == 1
+    assert daemon.process.poll() is None

@@ -268,15 +268,27 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
     except OSError as error:
         raise UsageError(f"the working folder is gone: {error.strerror}") from None
     socket = _socket_path(environ, log)
-    specs = config_files.load(
+    config = config_files.read(
         cwd,
         environ.get("HOME"),
         None if socket is None else paths.config_cache_beside(socket),
         log.warning,
-        lambda files: connection.parse_config(files, environ, log.debug, socket=socket),
     )
-    log.debug(f"{len(specs)} configured entries")
-    request = ResolveRequest(specs, context_env(environ, cwd), process_env=environ, cwd=cwd)
+    # A status line, on a terminal (and not with DEBUG, which writes lines of its own).
+    progress = log.level > 0 and environ.get("TERM") != "dumb" and os.isatty(2)
+    specs = config.variables
+    files: tuple[tuple[str, str], ...] = ()
+    if specs is None:  # an edit: the daemon parses the files as it resolves, in one round trip
+        if options.action in ("run", "export") and not progress and socket is not None:
+            files = _texts(config.texts, environ)
+        if not files:  # or on their own first (a status line names the entries at once)
+            specs = config.parse(
+                lambda texts: connection.parse_config(texts, environ, log.debug, socket=socket)
+            )
+    request = ResolveRequest(
+        specs or (), context_env(environ, cwd), process_env=environ, cwd=cwd, files=files
+    )
+    log.debug(f"{len(files)} edited files to parse" if files else f"{len(specs or ())} entries")
     if options.action == "forget":
         from wev_client import control
 
@@ -285,22 +297,23 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
         from wev_client import output
 
         known = connection.explain(request, environ, log.debug, socket=socket)
-        sys.stdout.write(output.explain(specs, known))
+        sys.stdout.write(output.explain(request.variables, known))
         return 0
     secrets: list[str] = []
-    if not specs:
+    if not specs and not files:
         values: Mapping[str, str] = {}
     else:
-        # A status line, on a terminal (and not with DEBUG, which writes lines of its own).
-        if log.level > 0 and environ.get("TERM") != "dumb" and os.isatty(2):
+        if progress and specs:
             from wev_client.progress import Progress  # not in scripts nor in CI
 
-            with Progress(specs, environ) as progress:
+            with Progress(specs, environ) as line:
                 response = connection.resolve(
-                    request, environ, log.debug, progress.pause, socket=socket
+                    request, environ, log.debug, line.pause, socket=socket
                 )
         else:
             response = connection.resolve(request, environ, log.debug, socket=socket)
+        if files and response.parsed is not None:
+            config.parsed(response.parsed.variables)
         for warning in response.warnings:
             log.warning(warning)
         values = response.values
@@ -377,6 +390,19 @@ def substitute(
                 f"option; let the command read {name} from its environment"
             )
     return expanded
+
+
+def _texts(
+    files: list[tuple[str, bytes]], environ: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """The files' text to send the daemon with the request; none when it parses nothing
+    (no daemon, or a file that is not UTF-8, which JSON cannot carry: parsed here)."""
+    if not files or connection.no_daemon(environ):
+        return ()
+    try:
+        return tuple((path, data.decode()) for path, data in files)
+    except UnicodeDecodeError:
+        return ()
 
 
 def _socket_path(environ: Mapping[str, str], log: Log) -> str | None:

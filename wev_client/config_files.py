@@ -9,8 +9,9 @@ Parsing YAML costs more than the rest of a ``wev`` call, so the merged result
 is cached (``marshal``, in the private runtime folder) under the files' bytes:
 the few small files are read on every call and compared with those the cache
 holds, so a changed file is never served stale, whatever its timestamps say.
-After an edit, ``load``'s ``parse`` (the running daemon, which has PyYAML
-loaded) parses the texts; without it, ``config_parse`` is imported here.
+After an edit, the running daemon, which has PyYAML loaded, parses the texts
+(``wev`` sends them with its resolve request; ``load``'s ``parse`` asks for
+them alone); without it, ``config_parse`` is imported here.
 
 Other users' files are not configuration (git's ``safe.directory`` model): a
 file owned by neither the user nor root is skipped with a warning, and so is
@@ -143,6 +144,90 @@ class _Skipped(ConfigError):
         self.reason = reason
 
 
+class Configuration:
+    """The configuration files that apply to a folder, and their merged variables when the
+    cache holds them (``variables``; None after an edit: ``texts`` must be parsed, and
+    what they make handed to ``parsed``)."""
+
+    __slots__ = ("_cache", "_cache_path", "_files", "_key", "_warn", "variables")
+
+    def __init__(
+        self,
+        files: Files,
+        key: tuple[str, str],
+        cache: Cache,
+        cache_path: str | None,
+        warn: Callable[[str], None] | None,
+    ) -> None:
+        self._files, self._key, self._cache, self._cache_path = files, key, cache, cache_path
+        self._warn = warn
+        cached = cache.get(key)
+        self.variables: tuple[VariableSpec, ...] | None = None
+        if _is_entry(cached) and cached[0] == files:  # type: ignore[index]
+            self.variables = tuple(VariableSpec(*item) for item in cached[1])  # type: ignore[index]
+            self._warn_skipped()
+
+    @property
+    def texts(self) -> list[tuple[str, bytes]]:
+        """``(path, bytes)`` of each file used, lowest precedence first."""
+        return [(path, data) for path, why, data in self._files if not why]
+
+    def parsed(self, variables: tuple[VariableSpec, ...]) -> tuple[VariableSpec, ...]:
+        """``variables``, what ``texts`` make, kept in the cache for the next call."""
+        self._warn_skipped()
+        files = self._files
+        # Every reason to leave a file out is part of the key, and read again on
+        # every call: a file that becomes readable, or trusted, is a new key.
+        if self._cache_path and sum(len(data) for *_, data in files) <= _MAX_CACHED_FILE_BYTES:
+            self._cache.pop(self._key, None)
+            self._cache[self._key] = (
+                files,
+                [(s.names, dict(s.plugin), s.sources) for s in variables],
+            )
+            _write_cache(self._cache_path, self._cache)
+        return variables
+
+    def parse(self, parse: Parser | None = None) -> tuple[VariableSpec, ...]:
+        """The variables, parsed by ``parse`` (the daemon) or else here when not cached."""
+        if self.variables is not None:
+            return self.variables
+        texts = self.texts
+        variables = parse(texts) if parse is not None and texts else None
+        if variables is None:
+            from wev_client.config_parse import parse_texts  # only on a miss: it loads PyYAML
+
+            variables = parse_texts(texts)
+        return self.parsed(variables)
+
+    def _warn_skipped(self) -> None:
+        """One line for each file left out, on every call that leaves it out."""
+        if self._warn is not None:
+            for path, why, _ in self._files:
+                if why:
+                    self._warn(f"skipping {path}: {why}")
+
+
+def read(
+    cwd: str,
+    home: str | None,
+    cache_path: str | None,
+    warn: Callable[[str], None] | None = None,
+) -> Configuration:
+    """The configuration for ``cwd``: its files, and their variables when the cache holds them.
+
+    Files that are not trusted or cannot be read are left out, and ``warn``
+    gets one line for each, naming it, on every call once the variables are
+    known. Raises ConfigError, naming the file, for any other file that cannot
+    be used.
+    """
+    folders = candidate_folders(cwd, home)
+    # The folder list decides the result, and these two ends decide the list.
+    key = (folders[-1], folders[0] if home else "")
+    files = read_files(folders)
+    cache = _read_cache(cache_path) if cache_path else {}
+    return Configuration(files, key, cache, cache_path, warn)
+
+
 def load(
     cwd: str,
     home: str | None,
@@ -150,44 +235,10 @@ def load(
     warn: Callable[[str], None] | None = None,
     parse: Parser | None = None,
 ) -> tuple[VariableSpec, ...]:
-    """The merged configuration for ``cwd``, from the cache when files are unchanged.
-
-    Files that are not trusted or cannot be read are left out, and ``warn``
-    gets one line for each, naming it, on every call. Raises ConfigError,
-    naming the file, for any other file that cannot be used. When the files
-    changed, ``parse`` (the daemon) is asked first; it raises ConfigError as
-    ``parse_texts`` would.
-    """
-    folders = candidate_folders(cwd, home)
-    # The folder list decides the result, and these two ends decide the list.
-    key = (folders[-1], folders[0] if home else "")
-    files = read_files(folders)
-    warnings = [f"skipping {path}: {why}" for path, why, _ in files if why]
-    cache = _read_cache(cache_path) if cache_path else {}
-    cached = cache.get(key)
-    if _is_entry(cached) and cached[0] == files:  # type: ignore[index]
-        _warn(warn, warnings)
-        return tuple(VariableSpec(*item) for item in cached[1])  # type: ignore[index]
-    texts = [(path, data) for path, why, data in files if not why]
-    specs = parse(texts) if parse is not None and texts else None
-    if specs is None:
-        from wev_client.config_parse import parse_texts  # only on a miss: it loads PyYAML
-
-        specs = parse_texts(texts)
-    _warn(warn, warnings)
-    # Every reason to leave a file out is part of the key, and read again on
-    # every call: a file that becomes readable, or trusted, is a new key.
-    if cache_path and sum(len(data) for *_, data in files) <= _MAX_CACHED_FILE_BYTES:
-        cache.pop(key, None)
-        cache[key] = (files, [(s.names, dict(s.plugin), s.sources) for s in specs])
-        _write_cache(cache_path, cache)
-    return specs
-
-
-def _warn(warn: Callable[[str], None] | None, warnings: list[str]) -> None:
-    if warn is not None:
-        for warning in warnings:
-            warn(warning)
+    """The merged configuration for ``cwd`` (``read``), from the cache when files are
+    unchanged. When they changed, ``parse`` (the daemon) is asked first; it raises
+    ConfigError as ``parse_texts`` would."""
+    return read(cwd, home, cache_path, warn).parse(parse)
 
 
 def _private_folder(folder: str) -> bool:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from wev_client.protocol.messages import VariableSpec
-    from wev_client.protocol.side_messages import Prompt
+    from wev_client.protocol.side_messages import ParseResponse, Prompt
 
 #: Longest a client waits on a question the daemon holds; the daemon's own
 #: bound (``Policy.question_wait``) ends it long before.
@@ -53,7 +53,8 @@ def resolve(
 
     ``before_prompt`` runs before the terminal is used (it clears the status line).
     ``socket``: the daemon's socket path, when the caller has it already (else
-    ``socket_path``), here and in ``explain`` and ``parse_config``.
+    ``socket_path``), here and in ``explain`` and ``parse_config``. A request
+    with ``files`` gets the variables they make in its response's ``parsed``.
     """
 
     def ask(prompts: tuple[Prompt, ...]) -> dict[str, str]:
@@ -64,7 +65,18 @@ def resolve(
 
     route = protocol.RESOLVE_ROUTE
     request = request.but(terminal=_has_terminal())
-    response = _ask(route, request, environ, debug, start=True, ask=ask, socket=socket)
+    response, parsed = None, None
+    if request.files:  # right after an edit: parsed by the daemon, if one runs that does
+        response = _ask_with_files(request, environ, debug, socket)
+        parsed = None if response is None else response.parsed
+        if parsed is None or parsed.version != __version__:  # another version may read otherwise
+            debug("parsing the configuration in this process")
+            parsed, response = _parse_here(request.files), None
+        request = request.with_variables(parsed.variables)
+        if not request.variables:  # nothing configured: no daemon is needed, nor started
+            return ResolveResponse({}, parsed=parsed)
+    if response is None:
+        response = _ask(route, request, environ, debug, start=True, ask=ask, socket=socket)
     rounds, told, deadline = 0, False, time.monotonic() + WAIT_LIMIT
     while response.prompts:
         mine = tuple(prompt for prompt in response.prompts if not prompt.waiting)
@@ -95,7 +107,9 @@ def resolve(
                 raise
             request = request.with_answers(answers)
         response = _ask(route, request, environ, debug, start=True, ask=ask, socket=socket)
-    return _asked_for(request, response, debug)
+    response = _asked_for(request, response, debug)
+    response.parsed = parsed
+    return response
 
 
 def in_ci(environ: Mapping[str, str]) -> bool:
@@ -266,3 +280,45 @@ def _in_process(
     from wev_daemon.inprocess import answer
 
     return answer(route, request, ask)
+
+
+def _ask_with_files(
+    request: ResolveRequest,
+    environ: Mapping[str, str],
+    debug: Callable[[str], None],
+    socket: str | None,
+) -> ResolveResponse | None:
+    """The running daemon's answer to a request that carries the configuration's files.
+
+    None when no daemon answers it as this client's own would (none runs, or
+    one of another version that restarts or lacks a plugin): the caller then
+    parses the files here and asks with their variables, as for any request,
+    so that a folder with nothing configured starts no daemon.
+    """
+    path = socket or socket_path(environ)
+    try:
+        code, answer = transport.request(
+            path, "POST", protocol.RESOLVE_ROUTE, request.to_json(), version=__version__
+        )
+    except (transport.UnusableSocket, transport.NotListening, transport.DaemonGone) as absent:
+        debug(f"no daemon to parse the configuration: {absent}")
+        return None
+    if code != 200:
+        refusal = errors.error_from_json(answer)
+        if isinstance(refusal, errors.VersionMismatch | errors.UnknownPlugin):
+            debug(f"no daemon to parse the configuration: {refusal.message}")
+            return None
+        raise refusal
+    try:
+        return ResolveResponse.from_json(answer)
+    except errors.ProtocolError as error:
+        raise transport.not_ours(path, error) from None
+
+
+def _parse_here(files: tuple[tuple[str, str], ...]) -> ParseResponse:
+    """What the configuration files' text makes, parsed in this process (PyYAML: ~20 ms)."""
+    from wev_client.config_parse import parse_texts
+    from wev_client.protocol.side_messages import ParseResponse
+
+    variables = parse_texts([(path, text.encode()) for path, text in files])
+    return ParseResponse(variables, __version__)

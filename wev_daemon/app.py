@@ -25,7 +25,7 @@ from aiohttp import web
 from wev_client import __version__, config_parse, protocol, versions, yaml_loader  # noqa: F401
 from wev_client.protocol import codec
 from wev_client.protocol.errors import VersionMismatch, WevError
-from wev_client.protocol.messages import ResolveRequest
+from wev_client.protocol.messages import ResolveRequest, VariableSpec
 from wev_client.protocol.side_messages import AnswerRequest, ParseRequest, ParseResponse
 from wev_daemon import reading
 from wev_daemon.cache import stopping
@@ -198,14 +198,20 @@ def _give_way_to_the_installation(app: web.Application) -> None:
 
 async def resolve(request: web.Request) -> web.Response:
     body = await _read_request(request)
+    parsed = None
+    if body.files:  # right after an edit: the configuration's text, parsed first
+        parsed = ParseResponse(await _parsed(body.files), __version__)
+        body = body.with_variables(parsed.variables)
     resolver, proxy = request.app[RESOLVER], request.app.get(PROXY)
     if proxy is None or body.cancel or not proxy.wants(body):
-        return json_response((await resolver.resolve(body)).to_json())
-    prepared = resolver.prepare(body)
-    await proxy.ensure_listening()  # its URLs must lead somewhere before they are handed out
-    answer = await resolver.resolve(body, prepared)
-    if answer.values:
-        proxy.register(prepared[0])
+        answer = await resolver.resolve(body)
+    else:
+        prepared = resolver.prepare(body)
+        await proxy.ensure_listening()  # its URLs must lead somewhere before they are handed out
+        answer = await resolver.resolve(body, prepared)
+        if answer.values:
+            proxy.register(prepared[0])
+    answer.parsed = parsed
     return json_response(answer.to_json())
 
 
@@ -223,12 +229,15 @@ async def parse(request: web.Request) -> web.Response:
     the client's own.
     """
     files = ParseRequest.from_json(await _read_json(request)).files
+    return json_response(ParseResponse(await _parsed(files), __version__).to_json())
+
+
+async def _parsed(files: tuple[tuple[str, str], ...]) -> tuple[VariableSpec, ...]:
+    """The variables that the configuration files' text makes; in a worker thread if large."""
     texts = [(path, text.encode()) for path, text in files]
     if sum(len(data) for _, data in texts) <= INLINE_PARSE_BYTES:
-        specs = config_parse.parse_texts(texts)
-    else:
-        specs = await asyncio.to_thread(config_parse.parse_texts, texts)
-    return json_response(ParseResponse(specs, __version__).to_json())
+        return config_parse.parse_texts(texts)
+    return await asyncio.to_thread(config_parse.parse_texts, texts)
 
 
 async def forget(request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from wev_client.protocol.side_messages import Prompt
+    from wev_client.protocol.side_messages import ParseResponse, Prompt
 
 
 def is_variable_name(name: object) -> bool:
@@ -150,6 +150,11 @@ class ResolveRequest:
     with prompts to wait on: at once the first time, so that the client can
     say what it waits for, and after holding the request a while once it
     says ``wait``.
+
+    ``files``: right after an edit, the configuration files' ``(path, text)``
+    in place of ``variables``, as the parse route takes them: the daemon parses
+    and merges them first and its response says what it made (``parsed``), so
+    that an edit costs the client no round trip of its own.
     """
 
     __slots__ = (
@@ -157,6 +162,7 @@ class ResolveRequest:
         "cancel",
         "cwd",
         "env",
+        "files",
         "process_env",
         "terminal",
         "variables",
@@ -174,6 +180,7 @@ class ResolveRequest:
         cwd: str | None = None,
         terminal: bool = True,
         wait: bool = False,
+        files: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.variables = variables
         self.env = env
@@ -183,13 +190,15 @@ class ResolveRequest:
         self.cwd = cwd
         self.terminal = terminal
         self.wait = wait
+        self.files = files
 
     def __repr__(self) -> str:
         # The environment can hold AWS secret keys, the answers MFA codes: never print them.
         return (
             f"ResolveRequest(variables={self.variables!r}, env_keys={sorted(self.env)!r}, "
             f"answered={sorted(self.answers)!r}, cancel={self.cancel!r}, cwd={self.cwd!r}, "
-            f"terminal={self.terminal!r}, wait={self.wait!r})"
+            f"terminal={self.terminal!r}, wait={self.wait!r}, "
+            f"files={[path for path, _ in self.files]!r})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -223,6 +232,20 @@ class ResolveRequest:
             cwd=self.cwd,
             terminal=self.terminal if terminal is None else terminal,
             wait=self.wait if wait is None else wait,
+            files=self.files,
+        )
+
+    def with_variables(self, variables: tuple[VariableSpec, ...]) -> ResolveRequest:
+        """The same request carrying the variables made of its ``files`` instead of them."""
+        return ResolveRequest(
+            variables,
+            self.env,
+            self.answers,
+            self.cancel,
+            process_env=self.process_env,
+            cwd=self.cwd,
+            terminal=self.terminal,
+            wait=self.wait,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -242,6 +265,8 @@ class ResolveRequest:
             body["terminal"] = False
         if self.wait:
             body["wait"] = True
+        if self.files:
+            body["files"] = [{"path": path, "text": text} for path, text in self.files]
         return body
 
     @classmethod
@@ -268,6 +293,11 @@ class ResolveRequest:
         if cwd is not None and (not cwd.startswith("/") or "\0" in cwd):
             raise ProtocolError("cwd must be an absolute path")
         cancel = _str_list(body.get("cancel", []), "cancel", empty=True)
+        files: tuple[tuple[str, str], ...] = ()
+        if body.get("files") is not None:  # after an edit only: not on the hot path
+            from wev_client.protocol.side_messages import ParseRequest
+
+            files = ParseRequest.from_json(body).files
         return cls(
             tuple(VariableSpec.from_json(v) for v in variables),
             env,
@@ -277,6 +307,7 @@ class ResolveRequest:
             cwd=cwd,
             terminal=terminal,
             wait=wait,
+            files=files,
         )
 
 
@@ -354,10 +385,11 @@ class ResolveResponse:
     With ``prompts`` the values are held back: the client asks the user and
     sends the same request again with ``answers``. ``secret`` names the values
     their plugins mark secret (None: not said, as by older daemons; take them
-    all as secret).
+    all as secret). ``parsed``: what the daemon made of the request's ``files``
+    (None when it carried none, or from an older daemon that ignored them).
     """
 
-    __slots__ = ("entries", "prompts", "secret", "values", "warnings")
+    __slots__ = ("entries", "parsed", "prompts", "secret", "values", "warnings")
 
     def __init__(
         self,
@@ -367,12 +399,14 @@ class ResolveResponse:
         prompts: tuple[Prompt, ...] = (),
         *,
         secret: tuple[str, ...] | None = None,
+        parsed: ParseResponse | None = None,
     ) -> None:
         self.values = values
         self.entries = entries
         self.warnings = warnings
         self.prompts = prompts
         self.secret = secret
+        self.parsed = parsed
 
     def secret_values(self) -> list[str]:
         """The values to keep out of logs, in the order of their names."""
@@ -407,6 +441,8 @@ class ResolveResponse:
             body["prompts"] = [prompt.to_json() for prompt in self.prompts]
         if self.secret is not None:
             body["secret"] = list(self.secret)
+        if self.parsed is not None:
+            body["parsed"] = self.parsed.to_json()
         return body
 
     @classmethod
@@ -429,10 +465,16 @@ class ResolveResponse:
             from wev_client.protocol.side_messages import Prompt
 
             asked = tuple(Prompt.from_json(p) for p in prompts)
+        parsed = None
+        if body.get("parsed") is not None:  # after an edit only
+            from wev_client.protocol.side_messages import ParseResponse
+
+            parsed = ParseResponse.from_json(body["parsed"])
         return cls(
             values,
             tuple(EntryInfo.from_json(e) for e in entries),
             warnings,
             asked,
             secret=None if secret is None else _str_list(secret, "secret", empty=True),
+            parsed=parsed,
         )
