@@ -23,14 +23,19 @@ import time
 from wev_client import __version__, paths, protocol, transport
 from wev_client.protocol import errors
 from wev_client.protocol.errors import WevError
-from wev_client.protocol.messages import ResolveRequest, ResolveResponse
+from wev_client.protocol.messages import (
+    ParseRequest,
+    ParseResponse,
+    ResolveRequest,
+    ResolveResponse,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from wev_client.protocol.messages import VariableSpec
-    from wev_client.protocol.side_messages import ParseResponse, Prompt
+    from wev_client.protocol.side_messages import Prompt
 
 #: Longest a client waits on a question the daemon holds; the daemon's own
 #: bound (``Policy.question_wait``) ends it long before.
@@ -168,12 +173,10 @@ def parse_config(
     """
     if no_daemon(environ):
         return None
-    from wev_client.protocol import side_messages  # after an edit only
-
     try:
         # JSON carries text: other bytes (UTF-16, binary) are left to the local parser.
         texts = tuple((path, data.decode()) for path, data in files)
-        body = side_messages.ParseRequest(texts).to_json()
+        body = ParseRequest(texts).to_json()
         path = socket or socket_path(environ)
         code, answer = transport.request(
             path, "POST", protocol.PARSE_ROUTE, body, version=__version__
@@ -190,7 +193,7 @@ def parse_config(
         debug(f"parsing the configuration in this process: {refusal}")
         return None
     try:
-        parsed = side_messages.ParseResponse.from_json(answer)
+        parsed = ParseResponse.from_json(answer)
     except WevError as error:
         debug(f"parsing the configuration in this process: {error}")
         return None
@@ -318,7 +321,6 @@ def _ask_with_files(
 def _parse_here(files: tuple[tuple[str, str], ...]) -> ParseResponse:
     """What the configuration files' text makes, parsed in this process (PyYAML: ~20 ms)."""
     from wev_client.config_parse import parse_texts
-    from wev_client.protocol.side_messages import ParseResponse
 
     variables = parse_texts([(path, text.encode()) for path, text in files])
     return ParseResponse(variables, __version__)
