@@ -6,6 +6,7 @@ Everything a test starts is stopped in ``finally``; every wait is bounded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -162,19 +163,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def kill_daemons_of(user: User) -> None:
-    """Stop any daemon that a test's client auto-started for this user."""
-    lock = Path(user.socket + ".lock")
-    if not lock.exists():
-        return
-    try:
-        pid = int(lock.read_text().strip() or 0)
-    except ValueError:
-        return
-    if pid and Path(f"/proc/{pid}/cmdline").exists():
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if b"wev_daemon" in cmdline or b"wev-daemon" in cmdline:
-            os.kill(pid, signal.SIGKILL)
+def kill_processes_of(user: User) -> None:
+    """Stop what a test left running for this user: daemons its clients auto-started, and
+    clients that outlived their caller (a ``credential_process`` whose daemon was killed
+    waits on, and starts another). Each names the user's root in its command line or
+    environment (HOME, the socket); this process never does."""
+    root = os.fsencode(user.root) + b"/"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            named = Path(f"/proc/{entry}/cmdline").read_bytes()
+            named += Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if root in named:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry), signal.SIGKILL)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
@@ -224,10 +229,10 @@ def user(fake: FakeCodeArtifact) -> Iterator[User]:
     person = User(root, fake.url)
     try:
         yield person
-        kill_daemons_of(person)
+        kill_processes_of(person)
         assert_no_token_on_disk(root, fake)
     finally:
-        kill_daemons_of(person)
+        kill_processes_of(person)
         if not os.environ.get("WEV_TEST_KEEP"):  # set it to look at a failed test's files
             shutil.rmtree(root, ignore_errors=True)
 

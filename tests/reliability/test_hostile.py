@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import CREDENTIALS, Daemon, User, assert_no_token_on_disk, kill_daemons_of
+from conftest import CREDENTIALS, Daemon, User, assert_no_token_on_disk, kill_processes_of
 from fakes.codeartifact import FakeCodeArtifact
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -219,7 +219,7 @@ def target() -> Iterator[Target]:
             assert fake.call_count == 1
             assert_no_token_on_disk(root, fake)
         finally:
-            kill_daemons_of(user)
+            kill_processes_of(user)
             shutil.rmtree(root, ignore_errors=True)
 
 
