@@ -280,7 +280,7 @@ def run(options: Options, environ: Mapping[str, str], log: Log) -> int:
     files: tuple[tuple[str, str], ...] = ()
     if specs is None:  # an edit: the daemon parses the files as it resolves, in one round trip
         if options.action in ("run", "export") and not progress and socket is not None:
-            files = _texts(config.texts, environ)
+            files = () if connection.no_daemon(environ) else config.utf8_texts
         if not files:  # or on their own first (a status line names the entries at once)
             specs = config.parse(
                 lambda texts: connection.parse_config(texts, environ, log.debug, socket=socket)
@@ -390,19 +390,6 @@ def substitute(
                 f"option; let the command read {name} from its environment"
             )
     return expanded
-
-
-def _texts(
-    files: list[tuple[str, bytes]], environ: Mapping[str, str]
-) -> tuple[tuple[str, str], ...]:
-    """The files' text to send the daemon with the request; none when it parses nothing
-    (no daemon, or a file that is not UTF-8, which JSON cannot carry: parsed here)."""
-    if not files or connection.no_daemon(environ):
-        return ()
-    try:
-        return tuple((path, data.decode()) for path, data in files)
-    except UnicodeDecodeError:
-        return ()
 
 
 def _socket_path(environ: Mapping[str, str], log: Log) -> str | None:

@@ -172,6 +172,15 @@ class Configuration:
         """``(path, bytes)`` of each file used, lowest precedence first."""
         return [(path, data) for path, why, data in self._files if not why]
 
+    @property
+    def utf8_texts(self) -> tuple[tuple[str, str], ...]:
+        """``texts`` as text, for a daemon to parse; none if one is not UTF-8 (JSON carries
+        text only: such files are parsed here)."""
+        try:
+            return tuple((path, data.decode()) for path, data in self.texts)
+        except UnicodeDecodeError:
+            return ()
+
     def parsed(self, variables: tuple[VariableSpec, ...]) -> tuple[VariableSpec, ...]:
         """``variables``, what ``texts`` make, kept in the cache for the next call."""
         self._warn_skipped()
