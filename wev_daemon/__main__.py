@@ -236,7 +236,8 @@ async def _run(
             sock, inode = server.bind_socket(path)
             socks = [sock]
         policy = Policy(fetch_timeout=wait_timeout, question_wait=question_wait)
-        resolver = Resolver(cache=TokenCache(policy=policy))  # loads the plugins
+        cache = TokenCache(policy=policy, after_fetches=server.collect_what_fetches_left)
+        resolver = Resolver(cache=cache)  # loads the plugins
         app = make_app(
             resolver=resolver,
             socket_path=path,

@@ -86,8 +86,11 @@ class TokenCache:
         clock: Clock | None = None,
         policy: Policy | None = None,
         answerable: bool = True,
+        after_fetches: Callable[[], None] | None = None,
     ) -> None:
-        """``answerable``: ``wev --answer`` can reach this cache (a daemon's)."""
+        """``answerable``: ``wev --answer`` can reach this cache (a daemon's).
+        ``after_fetches``: run each time the last fetch in flight has ended (the daemon
+        collects what they left then: ``server.collect_what_fetches_left``)."""
         self.clock = clock or Clock()
         self.policy = policy or Policy()
         self.entries: dict[str, Entry] = {}
@@ -106,6 +109,8 @@ class TokenCache:
         self._random = random.Random()
         #: Set once the daemon stops: what every request still held ends with.
         self.stopping: WevError | None = None
+        self._fetching = 0
+        self._after_fetches = after_fetches
 
     def stop_serving(self) -> None:
         """The daemon is stopping: every request it holds ends now, so that the drain
@@ -252,6 +257,7 @@ class TokenCache:
 
     async def _run_fetch(self, entry: Entry, fetch: Fetch) -> Outcome:
         deadline = asyncio.timeout(self.policy.fetch_limit)
+        self._fetching += 1
         try:
             async with deadline:
                 resolution = await fetch()
@@ -274,6 +280,9 @@ class TokenCache:
         finally:
             entry.inflight = None
             self._wake.set()
+            self._fetching -= 1
+            if not self._fetching and self._after_fetches is not None:
+                self._after_fetches()
         wall = self.clock.wall()
         expiry = resolution.expires_at
         if expiry is not None and expiry.timestamp() <= wall:

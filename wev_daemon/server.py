@@ -180,6 +180,19 @@ class Activity:
             self._last = self._clock()
 
 
+def collect_what_fetches_left() -> None:
+    """Collect the garbage of the fetches that just ended (the cache's ``after_fetches``).
+
+    What a fetch builds (an AWS SDK session: its models, clients, credential
+    chain) is garbage with cycles once it ends. Collected at once, before
+    requests' objects settle among it, its memory goes back: ten fetches
+    leave the RSS within a MiB of one, where waiting for the next full
+    collection kept 31 MiB more. Fetches are rare (a token lives hours), and
+    the collection skips what ``collect_garbage_for_a_server`` froze.
+    """
+    gc.collect()
+
+
 def collect_garbage_for_a_server() -> None:
     """Tune the cycle collector for a process that lives long and answers many requests.
 
