@@ -1,8 +1,10 @@
 """Start-up benchmark of the ``wev`` client against ``python -c pass``.
 
-Run ``.venv/bin/python bench/startup.py [--runs N] [--slow-runs M] [--json]``
-(about 20 s with the defaults). It sets up an isolated user (temp HOME with
-fake AWS keys, a private runtime folder, two projects whose ``wev.yml`` has a
+Run ``.venv/bin/python bench/startup.py [--runs N] [--slow-runs M] [--floors]
+[--runtime-on-disk] [--json]`` (about 20 s with the defaults). It sets up an
+isolated user (temp HOME with fake AWS keys, a private runtime folder on the
+tmpfs ``/dev/shm`` as a Linux user's ``/run/user/UID`` is, or on disk with
+``--runtime-on-disk``, two projects whose ``wev.yml`` has a
 ``wev-echo`` and a ``wev-awscodeartifact`` entry served by the tests' fake
 CodeArtifact on 127.0.0.1), starts the real ``wev-daemon``, warms it, and then
 measures the wall time of spawning and reaping each command, interleaved in
@@ -19,7 +21,11 @@ random order every round so that machine noise hits all of them alike:
   run): it starts the daemon, which fetches a token; measured fewer times;
 - ``WEV_NO_DAEMON=1 wev true``: resolution in-process, measured fewer times;
 - ``aws codeartifact get-authorization-token`` against the same fake, where
-  the AWS CLI is installed ("not installed" otherwise), measured fewer times.
+  the AWS CLI is installed ("not installed" otherwise), measured fewer times;
+- with ``--floors``, what each side of a warm call costs: ``wev true`` and a
+  client of one file against two daemon stand-ins that replay the daemon's
+  answers, one answering at once, one from aiohttp's low-level server
+  (``bench/standins.py``).
 
 It prints median, p90 and min per command, their ratio to ``python -c pass``,
 verdicts for the targets ("wev true" warm within 1.2x of python -c pass, just
@@ -32,6 +38,7 @@ as one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -52,9 +59,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".venv", "bin")
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))  # the fakes and the wire helpers
-from wire import wait_for_socket  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
+from wire import (  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
+    resolve_message,
+    wait_for_socket,
+)
 
 PYTHON = os.path.join(BIN, "python")
+STANDINS = os.path.join(ROOT, "bench", "standins.py")
 WEV = os.path.join(BIN, "wev")
 WEV_DAEMON = os.path.join(BIN, "wev-daemon")
 
@@ -587,6 +598,49 @@ def commands_for(user: User, aws_cli: str | None) -> list[Command]:
     return commands
 
 
+def floor_commands(user: User, sockets: Mapping[str, str], request_file: str) -> list[Command]:
+    """``wev true`` and a one-file client against each daemon stand-in (``standins``)."""
+    commands = []
+    for kind, label in (
+        ("at-once", "a stand-in answering at once"),
+        ("aiohttp", "an aiohttp stand-in"),
+    ):
+        path = sockets[kind]
+        commands.append(
+            Command(
+                f"wev true, {label}", (WEV, "true"), user.project, extra_env={"WEV_SOCKET": path}
+            )
+        )
+        argv = (PYTHON, STANDINS, "client", path, request_file, "true")
+        commands.append(Command(f"one-file client, {label}", argv, user.project))
+    return commands
+
+
+@contextmanager
+def daemon_standins(user: User, folder: str) -> Iterator[dict[str, str]]:
+    """The ``standins`` daemons, each on a socket in a private folder, answering as the
+    user's daemon does; the sockets by kind."""
+    sockets: dict[str, str] = {}
+    processes = []
+    try:
+        for kind in ("at-once", "aiohttp"):
+            path = os.path.join(tempfile.mkdtemp(dir=folder), "daemon.sock")  # mode 0700
+            process = subprocess.Popen(
+                [PYTHON, STANDINS, kind, path, user.socket],
+                env=user.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+            processes.append(process)
+            wait_for_socket(path, process, DAEMON_START_TIMEOUT)
+            sockets[kind] = path
+        yield sockets
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(DAEMON_STOP_TIMEOUT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=200, help="runs of each fast command")
@@ -597,6 +651,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--runtime-on-disk",
         action="store_true",
         help=f"keep the runtime folder on disk rather than on the tmpfs {TMPFS}",
+    )
+    parser.add_argument(
+        "--floors",
+        action="store_true",
+        help="also time wev and a one-file client against daemon stand-ins (bench/standins.py)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -614,10 +673,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         with fake_codeartifact() as fake:
             user = make_user(root, fake.url, runtime_parent)
             aws_cli = find_aws_cli()
-            with running_daemon(user):
+            with running_daemon(user), contextlib.ExitStack() as stack:
                 commands = commands_for(user, aws_cli)
-                # Warm-up: the daemon caches the token, wev the config, python its .pyc files.
-                for command in commands:
+                if args.floors:
+                    sockets = stack.enter_context(daemon_standins(user, root))
+                    request_file = os.path.join(root, "request")
+                    message = resolve_message(user.project, user.env["HOME"], user.env)
+                    with open(request_file, "wb") as file:
+                        file.write(message)
+                    commands += floor_commands(user, sockets, request_file)
+                # Warm-up: the daemon caches the token, wev the config, python its .pyc
+                # files, the stand-ins the daemon's answers (twice: an edit, then a call).
+                for command in [*commands, *commands]:
                     error = check(user, command)
                     if error:
                         raise RuntimeError(f"{command.label} failed:\n{error}")
