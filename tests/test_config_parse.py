@@ -29,7 +29,7 @@ from conftest import Daemon, User
 from test_config import billion_laughs
 
 from wev_client import __version__, protocol, transport
-from wev_client.protocol import codec, errors, messages
+from wev_client.protocol import codec, errors, messages, parsing
 
 LOAD = textwrap.dedent(
     """\
@@ -135,13 +135,13 @@ def test_a_file_that_is_not_utf8_is_parsed_by_the_client(user: User, daemon: Dae
 
 def test_the_daemon_parses_only_what_it_is_sent(user: User, daemon: Daemon) -> None:
     elsewhere = user.write("work/project/wev.yml", echo("on disk"))
-    body = messages.ParseRequest(((str(elsewhere), echo("sent")),)).to_json()
+    body = parsing.ParseRequest(((str(elsewhere), echo("sent")),)).to_json()
 
     code, answer = transport.request(
         user.socket, "POST", protocol.PARSE_ROUTE, body, version=__version__
     )
 
-    parsed = messages.ParseResponse.from_json(answer)
+    parsed = parsing.ParseResponse.from_json(answer)
     assert code == 200 and parsed.version == __version__
     assert [(spec.names, spec.plugin["value"], spec.sources) for spec in parsed.variables] == [
         (("GREETING",), "sent", (str(elsewhere),))
@@ -164,12 +164,12 @@ def test_the_daemon_refuses_a_malformed_parse_request(user: User, daemon: Daemon
 
 
 def test_parse_messages_round_trip_through_json() -> None:
-    request = messages.ParseRequest((("/home/me/wev.yml", "A: {plugin: {id: x}}\n"), ("/p/w", "")))
+    request = parsing.ParseRequest((("/home/me/wev.yml", "A: {plugin: {id: x}}\n"), ("/p/w", "")))
     spec = messages.VariableSpec(("A", "B"), {"id": "x", "n": [1, 2.5]}, ("/p/wev.yml",))
-    response = messages.ParseResponse((spec,), "2.0.0")
+    response = parsing.ParseResponse((spec,), "2.0.0")
 
-    again = messages.ParseRequest.from_json(codec.loads(codec.dumps(request.to_json())))
-    answer = messages.ParseResponse.from_json(codec.loads(codec.dumps(response.to_json())))
+    again = parsing.ParseRequest.from_json(codec.loads(codec.dumps(request.to_json())))
+    answer = parsing.ParseResponse.from_json(codec.loads(codec.dumps(response.to_json())))
 
     assert again.files == request.files
     assert (answer.variables, answer.version) == ((spec,), "2.0.0")

@@ -23,18 +23,14 @@ import time
 from wev_client import __version__, paths, protocol, transport
 from wev_client.protocol import errors
 from wev_client.protocol.errors import WevError
-from wev_client.protocol.messages import (
-    ParseRequest,
-    ParseResponse,
-    ResolveRequest,
-    ResolveResponse,
-)
+from wev_client.protocol.messages import ResolveRequest, ResolveResponse
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from wev_client.protocol.messages import VariableSpec
+    from wev_client.protocol.parsing import ParseResponse
     from wev_client.protocol.side_messages import Prompt
 
 #: Longest a client waits on a question the daemon holds; the daemon's own
@@ -173,6 +169,8 @@ def parse_config(
     """
     if no_daemon(environ):
         return None
+    from wev_client.protocol.parsing import ParseRequest, ParseResponse  # after an edit only
+
     try:
         # JSON carries text: other bytes (UTF-16, binary) are left to the local parser.
         texts = tuple((path, data.decode()) for path, data in files)
@@ -321,6 +319,7 @@ def _ask_with_files(
 def _parse_here(files: tuple[tuple[str, str], ...]) -> ParseResponse:
     """What the configuration files' text makes, parsed in this process (PyYAML: ~20 ms)."""
     from wev_client.config_parse import parse_texts
+    from wev_client.protocol.parsing import ParseResponse
 
     variables = parse_texts([(path, text.encode()) for path, text in files])
     return ParseResponse(variables, __version__)

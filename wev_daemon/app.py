@@ -25,7 +25,8 @@ from aiohttp import web
 from wev_client import __version__, config_parse, protocol, versions, yaml_loader  # noqa: F401
 from wev_client.protocol import codec
 from wev_client.protocol.errors import VersionMismatch, WevError
-from wev_client.protocol.messages import ParseRequest, ParseResponse, ResolveRequest, VariableSpec
+from wev_client.protocol.messages import ResolveRequest, VariableSpec
+from wev_client.protocol.parsing import ParseRequest, ParseResponse
 from wev_client.protocol.side_messages import AnswerRequest
 from wev_daemon import reading
 from wev_daemon.cache import stopping

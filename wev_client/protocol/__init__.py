@@ -8,7 +8,9 @@ Unix socket, so ``curl --unix-socket SOCK http://wev/v1/status`` works too.
 Rooms: this module (the API version, routes, headers and limits), ``errors``
 (failures with their wire code and exit status), ``codec`` (JSON without the
 ``json`` package), ``messages`` (requests and responses, validated as they
-arrive) and ``context`` (the caller's context a request carries).
+arrive), ``context`` (the caller's context a request carries), and off the
+hot path ``side_messages`` (questions and answers), ``parsing`` (an edited
+configuration's files and what they make) and ``aws`` (AWS conventions).
 
 Routes carry the API version; unknown fields are ignored in both directions so
 that older and newer clients and daemons keep talking.

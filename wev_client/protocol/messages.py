@@ -3,24 +3,24 @@
 ``from_json`` validates the shape of what arrives and raises ProtocolError,
 never another exception; fields it does not know are ignored. Values and
 secrets never appear in a message's repr. The messages of the side
-exchanges (a plugin's questions, answers) are in ``side_messages``, which a
-plain ``wev CMD`` never loads.
+exchanges (a plugin's questions, answers) are in ``side_messages``, and an
+edited configuration's files and what they make in ``parsing``: a plain
+``wev CMD`` loads neither.
 
-One module over 400 lines on purpose: the request and the response of every
-call, with the entries' facts and the edited configuration files they carry
-(``ParseRequest`` and ``ParseResponse``, also the parse route's own), read as
-one wire format; the call right after an edit loads no other module for them.
+One module a little over 400 lines on purpose: the request and the response
+of every call, with the entries' facts they carry, read as one wire format.
 """
 
 from __future__ import annotations
 
-from wev_client.protocol import MAX_FILES, MAX_VARIABLES
+from wev_client.protocol import MAX_VARIABLES
 from wev_client.protocol.errors import ProtocolError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from wev_client.protocol.parsing import ParseResponse
     from wev_client.protocol.side_messages import Prompt
 
 
@@ -296,7 +296,9 @@ class ResolveRequest:
             raise ProtocolError("cwd must be an absolute path")
         cancel = _str_list(body.get("cancel", []), "cancel", empty=True)
         files: tuple[tuple[str, str], ...] = ()
-        if body.get("files") is not None:  # after an edit
+        if body.get("files") is not None:  # after an edit only
+            from wev_client.protocol.parsing import ParseRequest
+
             files = ParseRequest.from_json(body).files
         return cls(
             tuple(VariableSpec.from_json(v) for v in variables),
@@ -466,7 +468,9 @@ class ResolveResponse:
 
             asked = tuple(Prompt.from_json(p) for p in prompts)
         parsed = None
-        if body.get("parsed") is not None:  # after an edit
+        if body.get("parsed") is not None:  # after an edit only
+            from wev_client.protocol.parsing import ParseResponse
+
             parsed = ParseResponse.from_json(body["parsed"])
         return cls(
             values,
@@ -476,66 +480,3 @@ class ResolveResponse:
             secret=None if secret is None else _str_list(secret, "secret", empty=True),
             parsed=parsed,
         )
-
-
-class ParseRequest:
-    """Configuration files to parse and merge: ``(absolute path, text)``, lowest precedence
-    first. The client has read them (and judged who may have written them); the
-    daemon only parses the text it is sent and never opens the files itself."""
-
-    __slots__ = ("files",)
-
-    def __init__(self, files: tuple[tuple[str, str], ...]) -> None:
-        self.files = files
-
-    def __repr__(self) -> str:
-        return f"ParseRequest(paths={[path for path, _ in self.files]!r})"
-
-    def to_json(self) -> dict[str, object]:
-        return {"files": [{"path": path, "text": text} for path, text in self.files]}
-
-    @classmethod
-    def from_json(cls, data: object) -> ParseRequest:
-        body = expect(data, dict, "the request")
-        assert isinstance(body, dict)
-        items = expect(body.get("files"), list, "files")
-        assert isinstance(items, list)
-        if len(items) > MAX_FILES:
-            raise ProtocolError(f"a request may hold at most {MAX_FILES} files")
-        files = []
-        for data_item in items:
-            item = expect(data_item, dict, "a file")
-            assert isinstance(item, dict)
-            path = expect(item.get("path"), str, "a file's path")
-            text = expect(item.get("text"), str, "a file's text")
-            assert isinstance(path, str) and isinstance(text, str)
-            if not path.startswith("/") or "\0" in path:
-                raise ProtocolError("a file's path must be absolute")
-            files.append((path, text))
-        return cls(tuple(files))
-
-
-class ParseResponse:
-    """The merged configuration, and the version of wev that parsed it: a client
-    keeps only what its own version's loader would have made."""
-
-    __slots__ = ("variables", "version")
-
-    def __init__(self, variables: tuple[VariableSpec, ...], version: str) -> None:
-        self.variables = variables
-        self.version = version
-
-    def __repr__(self) -> str:
-        return f"ParseResponse(variables={self.variables!r}, version={self.version!r})"
-
-    def to_json(self) -> dict[str, object]:
-        return {"variables": [v.to_json() for v in self.variables], "version": self.version}
-
-    @classmethod
-    def from_json(cls, data: object) -> ParseResponse:
-        body = expect(data, dict, "the response")
-        assert isinstance(body, dict)
-        variables = expect(body.get("variables"), list, "variables")
-        version = optional(body, "version", str, "")
-        assert isinstance(variables, list) and isinstance(version, str)
-        return cls(tuple(VariableSpec.from_json(v) for v in variables), version)
