@@ -19,41 +19,19 @@ No ``from __future__`` import, as little as the client needs: it is a floor.
 import os
 import sys
 
-#: The largest request or response a stand-in reads (real ones are a few KiB).
-MAX_BYTES = 1024 * 1024
-
-
-def read_message(conn: object, first: bytes = b"") -> bytes:
-    """One HTTP/1.1 message (head and ``Content-Length`` body) from a blocking socket."""
-    import socket
-
-    assert isinstance(conn, socket.socket)
-    data = first
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = min(int(value), MAX_BYTES)
-    while len(body) < length and (chunk := conn.recv(65536)):
-        body += chunk
-    return head + b"\r\n\r\n" + body
-
 
 def ask_daemon(daemon_socket: str, request: bytes) -> bytes:
     """The real daemon's whole response to ``request``."""
     import socket
 
+    from wire import read_message  # type: ignore[import-not-found,unused-ignore]
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(30)
         conn.connect(daemon_socket)
         conn.sendall(request)
-        return read_message(conn)
+        response: bytes = read_message(conn)
+        return response
 
 
 def listen(path: str) -> object:
@@ -69,6 +47,8 @@ def listen(path: str) -> object:
 def serve_at_once(path: str, daemon_socket: str) -> None:
     """Answer every request at once from a blocking loop, replaying the daemon's answer."""
     import socket
+
+    from wire import read_message  # type: ignore[import-not-found,unused-ignore]
 
     server = listen(path)
     assert isinstance(server, socket.socket)
@@ -145,6 +125,10 @@ def main(argv: list[str]) -> int:
     kind, path, *rest = argv
     if kind == "client":
         return run_client(path, rest[0], rest[1:])
+    # The daemon stand-ins read messages as the tests' own tools do.
+    sys.path.insert(
+        0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
+    )
     if kind == "at-once":
         serve_at_once(path, rest[0])
     elif kind == "aiohttp":

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from typing import Any
 import pytest
 from conftest import Daemon, User
 from test_config import billion_laughs
+from wire import read_message, serving
 
 from wev_client import __version__, protocol, transport
 from wev_client.protocol import codec, errors, messages, parsing
@@ -216,49 +216,20 @@ def recording_socket(folder: Path, answer: Answer) -> Iterator[list[tuple[str, d
     """A socket in a private ``folder`` that records each request (its request line and
     JSON body) and answers it with ``answer(body)``; yields the records."""
     folder.mkdir(mode=0o700)
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(folder / "daemon.sock"))
-    server.listen(8)
-    server.settimeout(0.2)
     records: list[tuple[str, dict[str, Any]]] = []
-    done = threading.Event()
 
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(5)
-                raw = b""
-                while b"\r\n\r\n" not in raw and (chunk := conn.recv(65536)):
-                    raw += chunk
-                head, _, body = raw.partition(b"\r\n\r\n")
-                lines = head.decode().split("\r\n")
-                length = next(
-                    int(line.split(":")[1])
-                    for line in lines
-                    if line.lower().startswith("content-length:")
-                )
-                while len(body) < length and (chunk := conn.recv(65536)):
-                    body += chunk
-                request = json.loads(body)
-                records.append((lines[0], request))
-                reply = json.dumps(answer(request)).encode()
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(reply), reply)
-                )
+    def handle(conn: socket.socket) -> None:
+        head, _, body = read_message(conn).partition(b"\r\n\r\n")
+        request = json.loads(body)
+        records.append((head.decode().split("\r\n")[0], request))
+        reply = json.dumps(answer(request)).encode()
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(reply), reply)
+        )
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
+    with serving(str(folder / "daemon.sock"), handle):
         yield records
-    finally:
-        done.set()
-        thread.join(5)
-        server.close()
 
 
 def relayed_to(daemon_socket: str) -> Answer:

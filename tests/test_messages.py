@@ -8,50 +8,24 @@ their subject (a key's count in ``test_cli.py``, YAML in
 
 from __future__ import annotations
 
-import os
 import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import pytest
 from conftest import User
+from wire import serving
 
 CONFIG = "A:\n  plugin:\n    id: wev-echo\n    value: a\n"
 
 
-@contextmanager
-def impostor(path: str, answer: bytes) -> Iterator[None]:
+def impostor(path: str, answer: bytes) -> AbstractContextManager[None]:
     """Another program on the socket path, answering every connection with ``answer``."""
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(8)
-    server.settimeout(0.2)
-    done = threading.Event()
 
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(5)
-                try:
-                    conn.recv(65536)
-                    conn.sendall(answer)
-                except OSError:
-                    pass
+    def handle(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(answer)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join(5)
-        server.close()
+    return serving(path, handle)
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from wev_client import __version__, config_files, protocol
 from wev_client.protocol import codec
@@ -84,6 +85,61 @@ async def exchange(path: str, message: bytes) -> bytes:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+def read_message(conn: socket.socket) -> bytes:
+    """One HTTP/1.1 message from a blocking socket: its head, and a body as long as its
+    ``Content-Length`` says; empty if the peer sent nothing (a probe)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = min(int(value), protocol.MAX_REQUEST_BYTES)
+    while len(body) < length and (chunk := conn.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+@contextlib.contextmanager
+def serving(path: str, handle: Callable[[socket.socket], None]) -> Iterator[None]:
+    """A Unix socket at ``path`` (its folder made private if missing) whose connections a
+    thread hands to ``handle`` one at a time, each bounded; a client that goes away is
+    no failure. Stopped, and the thread joined, on exit."""
+    import os
+
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(8)
+    server.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    handle(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(5)
+        server.close()
 
 
 def rss_kib(pid: int) -> int:
