@@ -319,3 +319,18 @@ def test_an_error_in_the_edit_is_one_line_from_the_resolve_request(
     assert result.returncode == 78
     assert result.stderr.startswith(f"wev: {path}: line ") and result.stderr.count("\n") == 1
     assert daemon.process.poll() is None
+
+
+def test_a_configuration_too_large_to_ride_on_the_request_is_parsed_here(
+    user: User, daemon: Daemon
+) -> None:
+    """Two files of 600 KiB (each under the file limit) make a request over the daemon's
+    1 MiB: the client parses them itself and asks with their variables, as before."""
+    padding = "#" + "x" * 99 + "\n"
+    user.write("work/project/wev.yml", echo("large") + padding * 6_000)
+    user.write("work/project/wev.user.yml", padding * 6_000)
+
+    result = user.wev("sh", "-c", 'printf %s "$GREETING"')
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "large", "")
+    assert daemon.process.poll() is None

@@ -291,10 +291,11 @@ def _ask_with_files(
 ) -> ResolveResponse | None:
     """The running daemon's answer to a request that carries the configuration's files.
 
-    None when no daemon answers it as this client's own would (none runs, or
-    one of another version that restarts or lacks a plugin): the caller then
-    parses the files here and asks with their variables, as for any request,
-    so that a folder with nothing configured starts no daemon.
+    None when no daemon answers it as this client's own would (none runs, one
+    of another version that restarts or lacks a plugin, or one that cannot read
+    it: larger than a request may be): the caller then parses the files here
+    and asks with their variables, as for any request, so that a folder with
+    nothing configured starts no daemon.
     """
     path = socket or socket_path(environ)
     try:
@@ -306,7 +307,7 @@ def _ask_with_files(
         return None
     if code != 200:
         refusal = errors.error_from_json(answer)
-        if isinstance(refusal, errors.VersionMismatch | errors.UnknownPlugin):
+        if isinstance(refusal, errors.ProtocolError | errors.UnknownPlugin):
             debug(f"no daemon to parse the configuration: {refusal.message}")
             return None
         raise refusal
