@@ -156,6 +156,14 @@ class Daemon:
         return self.process.returncode
 
 
+# A suite started in the background of a script inherits SIGINT ignored (every
+# asynchronous command of a non-interactive shell does), and so would each process
+# it starts: the Ctrl-C tests need what a terminal gives, its default. A handler
+# here becomes the default in what this process runs.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now, chosen by the system (never a fixed one)."""
     with socket.socket() as probe:
