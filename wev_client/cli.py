@@ -146,10 +146,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         raise UsageError("--format goes with --export")
     if options.action == "run" and not options.command:
         raise UsageError("no command given", hint="usage: wev [OPTIONS] COMMAND [ARGS...]")
-    if (
-        options.action not in ("run", "help", "version", "install-docker-helper")
-        and options.command
-    ):
+    takes_words = options.action in ("run", "help", "version", "install-docker-helper")
+    if options.command and not takes_words:
         raise UsageError(f"--{options.action} takes no command")
     return options
 
