@@ -675,16 +675,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             aws_cli = find_aws_cli()
             with running_daemon(user), contextlib.ExitStack() as stack:
                 commands = commands_for(user, aws_cli)
+                floors: list[Command] = []
                 if args.floors:
                     sockets = stack.enter_context(daemon_standins(user, root))
                     request_file = os.path.join(root, "request")
                     message = resolve_message(user.project, user.env["HOME"], user.env)
                     with open(request_file, "wb") as file:
                         file.write(message)
-                    commands += floor_commands(user, sockets, request_file)
+                    floors = floor_commands(user, sockets, request_file)
+                    commands += floors
                 # Warm-up: the daemon caches the token, wev the config, python its .pyc
-                # files, the stand-ins the daemon's answers (twice: an edit, then a call).
-                for command in [*commands, *commands]:
+                # files; the stand-ins the daemon's answers (twice: an edit, then a call).
+                for command in [*commands, *floors]:
                     error = check(user, command)
                     if error:
                         raise RuntimeError(f"{command.label} failed:\n{error}")

@@ -35,16 +35,12 @@ from fakes.pypi_index import FakePyPIIndex
 from fakes.sts import DEVICE, FakeSts
 from mfa_harness import mfa_role
 from terminal import Pty
-from tools import CODEARTIFACT_URL, keyring_env, run_tool
+from tools import CODEARTIFACT_URL, REPOSITORY_WEV_YML, keyring_env, run_tool
 
 #: One repository, asked for directly (a token and an index URL) and through the proxy.
-WEV_YML = """\
-[CODEARTIFACT_AUTH_TOKEN, PIP_INDEX_URL]:
-  plugin:
-    id: wev-awscodeartifact
-    domain: corp
-    repository: shared
-    format: pypi
+WEV_YML = (
+    REPOSITORY_WEV_YML
+    + """\
 UV_INDEX_URL:
   plugin:
     id: wev-awscodeartifact
@@ -53,6 +49,7 @@ UV_INDEX_URL:
     format: pypi
     proxy: true
 """
+)
 TIMEOUT = 120.0
 
 

@@ -174,12 +174,8 @@ class Configuration:
 
     @property
     def utf8_texts(self) -> tuple[tuple[str, str], ...]:
-        """``texts`` as text, for a daemon to parse; none if one is not UTF-8 (JSON carries
-        text only: such files are parsed here)."""
-        try:
-            return tuple((path, data.decode()) for path, data in self.texts)
-        except UnicodeDecodeError:
-            return ()
+        """``texts`` as text, for a daemon to parse (``as_text``); none if one is not UTF-8."""
+        return as_text(self.texts) or ()
 
     def parsed(self, variables: tuple[VariableSpec, ...]) -> tuple[VariableSpec, ...]:
         """``variables``, what ``texts`` make, kept in the cache for the next call."""
@@ -214,6 +210,15 @@ class Configuration:
             for path, why, _ in self._files:
                 if why:
                     self._warn(f"skipping {path}: {why}")
+
+
+def as_text(texts: list[tuple[str, bytes]]) -> tuple[tuple[str, str], ...] | None:
+    """The files' ``(path, text)`` for a daemon to parse; None if one is not UTF-8 (JSON
+    carries text only: such files are parsed in the client)."""
+    try:
+        return tuple((path, data.decode()) for path, data in texts)
+    except UnicodeDecodeError:
+        return None
 
 
 def read(

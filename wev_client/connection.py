@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from wev_client import __version__, paths, protocol, transport
+from wev_client import __version__, config_files, paths, protocol, transport
 from wev_client.protocol import errors
 from wev_client.protocol.errors import WevError
 from wev_client.protocol.messages import ResolveRequest, ResolveResponse
@@ -171,16 +171,15 @@ def parse_config(
         return None
     from wev_client.protocol.parsing import ParseRequest, ParseResponse  # after an edit only
 
+    texts = config_files.as_text(files)
+    if texts is None:  # other bytes (UTF-16, binary) are left to the local parser
+        return None
     try:
-        # JSON carries text: other bytes (UTF-16, binary) are left to the local parser.
-        texts = tuple((path, data.decode()) for path, data in files)
         body = ParseRequest(texts).to_json()
         path = socket or socket_path(environ)
         code, answer = transport.request(
             path, "POST", protocol.PARSE_ROUTE, body, version=__version__
         )
-    except UnicodeDecodeError:
-        return None
     except (WevError, OSError) as error:  # none to ask, or none to trust: resolving says so
         debug(f"parsing the configuration in this process: {error}")
         return None

@@ -223,10 +223,12 @@ class ResolveRequest:
         cancel: tuple[str, ...] | None = None,
         terminal: bool | None = None,
         wait: bool | None = None,
+        variables: tuple[VariableSpec, ...] | None = None,
+        files: tuple[tuple[str, str], ...] | None = None,
     ) -> ResolveRequest:
         """The same request with these fields changed."""
         return ResolveRequest(
-            self.variables,
+            self.variables if variables is None else variables,
             self.env,
             self.answers if answers is None else answers,
             self.cancel if cancel is None else cancel,
@@ -234,21 +236,12 @@ class ResolveRequest:
             cwd=self.cwd,
             terminal=self.terminal if terminal is None else terminal,
             wait=self.wait if wait is None else wait,
-            files=self.files,
+            files=self.files if files is None else files,
         )
 
     def with_variables(self, variables: tuple[VariableSpec, ...]) -> ResolveRequest:
         """The same request carrying the variables made of its ``files`` instead of them."""
-        return ResolveRequest(
-            variables,
-            self.env,
-            self.answers,
-            self.cancel,
-            process_env=self.process_env,
-            cwd=self.cwd,
-            terminal=self.terminal,
-            wait=self.wait,
-        )
+        return self.but(variables=variables, files=())
 
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {
