@@ -42,6 +42,19 @@ def sts(user: User) -> Iterator[FakeSts]:
         yield server
 
 
+def one_line_never_retried(user: User, daemon: Daemon, env: dict[str, str]) -> str:
+    """``wev true`` with ``env`` fails with one line (exit 69) that names no exception
+    class, and the daemon does not try again; the line."""
+    result = user.wev("true", env=env)
+    time.sleep(3.5)  # a retried failure would be tried again within 1 s, then 2 s
+
+    assert result.returncode == 69, result.stderr
+    [line] = result.stderr.splitlines()
+    assert "Error" not in line, line  # no FetchError, no class name of the SDK's
+    assert daemon.log.count("fetch failed") == 1, "retried in the background"
+    return line
+
+
 def status(user: User) -> dict[str, object]:
     result = user.wev("--status", "--json")
     assert result.returncode == 0, result.stderr
@@ -56,14 +69,9 @@ def test_an_unreadable_credentials_file_is_one_line_never_retried_nor_counted_as
 ) -> None:
     user.write("work/project/wev.yml", config)
 
-    result = user.wev("true", env=UNREADABLE_FILE)
-    time.sleep(3.5)  # a retried failure would be tried again within 1 s, then 2 s
+    line = one_line_never_retried(user, daemon, UNREADABLE_FILE)
 
-    assert result.returncode == 69, result.stderr
-    [line] = result.stderr.splitlines()
     assert line.startswith("wev: ") and "CODEARTIFACT_AUTH_TOKEN" in line and UNREADABLE in line
-    assert "Error" not in line  # no FetchError, no class name of the SDK's
-    assert daemon.log.count("fetch failed") == 1, "retried in the background"
     document = status(user)
     assert document["upstream_calls"] == 0 and document["local_failures"] == 1
     assert UNREADABLE in str(document["last_local_error"])
@@ -160,14 +168,10 @@ def test_a_setting_the_sdk_cannot_use_is_one_line_never_retried(
 ) -> None:
     user.write("work/project/wev.yml", TOKEN)
 
-    result = user.wev("true", env=settings)
-    time.sleep(3.5)  # a retried failure would be tried again within 1 s, then 2 s
+    line = one_line_never_retried(user, daemon, settings)
 
-    assert result.returncode == 69, result.stderr
-    [line] = result.stderr.splitlines()
     assert line.startswith("wev: CODEARTIFACT_AUTH_TOKEN: ") and "configuration" in line, line
-    assert "Error" not in line and "HTTP Client" not in line, line
-    assert daemon.log.count("fetch failed") == 1, "retried in the background"
+    assert "HTTP Client" not in line, line
     document = status(user)
     assert document["upstream_calls"] == 0 and document["local_failures"] == 1
     assert document["last_upstream_error"] is None
