@@ -18,6 +18,7 @@ One module per responsibility, in the order a request meets them:
 * ``plugins`` (how a value is resolved: the interface, and ``echo``,
   ``awscodeartifact``, ``awsmfa``, ``awsecr``), ``aws`` (AWS sessions and
   errors in one line), ``aws_session`` (a session in the caller's context),
+  ``aws_endpoints`` (botocore's endpoint table, read once for every session),
   ``aws_identity`` (who AWS takes the caller to be: the token's identity),
   ``network`` (the caller's proxies and CA bundle, one rule for every request);
 * ``proxy`` (the loopback endpoint: ``access``, ``owners``, ``routes``,

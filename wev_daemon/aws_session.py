@@ -19,6 +19,9 @@ wrong process. ``CallerSession`` takes them from the requesting client instead:
   CA bundle (``AWS_CA_BUNDLE``, the profile's ``ca_bundle``, then
   ``REQUESTS_CA_BUNDLE``, as botocore reads them).
 
+Every session shares one endpoint table, cut to the services wev calls
+(``aws_endpoints``), rather than reading botocore's whole table again.
+
 A config or credentials file that does not exist is read as empty, as
 botocore reads it; one that exists but cannot be read is an error
 (``Caller.unreadable_file``), never a reason to try another identity.
@@ -65,7 +68,7 @@ from botocore.configprovider import (
 from botocore.httpsession import ProxyConfiguration
 from botocore.utils import JSONFileCache, resolve_imds_endpoint_mode
 
-from wev_daemon import network
+from wev_daemon import aws_endpoints, network
 
 #: Variables that name a file; one that cannot be read is an error, never a
 #: reason to fall through to another identity.
@@ -136,6 +139,23 @@ class CallerSession(AioSession):  # type: ignore[misc]  # aiobotocore is untyped
         if not caller.env.get("AWS_SHARED_CREDENTIALS_FILE"):
             self.set_config_variable("credentials_file", os.path.join(home, "credentials"))
 
+    def _register_endpoint_resolver(self) -> None:
+        def create() -> Any:
+            return aws_endpoints.resolver_for(self.get_component("data_loader"))
+
+        self._whole_endpoint_table = False
+        self._internal_components.lazy_register_component("endpoint_resolver", create)
+
+    def _endpoints_of(self, service_name: str) -> None:
+        """botocore's whole endpoint table from now on, once a service outside the shared one's."""
+        if service_name not in aws_endpoints.SERVICES and not self._whole_endpoint_table:
+            self._whole_endpoint_table = True
+            super()._register_endpoint_resolver()
+
+    def get_available_regions(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        self._endpoints_of(service_name)
+        return super().get_available_regions(service_name, *args, **kwargs)
+
     def _register_config_store(self) -> None:
         chain = ConfigChainFactory(session=self, environ=self.caller.env)
 
@@ -179,6 +199,7 @@ class CallerSession(AioSession):  # type: ignore[misc]  # aiobotocore is untyped
             # botocore would read REQUESTS_CA_BUNDLE from this process's environment.
             configured = self.get_config_variable("ca_bundle")
             kwargs["verify"] = network.ca_bundle(self.caller.env, configured) or True
+        self._endpoints_of(service_name)
         return super().create_client(service_name, *args, **kwargs)
 
 

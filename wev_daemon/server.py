@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import fcntl
+import functools
 import gc
 import logging
 import os
@@ -188,9 +190,19 @@ def collect_what_fetches_left() -> None:
     requests' objects settle among it, its memory goes back: ten fetches
     leave the RSS within a MiB of one, where waiting for the next full
     collection kept 31 MiB more. Fetches are rare (a token lives hours), and
-    the collection skips what ``collect_garbage_for_a_server`` froze.
+    the collection skips what ``collect_garbage_for_a_server`` froze. Then
+    glibc hands the free pages of its heap back to the system (1.3 MiB more).
     """
     gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``; None where the C library has none (macOS, musl)."""
+    return getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
 def collect_garbage_for_a_server() -> None:
