@@ -140,6 +140,10 @@ class CallerSession(AioSession):  # type: ignore[misc]  # aiobotocore is untyped
             self.set_config_variable("credentials_file", os.path.join(home, "credentials"))
 
     def _register_endpoint_resolver(self) -> None:
+        """The shared endpoint table (``aws_endpoints``), until a service outside it is called.
+
+        botocore calls this from its ``__init__``, hence the flag set here."""
+
         def create() -> Any:
             return aws_endpoints.resolver_for(self.get_component("data_loader"))
 
