@@ -273,6 +273,40 @@ def daemon(user: User) -> Iterator[Daemon]:
         process.stop()
 
 
+LIBFAKETIME = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+#: Where libfaketime keeps a shared-memory segment and a semaphore per process.
+SHARED_MEMORY = Path("/dev/shm")
+
+
+@pytest.fixture
+def libfaketime(user: User) -> Iterator[dict[str, str]]:
+    """The environment that makes a process's wall clock follow ``~/.faketimerc`` (read on
+    every call), its monotonic clock left alone: a laptop's sleep, moved by the test.
+
+    libfaketime unlinks its shared memory only at a normal exit; what a killed or
+    exec'd process left is removed afterwards, once that process is gone."""
+    if not LIBFAKETIME:
+        pytest.skip("libfaketime is not installed (Debian package faketime; .ci/run installs it)")
+    (user.home / ".faketimerc").write_text("+0\n")
+    before = set(os.listdir(SHARED_MEMORY))
+    try:
+        yield {
+            "LD_PRELOAD": str(LIBFAKETIME[0]),
+            "FAKETIME_NO_CACHE": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        }
+    finally:
+        for name in set(os.listdir(SHARED_MEMORY)) - before:
+            owner = name.rpartition("_")[2]
+            if name.startswith(("faketime_shm_", "sem.faketime_sem_")) and not _alive(owner):
+                with contextlib.suppress(FileNotFoundError):
+                    (SHARED_MEMORY / name).unlink()
+
+
+def _alive(pid: str) -> bool:
+    return pid.isdigit() and os.path.exists(f"/proc/{pid}")
+
+
 @pytest.fixture
 def index(user: User, fake: FakeCodeArtifact) -> Iterator[FakePyPIIndex]:
     """The private PyPI index holding corp-lib 1.2.3; CodeArtifact's endpoints point at it."""

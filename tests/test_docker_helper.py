@@ -235,27 +235,17 @@ def test_the_helper_runs_no_slower_for_its_imports(ecr_user: User) -> None:
     assert not loaded & {"asyncio", "aiohttp", "botocore", "json", "re", "yaml", "wev_daemon"}
 
 
-LIBFAKETIME = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
-
-
-@pytest.mark.skipif(not LIBFAKETIME, reason="libfaketime is not installed (Debian faketime)")
 def test_after_an_expiry_the_helper_never_hands_the_dead_password(
-    ecr_user: User, ecr: FakeEcr
+    ecr_user: User, ecr: FakeEcr, libfaketime: dict[str, str]
 ) -> None:
     """A laptop sleeps 13 hours: libfaketime moves the daemon's wall clock, and the fake's."""
     offset = ecr_user.home / ".faketimerc"
-    offset.write_text("+0\n")
 
     def sleep(hours: int) -> None:
         offset.write_text(f"+{hours * 3600}\n")
         ecr.shift_clock(hours * 3600)
 
-    faked = {
-        "LD_PRELOAD": LIBFAKETIME[0],
-        "FAKETIME_NO_CACHE": "1",
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-    }
-    daemon = Daemon(ecr_user, env=faked)
+    daemon = Daemon(ecr_user, env=libfaketime)
     try:
         first = answer(helper(ecr_user, "get", REGISTRY))["Secret"]
         sleep(13)

@@ -11,7 +11,6 @@ the same rules with an injected clock.
 
 from __future__ import annotations
 
-import glob
 import json
 import time
 from collections.abc import Iterator
@@ -31,23 +30,13 @@ NIGHT = 13 * 3600
 #: The daemon looks at the wall clock at least this often (cache.Policy.wall_check).
 WALL_CHECK = 30.0
 
-LIBFAKETIME = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
-
 
 class Suspendable:
     """A real daemon whose wall clock the test moves."""
 
-    def __init__(self, user: User) -> None:
+    def __init__(self, user: User, faked: dict[str, str]) -> None:
         self.offset_file = user.home / ".faketimerc"
-        self.offset_file.write_text("+0\n")
-        self.daemon = Daemon(
-            user,
-            env={
-                "LD_PRELOAD": LIBFAKETIME[0],
-                "FAKETIME_NO_CACHE": "1",
-                "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            },
-        )
+        self.daemon = Daemon(user, env=faked)
 
     def sleep_for(self, seconds: int, fake: FakeCodeArtifact) -> None:
         """The laptop slept ``seconds``: both wall clocks jump, in no time."""
@@ -56,11 +45,9 @@ class Suspendable:
 
 
 @pytest.fixture
-def laptop(user: User) -> Iterator[Suspendable]:
-    if not LIBFAKETIME:
-        pytest.skip("libfaketime is not installed (Debian package faketime; .ci/run installs it)")
+def laptop(user: User, libfaketime: dict[str, str]) -> Iterator[Suspendable]:
     user.write("work/project/wev.yml", CONFIG)
-    machine = Suspendable(user)
+    machine = Suspendable(user, libfaketime)
     try:
         yield machine
     finally:
