@@ -52,7 +52,10 @@ class User:
         self.home = root / "home"
         self.runtime = root / "run"
         self.project = root / "work" / "project"
-        for folder in (self.home / ".aws", self.project):
+        #: The tools' TMPDIR: what they leave there is removed with the root, and the
+        #: check that no token reached the disk reads it too.
+        self.tmp = root / "tmp"
+        for folder in (self.home / ".aws", self.project, self.tmp):
             folder.mkdir(parents=True)
         self.runtime.mkdir(mode=0o700)
         (self.home / ".aws" / "config").write_text(
@@ -69,6 +72,7 @@ class User:
             "HOME": str(self.home),
             "LANG": "C.UTF-8",
             "XDG_RUNTIME_DIR": str(self.runtime),
+            "TMPDIR": str(self.tmp),
             "XDG_STATE_HOME": str(root / "state"),
             "XDG_CACHE_HOME": str(root / "cache"),
             "XDG_CONFIG_HOME": str(root / "config"),

@@ -96,6 +96,9 @@ PIPENV = Recipe(
         ),
     ),
     "wev pipenv install",
+    "pipenv (2026.10) keeps each resolver request in `$TMPDIR/pipenv-request-*.json`, the "
+    "source URL expanded, token included, and never removes it; the Pipfile in [Long-running "
+    "tools and IDEs](#pipenv-1) names wev's loopback URL instead, which holds no token.",
 )
 
 UV = Recipe(
@@ -268,6 +271,29 @@ PROXY_POETRY = Recipe(
     f"{REGISTER}\npoetry install",
 )
 
+PROXY_PIPENV = Recipe(
+    "pipenv",
+    "The Pipfile names the variable, which wev sets to the loopback URL: no token reaches "
+    "`Pipfile.lock`, nor the resolver requests pipenv leaves in `$TMPDIR` (without a daemon, "
+    "as in CI, the variable is the index URL with the token):",
+    (
+        _proxied("CORP_PYPI_URL", "pypi"),
+        File(
+            "Pipfile",
+            "toml",
+            "# Pipfile\n"
+            "[[source]]\n"
+            'url = "${CORP_PYPI_URL}"\n'
+            "verify_ssl = true\n"
+            'name = "corp"\n'
+            "\n"
+            "[packages]\n"
+            'corp-lib = "*"\n',
+        ),
+    ),
+    "wev pipenv install",
+)
+
 PROXY_NPM = Recipe(
     "npm",
     "`.npmrc` names the proxy as the registry, with no `_authToken`:",
@@ -278,7 +304,7 @@ PROXY_NPM = Recipe(
     f"{REGISTER}\nnpm install",
 )
 
-PROXY_RECIPES = (PROXY_PIP, PROXY_UV, PROXY_POETRY, PROXY_NPM)
+PROXY_RECIPES = (PROXY_PIP, PROXY_PIPENV, PROXY_UV, PROXY_POETRY, PROXY_NPM)
 
 PROXY_INTRO = """\
 A variable is frozen for the life of the process that got it: an IDE, a

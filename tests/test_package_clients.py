@@ -131,6 +131,10 @@ def test_pipenv_install_reads_the_token_in_the_pipfile(
     assert "${CODEARTIFACT_AUTH_TOKEN}" in (user.project / "Pipfile.lock").read_text()
     assert_only_valid_tokens(index)
     assert (fake.call_count, fake.endpoint_call_count) == (1, 0)
+    # pipenv keeps its resolver requests, the token expanded in the source URL, in TMPDIR (the
+    # README's recipe says so and points to the loopback URL); nothing else may hold it.
+    for left in user.tmp.glob("pipenv-re*-*.json"):
+        left.unlink()
 
 
 def test_uv_pip_install_via_uv_index_url(

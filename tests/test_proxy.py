@@ -194,17 +194,16 @@ def test_poetry_installs_through_the_proxy(
 def test_pipenv_installs_through_the_proxy(
     user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, index: FakePyPIIndex
 ) -> None:
+    """No token in pipenv's files: the teardown reads every file under the root, TMPDIR too."""
     tool("pipenv")
-    write(user, recipes.PROXY_PIP, port)
-    (user.project / "Pipfile").write_text(
-        f'[[source]]\nurl = "{recipes.proxy_url("pypi", port)}simple/"\n'
-        'verify_ssl = false\nname = "corp"\n\n[packages]\ncorp-lib = "*"\n'
-    )
+    write(user, recipes.PROXY_PIPENV, port)
 
-    result = run(user, f"{recipes.REGISTER}\npipenv install")
+    result = run(user, recipes.PROXY_PIPENV.command)
 
     assert result.returncode == 0, output(result)
     assert (site_packages(user) / "corp_lib.py").read_text().strip() == 'VERSION = "1.2.3"'
+    assert "${CORP_PYPI_URL}" in (user.project / "Pipfile.lock").read_text()
+    assert list(user.tmp.glob("pipenv-request-*.json")), "pipenv's request, token-free"
     assert_no_token(fake, (user.project / "Pipfile.lock").read_text(), result.stdout)
 
 

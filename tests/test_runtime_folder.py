@@ -39,11 +39,9 @@ pytestmark = pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
 @pytest.fixture
 def no_xdg(user: User) -> Iterator[Path]:
     """The user without XDG_RUNTIME_DIR; the temporary folder, sticky like /tmp."""
-    temp = user.root / "tmp"
-    temp.mkdir()
+    temp = user.tmp  # the user's TMPDIR
     temp.chmod(0o1777)
     del user.env["XDG_RUNTIME_DIR"]
-    user.env["TMPDIR"] = str(temp)
     # The fixture stops any daemon found beside user.socket when the test ends.
     user.socket = str(temp / f"runtime-{os.geteuid()}" / "wev" / "daemon.sock")
     yield temp

@@ -91,11 +91,9 @@ def test_the_readmes_sample_note_for_a_runtime_folder_is_the_programs_own_text(
     user: User,
 ) -> None:
     sample = sample_line("wev: note: XDG_RUNTIME_DIR is not set")
-    temp = user.root / "tmp"
-    temp.mkdir()
+    temp = user.tmp  # the user's TMPDIR
     temp.chmod(0o1777)
     del user.env["XDG_RUNTIME_DIR"]
-    user.env["TMPDIR"] = str(temp)
     user.socket = str(temp / f"runtime-{os.geteuid()}" / "wev" / "daemon.sock")
     user.write("work/project/wev.yml", CONFIG)
     system = f"/run/user/{os.geteuid()}"
