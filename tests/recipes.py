@@ -77,23 +77,23 @@ PIP = Recipe(
     "wev pip install corp-lib",
 )
 
+
+def _pipfile(url: str) -> File:
+    """A Pipfile installing corp-lib from the source at ``url`` (pipenv expands ``${NAME}``)."""
+    return File(
+        "Pipfile",
+        "toml",
+        f'# Pipfile\n[[source]]\nurl = "{url}"\nverify_ssl = true\nname = "corp"\n\n'
+        '[packages]\ncorp-lib = "*"\n',
+    )
+
+
 PIPENV = Recipe(
     "pipenv",
     "The Pipfile reads the token (pipenv expands `${NAME}` in source URLs):",
     (
         _wev_yml("CODEARTIFACT_AUTH_TOKEN"),
-        File(
-            "Pipfile",
-            "toml",
-            "# Pipfile\n"
-            "[[source]]\n"
-            f'url = "https://aws:${{CODEARTIFACT_AUTH_TOKEN}}@{HOST}/pypi/shared/simple/"\n'
-            "verify_ssl = true\n"
-            'name = "corp"\n'
-            "\n"
-            "[packages]\n"
-            'corp-lib = "*"\n',
-        ),
+        _pipfile(f"https://aws:${{CODEARTIFACT_AUTH_TOKEN}}@{HOST}/pypi/shared/simple/"),
     ),
     "wev pipenv install",
     "pipenv (2026.10) keeps each resolver request in `$TMPDIR/pipenv-request-*.json`, the "
@@ -278,18 +278,7 @@ PROXY_PIPENV = Recipe(
     "as in CI, the variable is the index URL with the token):",
     (
         _proxied("CORP_PYPI_URL", "pypi"),
-        File(
-            "Pipfile",
-            "toml",
-            "# Pipfile\n"
-            "[[source]]\n"
-            'url = "${CORP_PYPI_URL}"\n'
-            "verify_ssl = true\n"
-            'name = "corp"\n'
-            "\n"
-            "[packages]\n"
-            'corp-lib = "*"\n',
-        ),
+        _pipfile("${CORP_PYPI_URL}"),
     ),
     "wev pipenv install",
 )
