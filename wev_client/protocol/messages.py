@@ -260,8 +260,10 @@ class ResolveRequest:
             body["terminal"] = False
         if self.wait:
             body["wait"] = True
-        if self.files:
-            body["files"] = [{"path": path, "text": text} for path, text in self.files]
+        if self.files:  # after an edit only: in the parse route's shape
+            from wev_client.protocol.parsing import ParseRequest
+
+            body.update(ParseRequest(self.files).to_json())
         return body
 
     @classmethod
