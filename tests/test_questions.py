@@ -39,6 +39,8 @@ from mfa_harness import (
 from terminal import Pty
 from tools import CODEARTIFACT_URL, REPOSITORY_WEV_YML, start_keyring_lookup
 
+from wev_client import output
+
 pytest_plugins = ("mfa_fixtures",)
 TIMEOUT = 60.0
 QUESTION_TEXT = f"MFA code for {DEVICE}: "
@@ -324,6 +326,32 @@ def test_a_display_that_cannot_be_opened_leaves_it_to_wev_answer(
 
 
 # -- wev --answer ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "waiting"),
+    [
+        # Open, and no channel asks it yet: the daemon says "", wev --answer answers it.
+        ({"channel": ""}, "for an answer from wev --answer (see questions)"),
+        ({"channel": "askpass zenity"}, "for an answer from askpass zenity (see questions)"),
+        ({}, "a terminal is asking the user for input"),  # a daemon that does not say
+    ],
+)
+def test_the_entry_and_its_question_name_the_same_channel(
+    question: dict[str, object], waiting: str
+) -> None:
+    names = ["AWS_ACCESS_KEY_ID"]
+    asked = {"names": names, "text": "MFA code:", "waiting_seconds": 1, "ends_in_seconds": 119}
+    body = {
+        "entries": [{"names": names, "plugin": "wev-awsmfa", "waiting_for_input": True}],
+        "questions": [{**asked, **question}],
+    }
+
+    status = output.status(body)
+
+    assert f"    waiting: {waiting}\n" in status, status
+    channel = question.get("channel") or "wev --answer"
+    assert f"    asked: by {channel}, for 1s, 1m59s left\n" in status, status
 
 
 def test_ten_sdk_calls_wait_for_one_answer_given_with_wev_answer(

@@ -291,19 +291,22 @@ def status(body: Mapping[str, object], client_version: str | None = None) -> str
 def _waiting_for(names: object, questions: object) -> str:
     """What an entry whose question is open waits for: the channel that asks it."""
     listed = questions if isinstance(questions, list) else []
-    channel = next(
-        (
-            question.get("channel")
-            for question in listed
-            if isinstance(question, dict) and question.get("names") == names
-        ),
+    question = next(
+        (q for q in listed if isinstance(q, dict) and q.get("names") == names),
         None,
     )
-    if channel in (None, "a terminal"):  # a daemon that does not say asks a terminal
+    # A daemon that does not say which channel asks has a terminal ask.
+    channel = None if question is None or "channel" not in question else _asked_by(question)
+    if channel in (None, "a terminal"):
         return "a terminal is asking the user for input"
     if channel == "a sign-in":
         return "for the user to sign in (see questions)"
     return f"for an answer from {channel} (see questions)"
+
+
+def _asked_by(question: dict[str, object]) -> str:
+    """The channel asking ``question``; ``wev --answer`` until one does (the daemon's "")."""
+    return str(question.get("channel") or "wev --answer")
 
 
 def _question_lines(questions: object) -> list[str]:
@@ -319,8 +322,7 @@ def _question_lines(questions: object) -> list[str]:
         out.append(f"  {names}: question: {text}")
         waited = duration(float(str(question.get("waiting_seconds", 0))))
         left = duration(float(str(question.get("ends_in_seconds", 0))))
-        channel = question.get("channel") or "wev --answer"
-        out.append(f"    asked: by {channel}, for {waited}, {left} left")
+        out.append(f"    asked: by {_asked_by(question)}, for {waited}, {left} left")
         if question.get("note"):
             out.append(f"    note: {question['note']}")
         if not question.get("sign_in"):
