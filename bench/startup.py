@@ -25,7 +25,7 @@ random order every round so that machine noise hits all of them alike:
 - with ``--floors``, what each side of a warm call costs: ``wev true`` and a
   client of one file against two daemon stand-ins that replay the daemon's
   answers, one answering at once, one from aiohttp's low-level server
-  (``bench/standins.py``).
+  (``bench/standins.py``), and the client of one file against the real daemon.
 
 It prints median, p90 and min per command, their ratio to ``python -c pass``,
 verdicts for the targets ("wev true" warm within 1.2x of python -c pass, just
@@ -599,8 +599,10 @@ def commands_for(user: User, aws_cli: str | None) -> list[Command]:
 
 
 def floor_commands(user: User, sockets: Mapping[str, str], request_file: str) -> list[Command]:
-    """``wev true`` and a one-file client against each daemon stand-in (``standins``)."""
-    commands = []
+    """``wev true`` and a one-file client against each daemon stand-in (``standins``),
+    and the one-file client against the real daemon."""
+    argv = (PYTHON, STANDINS, "client", user.socket, request_file, "true")
+    commands = [Command("one-file client, the daemon", argv, user.project)]
     for kind, label in (
         ("at-once", "a stand-in answering at once"),
         ("aiohttp", "an aiohttp stand-in"),
