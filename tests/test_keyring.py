@@ -122,6 +122,23 @@ def test_the_nearest_entry_for_the_domain_gives_its_profile(
     assert (call.access_key_id, call.region) == (WORK_KEY, "eu-west-1")
 
 
+def test_the_project_entry_wins_over_homes_for_one_domain(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact
+) -> None:
+    user.write("home/.wev.yml", "HOME_TOKEN: {plugin: {id: wev-awscodeartifact, domain: corp}}\n")
+    user.write(
+        "work/project/wev.yml",
+        "CODEARTIFACT_AUTH_TOKEN: {plugin: {id: wev-awscodeartifact, domain: corp, "
+        "profile: work}}\n",
+    )
+
+    result = run_tool(user, str(BIN / "keyring"), "get", CODEARTIFACT_URL, "aws")
+
+    assert result.returncode == 0, output(result)
+    [call] = fake.calls
+    assert call.access_key_id == WORK_KEY
+
+
 def test_other_services_are_left_to_other_backends(
     user: User, daemon: Daemon, fake: FakeCodeArtifact
 ) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from conftest import BIN, Daemon, User
+from conftest import BIN, WORK_KEY, Daemon, User
 from fakes.codeartifact import FakeCodeArtifact
 
 WEV_TOKEN = str(BIN / "wev-token")
@@ -50,6 +50,20 @@ def test_the_helper_prints_a_bearer_header_value(
     assert bearer.stdout == f"Bearer {token}\n"
     assert raw.stdout == named.stdout == f"{token}\n"
     assert fake.call_count == 1  # the daemon's cache answered the others
+
+
+def test_the_project_entry_wins_over_homes(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact
+) -> None:
+    home_entry = NPM_WEV_YML.replace("[CODEARTIFACT_AUTH_TOKEN, NPM_CONFIG_REGISTRY]", "HOME_NPM")
+    user.write("home/.wev.yml", home_entry)
+    user.write("work/project/wev.yml", NPM_WEV_YML + "    profile: work\n")
+
+    result = run(user, WEV_TOKEN, "--raw")
+
+    assert result.returncode == 0, result.stderr
+    [call] = fake.calls
+    assert call.access_key_id == WORK_KEY
 
 
 def test_without_an_entry_one_line(user: User) -> None:

@@ -151,12 +151,15 @@ def endpoint_only(spec: VariableSpec, index: int) -> VariableSpec:
 
 
 def load(environ: Mapping[str, str], cwd: str, warn: Callable[[str], None]) -> list[VariableSpec]:
-    """The CodeArtifact entries of the wev.yml files for ``cwd`` (home's included)."""
+    """The CodeArtifact entries of the wev.yml files for ``cwd`` (home's included), those of
+    the nearest file first."""
     try:
         cache_path: str | None = paths.config_cache_path(environ)
     except OSError:
         cache_path = None
-    return entries(config_files.load(cwd, environ.get("HOME"), cache_path, warn))
+    home = environ.get("HOME")
+    specs = config_files.load(cwd, home, cache_path, warn)
+    return entries(config_files.nearest_first(specs, cwd, home))
 
 
 def resolve(

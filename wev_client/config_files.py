@@ -255,6 +255,17 @@ def load(
     return read(cwd, home, cache_path, warn).parse(parse)
 
 
+def nearest_first(
+    specs: tuple[VariableSpec, ...], cwd: str, home: str | None
+) -> list[VariableSpec]:
+    """``specs`` with those of the nearest file first: of two entries for one
+    repository or registry, the project's wins over home's, as its keys do."""
+    files = [os.path.join(f, name) for f in candidate_folders(cwd, home) for name in FILE_NAMES]
+    precedence = {path: index for index, path in enumerate(files)}
+    # An entry is as near as the nearest file that sets it (its last source).
+    return sorted(specs, key=lambda spec: -precedence.get(spec.sources[-1], -1))
+
+
 def _private_folder(folder: str) -> bool:
     """Whether ``folder`` is a folder of this user's that no one else may enter."""
     try:

@@ -166,14 +166,7 @@ def load(environ: Mapping[str, str], cwd: str) -> tuple[VariableSpec, ...]:
         cache_path = None
     home = environ.get("HOME")
     specs = config_files.load(cwd, home, cache_path, warn, parse)
-    files = [
-        os.path.join(folder, name)
-        for folder in config_files.candidate_folders(cwd, home)
-        for name in config_files.FILE_NAMES
-    ]
-    precedence = {path: index for index, path in enumerate(files)}
-    # An entry is as near as the nearest file that sets it (its last source).
-    return tuple(sorted(specs, key=lambda spec: -precedence.get(spec.sources[-1], -1)))
+    return tuple(config_files.nearest_first(specs, cwd, home))
 
 
 def _cwd() -> str:
