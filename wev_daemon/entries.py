@@ -1,4 +1,5 @@
-"""An entry's configuration, validated: its plugin, settings, ``mfa_process`` and warnings.
+"""An entry's configuration, validated: its plugin, settings, ``mfa_process`` and warnings;
+and the caller's variables its plugin depends on.
 
 What an entry's text alone decides, whatever the request that carries it:
 ``Resolver`` keeps the result for the same text, so that the calls of one
@@ -8,9 +9,11 @@ Imported by ``resolver``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from wev_client.protocol.context import is_context_var
 from wev_client.protocol.errors import ConfigError, UnknownPlugin
 from wev_client.protocol.messages import VariableSpec
 from wev_daemon.plugins import Plugin, PropertyError
@@ -73,3 +76,37 @@ def _count_mismatch(
     if hint := plugin.count_hint(settings, names):
         message += f", or {hint}"
     return message
+
+
+def depended_on(
+    patterns: tuple[str, ...],
+    context: Mapping[str, str],
+    process_env: Mapping[str, str],
+    configured: set[str],
+) -> dict[str, str]:
+    """The caller's variables that ``Plugin.context_vars`` name, but those the configuration
+    sets: the AWS context as the client sent it (its paths absolute), any other from the
+    caller's whole environment."""
+    exact, prefixes, beyond_context = _patterns(patterns)
+    env = {}
+    if beyond_context:
+        env = {
+            name: value
+            for name, value in process_env.items()
+            if (name in exact or name.startswith(prefixes)) and not is_context_var(name)
+        }
+    for name, value in context.items():
+        if (name in exact or name.startswith(prefixes)) and name not in configured:
+            env[name] = value
+    return env
+
+
+@functools.cache
+def _patterns(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...], bool]:
+    """``Plugin.context_vars`` as the names it matches exactly, the prefixes of those
+    ending in ``*`` (``AWS_*``), and whether it names any variable outside the AWS
+    context the client sends apart (``protocol.context``); a plugin's are the same on
+    every request."""
+    exact = frozenset(pattern for pattern in patterns if not pattern.endswith("*"))
+    prefixes = tuple(pattern[:-1] for pattern in patterns if pattern.endswith("*"))
+    return exact, prefixes, not all(map(is_context_var, (*exact, *prefixes)))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Mapping
@@ -33,7 +32,7 @@ from wev_client.protocol.errors import UpstreamError, WevError
 from wev_client.protocol.messages import EntryInfo, ResolveRequest, ResolveResponse, VariableSpec
 from wev_client.protocol.side_messages import Prompt
 from wev_daemon.cache import Caller, Pending, TokenCache
-from wev_daemon.entries import Configured, configure
+from wev_daemon.entries import Configured, configure, depended_on
 from wev_daemon.plugins import (
     Asker,
     Context,
@@ -103,12 +102,7 @@ class Resolver:
             configured_entry = self._configured(spec)
             plugin, settings = configured_entry.plugin, configured_entry.settings
             warnings.extend(configured_entry.warnings)
-            exact, prefixes = _patterns(plugin.context_vars)
-            env = {
-                name: value
-                for name, value in request.env.items()
-                if (name in exact or name.startswith(prefixes)) and name not in configured
-            }
+            env = depended_on(plugin.context_vars, request.env, process_env, configured)
             context = Context(env, process_env=process_env, cwd=request.cwd)
             identity = plugin.identity(settings, context)
             key = identity_key(
@@ -351,14 +345,6 @@ def _hold(request: ResolveRequest) -> float | None:
     can say what it waits for; it then sends the request again, saying ``wait``.
     """
     return 0.0 if not request.terminal and not request.wait else None
-
-
-@functools.cache
-def _patterns(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
-    """``Plugin.context_vars`` as the names it matches exactly, and the prefixes of those
-    ending in ``*`` (``AWS_*``); a plugin's are the same on every request."""
-    exact = frozenset(pattern for pattern in patterns if not pattern.endswith("*"))
-    return exact, tuple(pattern[:-1] for pattern in patterns if pattern.endswith("*"))
 
 
 def _asker(key: str, answers: Mapping[str, str], cache: TokenCache) -> Asker:

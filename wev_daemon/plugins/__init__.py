@@ -127,8 +127,9 @@ def _uncounted() -> None:
 class Context:
     """The requesting client's AWS context and, for helper processes, the rest.
 
-    ``env`` holds the variables a resolution may depend on (``context_vars`` of
-    ``protocol.context.context_env``: AWS_*, proxies, CA bundle, HOME).
+    ``env`` holds the caller's variables a resolution may depend on: those the
+    plugin's ``context_vars`` name (AWS_*, proxies, CA bundle and HOME with their
+    paths made absolute, as ``protocol.context.context_env`` sends them).
     ``process_env`` (the client's whole environment) and ``cwd`` (its working
     folder) are what a ``credential_process`` helper runs with; ``asker``
     answers questions from the current request's answers. What of them keys
