@@ -215,6 +215,18 @@ def test_a_socket_in_a_shared_folder_is_refused_even_when_it_is_yours(user: User
     assert sorted(os.listdir(folder)) == ["daemon.sock"]
 
 
+def test_the_warning_shows_control_characters_of_the_path_as_text(user: User) -> None:
+    """A socket path with a screen-clearing sequence in it is named, never acted on."""
+    user.write("work/project/wev.yml", CONFIG)
+    path = shared_folder(user) / "a\x1b[2Jb.sock"
+
+    result = user.wev(*SHOW, env={"WEV_SOCKET": str(path)})
+
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stderr
+    assert "open to other users" in one_warning(result.stderr, str(path).replace("\x1b", "?"))
+
+
 def test_only_the_variables_asked_for_are_kept_from_an_answer(user: User) -> None:
     """Even the user's own daemon cannot set PATH or anything else nobody configured."""
     user.write("work/project/wev.yml", CONFIG)

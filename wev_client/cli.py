@@ -62,6 +62,7 @@ environment:
   WEV_NO_DAEMON=1    resolve in this process, without a daemon (CI)
   WEV_SOCKET=PATH    the daemon's socket (default: daemon.sock in the runtime folder)
   WEV_ASKPASS=PROG   asks questions when there is no terminal (as SSH_ASKPASS)
+  CI=true            nobody answers questions: fail at once instead of waiting
   GITHUB_ACTIONS=true
                      print ::add-mask:: for each secret value before the command
 """

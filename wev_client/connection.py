@@ -230,7 +230,7 @@ def _ask(
         code, answer = transport.request(path, "POST", route, body, version=__version__)
     except transport.UnusableSocket as unusable:
         # Nothing was sent; say why on every call, since each one is slower for it.
-        print(f"wev: warning: {unusable}; resolving in this process", file=sys.stderr)
+        _warn_unusable(unusable)
         return _in_process(route, request, ask)
     except (transport.NotListening, transport.DaemonGone) as absent:
         # No daemon, or it died while answering (killed, crashed): start one, ask once more.
@@ -249,7 +249,7 @@ def _ask(
             debug(f"{again}, once more: resolving in this process")
             return _in_process(route, request, ask)
         except transport.UnusableSocket as unusable:  # swapped while the daemon started
-            print(f"wev: warning: {unusable}; resolving in this process", file=sys.stderr)
+            _warn_unusable(unusable)
             return _in_process(route, request, ask)
     if code != 200:
         error = errors.error_from_json(answer)
@@ -314,6 +314,12 @@ def _ask_with_files(
         return ResolveResponse.from_json(answer)
     except errors.ProtocolError as error:
         raise transport.not_ours(path, error) from None
+
+
+def _warn_unusable(unusable: transport.UnusableSocket) -> None:
+    from wev_client.output import printable  # the path is the user's; its reason the OS's
+
+    print(f"wev: warning: {printable(unusable)}; resolving in this process", file=sys.stderr)
 
 
 def _parse_here(files: tuple[tuple[str, str], ...]) -> ParseResponse:

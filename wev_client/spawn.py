@@ -177,9 +177,11 @@ def _spawn(
             if exit_status is None or _listening(path):
                 break
             if exit_status != ALREADY_RUNNING:
+                from wev_client.output import printable  # the log is the daemon's text
+
+                why = printable(_last_line(log_path))
                 print(
-                    f"wev: warning: wev-daemon could not start ({_last_line(log_path)}); "
-                    "resolving in this process",
+                    f"wev: warning: wev-daemon could not start ({why}); resolving in this process",
                     file=sys.stderr,
                 )
                 return False
