@@ -39,8 +39,8 @@ SETUP = Recipe(
     "Set-up",
     "`docker-credential-wev` is installed beside `wev`. A `wev-awsecr` entry maps a registry "
     "to a profile (or a `role` to assume); registries without one need no entry. "
-    "`--install-docker-helper` adds `credHelpers` for the registries the entries name and for "
-    "those given, and changes nothing else in Docker's config "
+    "`--install-docker-helper` adds `credHelpers` for the registries given, or with none "
+    "given for those the entries name, and changes nothing else in Docker's config "
     "(`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`):",
     (WEV_YML,),
     f"wev --install-docker-helper\nwev --install-docker-helper {OTHER}",

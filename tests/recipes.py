@@ -301,21 +301,23 @@ language server, a Gradle-style daemon or a long build keeps the token it
 started with and fails hours later, and a token in an index URL ends up in
 lockfiles and `ps`. With `proxy: true` (a `wev-awscodeartifact` entry with
 `repository` and `format` `pypi`, `npm` or `maven`), the variable is instead a
-loopback URL served by wev-daemon, `http://127.0.0.1:PORT/<domain>/<repository>/<format>/`
-(`<domain>-<account>` when `account` is set; for `pypi` the value is its
-`simple/` index unless `values: [endpoint]`). It holds no token and never
-changes, so it can sit in an IDE's settings, `pip.conf`, `.npmrc` or
-`pyproject.toml`. The daemon forwards each request to the repository with the
-token it keeps fresh (HTTP Basic `aws:TOKEN` for pypi and maven, Bearer for
-npm), streams bodies both ways, rewrites the repository's own URLs in index
-pages, packuments and `Location` headers to the proxy, and passes redirects
-elsewhere (downloads from S3) through untouched. A renewal never breaks a
-request in flight: each request takes the current token. Uploads go through
-too, with whatever credentials the tool insists on, which the proxy replaces:
-`twine upload` with `TWINE_REPOSITORY_URL` set to the endpoint URL (`values:
-[endpoint]`) and any `TWINE_USERNAME`/`TWINE_PASSWORD`; `npm publish` with any
-`_authToken` for the proxy's URL in `.npmrc` (where the URL carries a secret,
-use the secret).
+loopback URL served by wev-daemon,
+`http://127.0.0.1:PORT/<domain>/<repository>/<format>/` (`<domain>-<account>`
+when `account` is set; for `pypi` the value is its `simple/` index unless
+`values: [endpoint]`). It holds no token and never changes, so it can sit in
+an IDE's settings, `pip.conf`, `.npmrc` or `pyproject.toml` (on macOS it
+carries a per-user secret, see "Only you get in": copy it from `wev --export`
+rather than the recipes below). The daemon forwards each request to the
+repository with the token it keeps fresh (HTTP Basic `aws:TOKEN` for pypi and
+maven, Bearer for npm), streams bodies both ways, rewrites the repository's
+own URLs in index pages, packuments and `Location` headers to the proxy, and
+passes redirects elsewhere (downloads from S3) through untouched. A renewal
+never breaks a request in flight: each request takes the current token.
+Uploads go through too, with whatever credentials the tool insists on, which
+the proxy replaces: `twine upload` with `TWINE_REPOSITORY_URL` set to the
+endpoint URL (`values: [endpoint]`) and any `TWINE_USERNAME`/`TWINE_PASSWORD`;
+`npm publish` with any `_authToken` for the proxy's URL in `.npmrc` (where the
+URL carries a secret, use the secret).
 
 - **The port** is `WEV_PROXY_PORT` in the daemon's environment, else
   23000 + uid % 8000 (24000 for uid 1000): the same across restarts and
@@ -430,12 +432,15 @@ AWS_CREDENTIALS = Recipe(
     "AWS_PROFILE=viawev terraform plan      # another terminal: the same session, no question",
     "wev prints the `credential_process` JSON (`Version: 1`, the keys, the session token and "
     "`Expiration` in UTC) on stdout and nothing else, and asks for the code on `/dev/tty`. "
-    "Without a terminal (an IDE, cron) the code comes from the profile's `mfa_process`, an "
-    "askpass dialog or `wev --answer` in any terminal (see "
+    "Without a terminal (an IDE, cron) the code comes from an `mfa_process`: the entry's, "
+    "else the one in the profile its session uses (the entry's `profile:`, else `[default]`; "
+    "never `viawev`'s), from an askpass dialog or from `wev --answer` in any terminal (see "
     "[Questions without a terminal](#questions-without-a-terminal)); when none answers "
-    "within the wait bound it fails with one line naming the profile, "
+    "within the wait bound it fails, after a line saying what it waits for, with one line "
+    "naming the profile, "
     "`wev: --aws-credentials AWS_ACCESS_KEY_ID (AWS profile viawev): [AWS_ACCESS_KEY_ID, ...]: "
-    "needs input (MFA code for ...) and nobody answered within 120 s`. The session is asked "
+    "needs input (MFA code for ...) and nobody answered within 120 s`, and how to answer. "
+    "The session is asked "
     "for with the entry's `profile:` (`profile: work` to use that profile's keys), else your "
     "default credentials; the caller's `AWS_PROFILE` is the profile being served and plays no "
     "part (an entry whose `profile:` is that very profile fails at once, naming the loop). "
@@ -455,10 +460,11 @@ KEYRING = Recipe(
     "the account that hosts wev's repository: see [Installing](#installing)), keyring asks wev for "
     "CodeArtifact URLs: user name `aws` and the daemon's token, in about a millisecond. An "
     "index URL on a CodeArtifact host names the domain, its owner and the region, so it needs "
-    "no configuration (the nearest `wev.yml` entry for that domain adds its `profile`); any "
-    "other URL is served when it lies in the repository endpoint of an entry with "
-    "`repository` and `format` (a mirror, a test index), and one of another service "
-    "(`pypi.org`) costs no token and no question. The index URL holds no token:",
+    "no configuration (the nearest `wev.yml` entry for that domain adds its `profile`). "
+    "Where `AWS_ENDPOINT_URL_CODEARTIFACT` (or `AWS_ENDPOINT_URL`) points CodeArtifact at a "
+    "stand-in, a URL that lies in the repository endpoint of an entry with `repository` and "
+    "`format` is served too; one of another service (`pypi.org`) costs no token and no "
+    "question. The index URL holds no token:",
     (
         _wev_yml("[CODEARTIFACT_AUTH_TOKEN, PIP_INDEX_URL]", *PYPI),
         File(
@@ -592,7 +598,8 @@ REMOTE = Recipe(
     "wev and its daemon run where the command runs: inside the container, or on the remote "
     "host with VS Code Remote-SSH. The socket is `$XDG_RUNTIME_DIR/wev/daemon.sock`; "
     "containers and SSH sessions without a login manager have no `XDG_RUNTIME_DIR`, so it is "
-    "`/tmp/runtime-<uid>/wev/daemon.sock` there (`$TMPDIR` for `/tmp` if set; wev creates the "
+    "`/run/user/<uid>/wev/daemon.sock` where that folder is yours and 0700, else "
+    "`/tmp/runtime-<uid>/wev/daemon.sock` (`$TMPDIR` for `/tmp` if set; wev creates the "
     "folder, mode 0700, and says so once). Do not mount the host's socket into a container: "
     "the daemon serves its own user only, and what a request resolves with is the AWS context "
     "of the `wev` that sends it. Give the container your AWS configuration read-only "

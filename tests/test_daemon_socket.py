@@ -249,7 +249,7 @@ def test_a_file_that_is_not_a_socket_is_left_alone(root: Path, env: dict[str, st
     path = folder / "daemon.sock"
     path.write_text("not a socket")
     with running(str(path), root, env=env, listen=False) as daemon:
-        assert daemon.wait_exit() != 0
+        assert daemon.wait_exit() == 78  # EX_CONFIG: the path the user gave is wrong
         assert "not a socket" in daemon.log
         assert path.read_text() == "not a socket"
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from wev_client import paths
-from wev_client.protocol.errors import WevError
+from wev_client.protocol.errors import ConfigError, WevError
 from wev_daemon.activation import Notifier
 from wev_daemon.app import PROXY, RESOLVER, STOP, Handler
 
@@ -116,7 +116,7 @@ def bind_socket(path: str) -> tuple[socket.socket, int]:
     """
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
-            raise WevError(f"{path} exists and is not a socket; remove it or set WEV_SOCKET")
+            raise ConfigError(f"{path} exists and is not a socket; remove it or set WEV_SOCKET")
         # Binding would delete the file silently, so a live daemon whose lock file
         # was removed (a cleaner in /tmp) would lose its socket to us.
         if _accepts(path):
