@@ -96,8 +96,9 @@ registries the entries name; `store` and `erase` (`docker login`,
 others. Other hosts get the protocol's "credentials not found in native
 keychain" (status 1, as Docker's own helpers answer), so Docker goes on to
 its other sources; a failure of wev's own (AWS, configuration) is one `wev:`
-line on stdout, where Docker shows it, with wev's [exit
-status](#exit-statuses).
+line on stdout, with wev's [exit status](#exit-statuses), which skopeo,
+podman and buildah show (the docker CLI shows only its own "no basic auth
+credentials": run `echo HOST | docker-credential-wev get` to see wev's line).
 
 The same entry sets variables for `wev COMMAND` (`values`: `password`,
 `username`, `registry`, `auth`, Docker's base64 `AWS:password`; default

@@ -10,6 +10,7 @@ is skipped (``.ci/run`` installs them).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 import subprocess
@@ -125,6 +126,34 @@ def test_setup_warns_of_a_containers_login_that_would_be_used_instead(
     result = run(f"wev --install-docker-helper {REGISTRY}", ecr_user, world.env)
     assert result.returncode == 0, output(result)
     assert f"{shadow} holds a password for {REGISTRY}" in result.stderr
+
+
+def test_setup_keeps_the_files_text_and_its_owner(ecr_user: User) -> None:
+    """As root (sudo) on a user's config: the user can still read it, its text unchanged."""
+    before = {"detachKeys": "ctrl-é", "credHelpers": {}}
+    folder = ecr_user.root / "docker-config"
+    config = ecr_user.write("docker-config/config.json", json.dumps(before, ensure_ascii=False))
+    owner = (1234, 1234) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    os.chown(config, *owner)
+
+    result = ecr_user.wev("--install-docker-helper", REGISTRY, env={"DOCKER_CONFIG": str(folder)})
+
+    assert result.returncode == 0, output(result)
+    assert '"ctrl-é"' in config.read_text(encoding="utf-8")
+    assert (config.stat().st_uid, config.stat().st_gid) == owner
+
+
+def test_setup_names_the_patterns_it_cannot_set_up(ecr_user: User) -> None:
+    ecr_user.write(
+        "home/.wev.yml",
+        f"ECR:\n  plugin:\n    id: wev-awsecr\n    registry: {REGISTRY}\n"
+        'ANY:\n  plugin:\n    id: wev-awsecr\n    registry: "*.dkr.ecr.us-east-1.amazonaws.com"\n',
+    )
+    result = ecr_user.wev("--install-docker-helper")
+
+    assert result.returncode == 0, output(result)
+    assert "Docker needs each host" in result.stderr
+    assert "*.dkr.ecr.us-east-1.amazonaws.com" in result.stderr
 
 
 def test_setup_refuses_what_is_not_an_ecr_registry(ecr_user: User) -> None:

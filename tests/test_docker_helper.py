@@ -83,6 +83,39 @@ def test_an_aws_failure_is_one_line_where_docker_reads_it(
     assert "AccessDeniedException" in result.stdout and NOT_FOUND not in result.stdout
 
 
+def test_an_error_names_the_users_entry_or_no_key_at_all(
+    ecr_user: User, ecr: FakeEcr, daemon: Daemon
+) -> None:
+    """Never a variable name that no file holds and no environment gets."""
+    unnamed = helper(ecr_user, "get", REGISTRY, env={"AWS_PROFILE": "nope"})
+    ecr_user.write(
+        "work/project/wev.yml",
+        f"APP_ECR:\n  plugin:\n    id: wev-awsecr\n    registry: {REGISTRY}\n    profile: [work]\n",
+    )
+    named = helper(ecr_user, "get", REGISTRY)
+
+    assert unnamed.returncode == 69, output(unnamed)
+    assert unnamed.stdout.startswith(f"wev: ECR password for {REGISTRY} (profile nope): ")
+    assert named.returncode == 78, output(named)
+    assert named.stdout.startswith("wev: ") and ": APP_ECR: wev-awsecr: " in named.stdout
+    assert "WEV_ECR" not in unnamed.stdout + named.stdout
+
+
+def test_an_entrys_unknown_property_is_a_warning_as_wev_gives_it(
+    ecr_user: User, ecr: FakeEcr, daemon: Daemon
+) -> None:
+    ecr_user.write(
+        "work/project/wev.yml",
+        f"APP_ECR:\n  plugin:\n    id: wev-awsecr\n    registry: {REGISTRY}\n    profil: work\n",
+    )
+    result = helper(ecr_user, "get", REGISTRY)
+
+    answer(result)
+    [line] = result.stderr.splitlines()
+    assert line.startswith("docker-credential-wev: warning: ")
+    assert "ignores unknown property 'profil'" in line
+
+
 def test_list_names_the_configured_registries(ecr_user: User) -> None:
     ecr_user.write(
         "home/.wev.yml",
@@ -133,6 +166,14 @@ def test_store_and_erase_refuse_other_hosts_in_one_line(
     assert result.returncode != 0
     assert result.stdout.startswith("wev: ghcr.io is not an ECR registry")
     assert len(result.stdout.splitlines()) == 1
+
+
+def test_store_of_what_is_not_the_protocols_json_is_a_usage_error(ecr_user: User) -> None:
+    result = helper(ecr_user, "store", "not json")
+    assert result.returncode == 64, output(result)
+    assert (
+        result.stdout == "wev: docker-credential-wev store: the input is not the protocol's JSON\n"
+    )
 
 
 def test_an_unknown_action_is_refused(ecr_user: User) -> None:

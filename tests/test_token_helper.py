@@ -66,6 +66,17 @@ def test_the_project_entry_wins_over_homes(
     assert call.access_key_id == WORK_KEY
 
 
+def test_an_error_names_the_entry_as_written(user: User, daemon: Daemon) -> None:
+    user.write("work/project/wev.yml", NPM_WEV_YML + "    profile: nosuch\n")
+
+    result = run(user, WEV_TOKEN)
+
+    assert result.returncode == 69, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("wev-token: [CODEARTIFACT_AUTH_TOKEN, NPM_CONFIG_REGISTRY]: ")
+    assert "'nosuch'" in line and "WEV_CODEARTIFACT" not in line
+
+
 def test_without_an_entry_one_line(user: User) -> None:
     result = run(user, WEV_TOKEN)
 

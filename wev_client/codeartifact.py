@@ -32,6 +32,7 @@ import os
 from wev_client import config_files, connection, paths
 from wev_client.protocol.aws import CODEARTIFACT_PLUGIN_ID as PLUGIN_ID
 from wev_client.protocol.context import context_env
+from wev_client.protocol.errors import WevError
 from wev_client.protocol.messages import ResolveRequest, VariableSpec
 
 TYPE_CHECKING = False
@@ -107,8 +108,9 @@ def entries(specs: Sequence[VariableSpec]) -> list[VariableSpec]:
 
 def spec_for_host(
     domain: str, owner: str, region: str, configured: Sequence[VariableSpec]
-) -> VariableSpec:
-    """An entry for the token of that domain, with the settings of a configured one for it.
+) -> tuple[VariableSpec, VariableSpec | None]:
+    """An entry for the token of that domain, with the settings of a configured one for it
+    (returned too, None when none is for it).
 
     The configured entry's own spelling is kept: one that names the owner, or one
     without ``account`` (the caller's own account) when none names it. So the
@@ -129,10 +131,10 @@ def spec_for_host(
     if chosen is None:
         plugin: dict[str, object] = {"id": PLUGIN_ID, "domain": domain, "account": owner}
         plugin.update(region=region, values=["token"])
-        return VariableSpec((TOKEN_NAME,), plugin, ())
+        return VariableSpec((TOKEN_NAME,), plugin, ()), None
     plugin = token_plugin(chosen)
     plugin["region"] = region
-    return VariableSpec((TOKEN_NAME,), plugin, chosen.sources)
+    return VariableSpec((TOKEN_NAME,), plugin, chosen.sources), chosen
 
 
 def token_plugin(spec: VariableSpec) -> dict[str, object]:
@@ -163,11 +165,20 @@ def load(environ: Mapping[str, str], cwd: str, warn: Callable[[str], None]) -> l
 
 
 def resolve(
-    specs: tuple[VariableSpec, ...], environ: Mapping[str, str], cwd: str
+    specs: tuple[VariableSpec, ...],
+    environ: Mapping[str, str],
+    cwd: str,
+    written: VariableSpec | None = None,
 ) -> Mapping[str, str]:
-    """The values of in-memory entries, resolved as ``wev`` resolves (the daemon's cache)."""
+    """The values of in-memory entries, resolved as ``wev`` resolves (the daemon's cache);
+    an error names them as the user wrote the entry they were made from (``written``)."""
     request = ResolveRequest(specs, context_env(environ, cwd), process_env=environ, cwd=cwd)
-    return connection.resolve(request, environ, lambda message: None).values
+    try:
+        return connection.resolve(request, environ, lambda message: None).values
+    except WevError as error:
+        for spec in specs:
+            connection.named_as(error, spec, written)
+        raise
 
 
 def token_for_url(
@@ -180,8 +191,8 @@ def token_for_url(
         return None
     configured = load(environ, cwd, warn)
     if parts := parse_host(host):
-        spec = spec_for_host(*parts, configured)
-        return resolve((spec,), environ, cwd)[TOKEN_NAME]
+        spec, written = spec_for_host(*parts, configured)
+        return resolve((spec,), environ, cwd, written)[TOKEN_NAME]
     candidates = [s for s in configured if s.plugin.get("repository") and s.plugin.get("format")]
     if not candidates or not any(environ.get(name) for name in ENDPOINT_VARS):
         return None  # AWS's own endpoints are all CodeArtifact hosts: not this one
@@ -190,7 +201,7 @@ def token_for_url(
     for index, spec in enumerate(candidates):
         if endpoint_serves(endpoints[f"{ENDPOINT_NAME}_{index}"], service):
             token = VariableSpec((TOKEN_NAME,), token_plugin(spec), spec.sources)
-            return resolve((token,), environ, cwd)[TOKEN_NAME]
+            return resolve((token,), environ, cwd, spec)[TOKEN_NAME]
     return None
 
 
@@ -218,4 +229,4 @@ def token_of_entry(
             hint="put one in the project's wev.yml, or in ~/.wev.yml for every folder",
         )
     spec = VariableSpec((TOKEN_NAME,), token_plugin(chosen[0]), chosen[0].sources)
-    return resolve((spec,), environ, cwd)[TOKEN_NAME]
+    return resolve((spec,), environ, cwd, chosen[0])[TOKEN_NAME]

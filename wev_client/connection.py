@@ -113,6 +113,13 @@ def resolve(
     return response
 
 
+def named_as(error: WevError, door: VariableSpec, entry: VariableSpec | None) -> WevError:
+    """``error`` about a door's own entry (``door``: names no file holds) with the key of the
+    user's ``entry`` it was made from in their place, or with no key at all."""
+    error.message = error.message.replace(f"{door.label}: ", f"{entry.label}: " if entry else "", 1)
+    return error
+
+
 def in_ci(environ: Mapping[str, str]) -> bool:
     """Whether this runs in CI (``CI=true``, as GitHub Actions, GitLab and most others set
     it): nobody there signs in or types a code, so nothing waits for a person."""

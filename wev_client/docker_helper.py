@@ -113,7 +113,13 @@ def get(server_url: str, environ: Mapping[str, str]) -> str:
         () if entry is None else entry.sources,
     )
     request = ResolveRequest((spec,), context_env(environ, cwd), process_env=environ, cwd=cwd)
-    values = connection.resolve(request, environ, _no_debug).values
+    try:
+        response = connection.resolve(request, environ, _no_debug)
+    except WevError as error:  # named as the user wrote it: the entry's key, else no name
+        raise connection.named_as(error, spec, entry) from None
+    for warning in response.warnings:  # an entry's typo, as `wev` would say it
+        _warn(warning)
+    values = response.values
     answer = {"ServerURL": server_url, "Username": values[USERNAME_NAME]}
     answer["Secret"] = values[PASSWORD_NAME]
     return codec.dumps(answer)
@@ -135,7 +141,7 @@ def keep_nothing(action: str, text: str) -> None:
         try:
             document = codec.loads(server_url)
         except ProtocolError:
-            raise ProtocolError(f"{NAME} store: the input is not the protocol's JSON") from None
+            raise UsageError(f"{NAME} store: the input is not the protocol's JSON") from None
         found = document.get("ServerURL") if isinstance(document, dict) else None
         server_url = found.strip() if isinstance(found, str) else ""
     if not server_url:
@@ -152,11 +158,6 @@ def load(environ: Mapping[str, str], cwd: str) -> tuple[VariableSpec, ...]:
     """The wev.yml entries for ``cwd`` (home's included), those of the nearest file first:
     of two entries for one registry, the project's wins over home's, as its keys do."""
 
-    def warn(message: str) -> None:
-        from wev_client.output import printable
-
-        print(f"{NAME}: warning: {printable(message)}", file=sys.stderr)
-
     def parse(files: list[tuple[str, bytes]]) -> tuple[VariableSpec, ...] | None:
         return connection.parse_config(files, environ, _no_debug)
 
@@ -165,8 +166,14 @@ def load(environ: Mapping[str, str], cwd: str) -> tuple[VariableSpec, ...]:
     except OSError:
         cache_path = None
     home = environ.get("HOME")
-    specs = config_files.load(cwd, home, cache_path, warn, parse)
+    specs = config_files.load(cwd, home, cache_path, _warn, parse)
     return tuple(config_files.nearest_first(specs, cwd, home))
+
+
+def _warn(message: str) -> None:
+    from wev_client.output import printable
+
+    print(f"{NAME}: warning: {printable(message)}", file=sys.stderr)
 
 
 def _cwd() -> str:

@@ -75,6 +75,12 @@ def chosen_hosts(hosts: Sequence[str], environ: Mapping[str, str]) -> list[str]:
         served = [registry for _, registry in ecr.entries(configured)]
         chosen = [r.host for r in served if not r.is_pattern]
         patterns = [r.host for r in served if r.is_pattern]
+    if chosen and patterns:  # credHelpers maps hosts, never patterns
+        print(
+            f"wev: note: Docker needs each host: name those of {', '.join(patterns)} "
+            "(wev --install-docker-helper HOST ...)",
+            file=sys.stderr,
+        )
     if not chosen:
         named = "name none"
         if patterns:  # credHelpers maps hosts, never patterns
@@ -178,22 +184,27 @@ def _read(path: str) -> dict[str, object] | None:
 
 
 def _write(path: str, document: Mapping[str, object]) -> None:
-    """Replace the file at once (never half-written), keeping its mode; 0600 when new."""
+    """Replace the file at once (never half-written), keeping its mode and owner; 0600
+    when new."""
     target = os.path.realpath(path)  # a symlinked config (dotfiles) stays a symlink
     folder = os.path.dirname(target)
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         try:
-            mode = os.stat(target).st_mode & 0o777
+            st: os.stat_result | None = os.stat(target)
         except FileNotFoundError:
-            mode = 0o600
+            st = None
         descriptor, temporary = tempfile.mkstemp(prefix=".config.json.", dir=folder)
         try:
-            with os.fdopen(descriptor, "w") as file:
-                # Docker writes this file with tabs: so a later `docker login` changes little.
-                json.dump(document, file, indent="\t")
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                # Docker writes this file with tabs and its text as is: so a later
+                # `docker login` changes little.
+                json.dump(document, file, indent="\t", ensure_ascii=False)
                 file.write("\n")
-            os.chmod(temporary, mode)
+            os.chmod(temporary, 0o600 if st is None else st.st_mode & 0o777)
+            if st is not None and (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+                with contextlib.suppress(PermissionError):  # only root (sudo) may give it back
+                    os.chown(temporary, st.st_uid, st.st_gid)
             os.replace(temporary, target)
         except BaseException:
             with contextlib.suppress(OSError):
