@@ -331,6 +331,36 @@ def test_a_tool_that_stops_sending_or_reading_is_cut_off(
     assert time.monotonic() - started < 30
 
 
+def test_a_download_in_flight_at_stop_holds_up_no_call_after_it(
+    user: User, port: int, fake: FakeCodeArtifact, index: FakePyPIIndex
+) -> None:
+    """The stopping daemon cuts it off soon enough for the next call's own daemon to start:
+    that call gets the loopback URL, never the direct one with the token in it."""
+    write(user, recipes.PROXY_PIP, port)
+    with (index.wheel_dir / "corp_big-1.0-py3-none-any.whl").open("wb") as big:
+        big.truncate(64 * 1024 * 1024)  # more than every buffer on the way
+    daemon = Daemon(user)
+    reader = socket.socket()
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        assert user.wev("true").returncode == 0
+        reader.connect(("127.0.0.1", port))
+        reader.sendall(
+            f"GET /corp/shared/pypi/packages/corp_big-1.0-py3-none-any.whl HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\n\r\n".encode()
+        )  # and reads nothing
+        assert reader.recv(12) == b"HTTP/1.1 200"
+        stopped = user.wev("--stop")
+        after = user.wev("sh", "-c", 'printf %s "$PIP_INDEX_URL"')
+    finally:
+        reader.close()
+        daemon.stop()
+
+    assert stopped.returncode == 0, output(stopped)
+    assert (after.returncode, after.stderr) == (0, ""), output(after)
+    assert after.stdout == recipes.proxy_url("pypi", port) + "simple/"
+
+
 def test_proxy_requests_keep_an_idle_exit_daemon_up(
     user: User, port: int, fake: FakeCodeArtifact, repository: FakeRepository
 ) -> None:

@@ -190,7 +190,11 @@ def _spawn(
         os.close(log)
     if _listening(path):
         return True
-    debug(f"wev-daemon did not listen within {START_TIMEOUT:.0f} s; see {log_path}")
+    print(
+        f"wev: warning: wev-daemon did not listen within {START_TIMEOUT:.0f} s (see {log_path}); "
+        "resolving in this process",
+        file=sys.stderr,
+    )
     return False
 
 

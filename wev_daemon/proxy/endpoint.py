@@ -22,6 +22,7 @@ Imported by ``wev_daemon.proxy`` (the package) only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import functools
 import logging
@@ -52,7 +53,10 @@ log = logging.getLogger("wev_daemon.proxy")
 
 #: After an error answer, how long the rest of an unread upload is drained.
 LINGERING_TIME = 2.0
-SHUTDOWN_TIMEOUT = 5.0
+#: How long requests in flight get to end when the daemon stops, before they are cut
+#: off: with the daemon's own drain, well within the time a client gives a new daemon
+#: to start (``wev_client.spawn.START_TIMEOUT``).
+SHUTDOWN_TIMEOUT = 3.0
 #: What a failure to get the token answers, by its kind; any other is a bad gateway.
 STATUS_BY_KIND: tuple[tuple[type[Exception], int], ...] = (
     (InputNeeded, 401),
@@ -109,6 +113,8 @@ class Proxy:
         self._resolver: Resolver | None = None
         self._runner: web.ServerRunner | None = None
         self._servers: list[asyncio.AbstractServer] = []
+        self._in_flight: set[asyncio.Transport] = set()
+        self._drained = asyncio.Event()  # set while no request is in flight
         self._lock = asyncio.Lock()
         self._log_throttle = Throttle()
 
@@ -238,6 +244,14 @@ class Proxy:
         for server in self._servers:
             server.close()
         self._servers.clear()
+        # A download its tool stopped reading would hold the stopping daemon, and so the
+        # socket's lock, for the whole idle time: the next daemon could not start.
+        if self._in_flight:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                    await self._drained.wait()
+        for transport in list(self._in_flight):
+            transport.abort()
         await runner.cleanup()
 
     # -- routes ----------------------------------------------------------------------------
@@ -297,6 +311,10 @@ class Proxy:
                 return _text(417, f"Expect: {expect} is not understood")
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         route.requests += 1
+        transport = request.transport
+        if transport is not None:
+            self._in_flight.add(transport)
+            self._drained.clear()
         try:
             token, endpoint = await self._credentials(route)
             return await self.forwarder.forward(
@@ -312,6 +330,11 @@ class Proxy:
         except StreamBroken as error:
             self._record(route, f"cut off: {error}")
             return error.response
+        finally:
+            if transport is not None:
+                self._in_flight.discard(transport)
+                if not self._in_flight:
+                    self._drained.set()
 
     async def _credentials(self, route: Route) -> tuple[str, str]:
         """The entry's current token and endpoint, from the cache; TokenUnavailable if none."""
