@@ -312,14 +312,15 @@ def test_status_names_who_holds_the_port_before_the_proxy_is_used(
 # -- never the daemon down -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("bad", ["99999", "²", "٣٠٠٠١"])  # digits, but not a port's
 def test_a_bad_port_leaves_the_daemon_serving(
-    user: User, fake: FakeCodeArtifact, index: FakePyPIIndex
+    user: User, fake: FakeCodeArtifact, index: FakePyPIIndex, bad: str
 ) -> None:
     write(user, recipes.PROXY_PIP, free_port())
     user.write(
         "work/plain/wev.yml", "TOKEN:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"
     )
-    daemon = Daemon(user, env={"WEV_PROXY_PORT": "99999"})
+    daemon = Daemon(user, env={"WEV_PROXY_PORT": bad})
     try:
         plain = user.wev("true", cwd=user.root / "work" / "plain")
         proxied = user.wev("true")
@@ -330,8 +331,8 @@ def test_a_bad_port_leaves_the_daemon_serving(
     assert plain.returncode == 0, output(plain)
     assert proxied.returncode == 69
     [line] = proxied.stderr.splitlines()
-    assert "WEV_PROXY_PORT='99999' is not a port number" in line
-    assert "WEV_PROXY_PORT='99999' is not a port number" in report.stdout
+    assert f"WEV_PROXY_PORT={bad!r} is not a port number" in line
+    assert f"WEV_PROXY_PORT={bad!r} is not a port number" in report.stdout
 
 
 def test_no_secret_is_made_where_the_kernel_names_users(

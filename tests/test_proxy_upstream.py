@@ -158,6 +158,24 @@ def test_every_spelling_of_the_endpoint_is_the_proxys(written: str) -> None:
     assert spellings.location(elsewhere, URL("https://x/")) == elsewhere
 
 
+@pytest.mark.parametrize(
+    ("location", "proxied"),
+    [
+        ("/pypi/shared/simple/a/?next=https://example.com/", "simple/a/?next=https://example.com/"),
+        ("../b/%7E%zz/", "simple/b/%7E%zz/"),  # its escapes as written, none escaped again
+        ("//[not-a-host/x", None),  # no URL: passed on as it came
+    ],
+)
+def test_a_relative_location_is_the_proxys_as_written(location: str, proxied: str | None) -> None:
+    spellings = Spellings(
+        "https://corp-1.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/",
+        "http://127.0.0.1:24000/corp/shared/pypi/",
+    )
+    requested = URL("https://corp-1.d.codeartifact.eu-west-1.amazonaws.com/pypi/shared/simple/a/")
+    expected = location if proxied is None else "http://127.0.0.1:24000/corp/shared/pypi/" + proxied
+    assert spellings.location(location, requested) == expected
+
+
 def test_a_relative_location_into_the_repository_is_the_proxys(
     user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, repository: FakeRepository
 ) -> None:
@@ -381,6 +399,48 @@ def test_proxy_requests_keep_an_idle_exit_daemon_up(
         daemon.stop()
 
     assert alive and exited == 0
+
+
+def test_headers_the_tools_connection_header_names_stay_on_its_hop(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, repository: FakeRepository
+) -> None:
+    write(user, recipes.PROXY_PIP, port)
+    repository.answer(
+        "/pypi/shared/simple/", b"<html></html>", headers={"Content-Type": "text/html"}
+    )
+    assert user.wev("true").returncode == 0
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(
+            "GET",
+            "/corp/shared/pypi/simple/",
+            headers={"Connection": "close, X-Hop-Secret", "X-Hop-Secret": "mine", "X-Kept": "y"},
+        )
+        status = connection.getresponse().status
+    finally:
+        connection.close()
+
+    assert status == 200
+    [seen] = repository.seen
+    assert "x-kept" in seen.header_names and "x-hop-secret" not in seen.header_names
+
+
+def test_a_bad_proxy_url_is_reported_without_its_password(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, repository: FakeRepository
+) -> None:
+    write(user, recipes.PROXY_PIP, port)
+    # The repository by name, AWS by address: NO_PROXY keeps the AWS calls direct.
+    fake.repository_base_url = repository.url.replace("127.0.0.1", "localhost")
+    env = {"HTTP_PROXY": "http://alice:S3cretPW@[bad", "NO_PROXY": "127.0.0.1"}
+    assert user.wev("true", env=env).returncode == 0
+
+    status, body = get(recipes.proxy_url("pypi", port) + "simple/")
+    report = user.wev("--status")
+
+    assert status == 502, body
+    assert "***@" in body
+    assert all("S3cretPW" not in text for text in (body, report.stdout, daemon.log))
 
 
 def test_forwarded_requests_trust_the_callers_ca_bundle(

@@ -22,6 +22,8 @@ from .server import ServedFake, ThreadedAppServer
 class Seen:
     path: str
     authorization: str | None
+    #: The names of the headers the request came with, in lower case.
+    header_names: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ REPOSITORY = web.AppKey("fake_repository", FakeRepository)
 async def _answer(request: web.Request) -> web.StreamResponse:
     repository = request.app[REPOSITORY]
     with repository._lock:
-        repository._seen.append(Seen(request.path, request.headers.get("Authorization")))
+        names = frozenset(name.lower() for name in request.headers)
+        repository._seen.append(Seen(request.path, request.headers.get("Authorization"), names))
         fixed = repository._answers.get(request.path)
     if fixed is None:
         return web.Response(status=404, text="Not found")

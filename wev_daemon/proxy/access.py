@@ -85,7 +85,7 @@ def port_from_environ(environ: Mapping[str, str]) -> int:
     raw = environ.get(PORT_ENV, "").strip()
     if not raw:
         return default_port(os.getuid())
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 65536:
         raise BadPort(f"{PORT_ENV}={raw!r} is not a port number (1-65535)")
     return int(raw)
 

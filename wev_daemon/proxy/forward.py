@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import ssl
 from collections.abc import AsyncIterator, Mapping
 
@@ -119,7 +120,8 @@ class Forwarder:
         token's ``authorization`` in place of the tool's, and answer it, through the
         caller's network: ``env``'s proxies and CA bundle, or the profile's bundle."""
         target = URL(url, encoded=True)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in REQUEST_DROPPED}
+        dropped = REQUEST_DROPPED | _listed_in_connection(request.headers)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
         headers["Authorization"] = authorization
         accepted = request.headers.get("Accept-Encoding", "").lower()
         codings = [c for c in ("gzip", "deflate") if c in accepted]
@@ -142,7 +144,8 @@ class Forwarder:
                 ) from None
             raise GatewayError(f"{target.host}: {_reason(error)}") from None
         try:
-            out = {k: v for k, v in upstream.headers.items() if k.lower() not in RESPONSE_DROPPED}
+            dropped = RESPONSE_DROPPED | _listed_in_connection(upstream.headers)
+            out = {k: v for k, v in upstream.headers.items() if k.lower() not in dropped}
             if "Location" in upstream.headers:
                 out["Location"] = spellings.location(upstream.headers["Location"], target)
             kind = upstream.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -279,5 +282,17 @@ class _Upload:
             yield chunk
 
 
+def _listed_in_connection(headers: Mapping[str, str]) -> frozenset[str]:
+    """The headers a ``Connection`` header names: hop-by-hop too (RFC 9110, 7.6.1)."""
+    getall = getattr(headers, "getall", None)
+    values = getall("Connection", []) if getall is not None else [headers.get("Connection", "")]
+    return frozenset(name.strip().lower() for value in values for name in value.split(","))
+
+
+#: A URL's user information (``user:password@``), which no message shows.
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
 def _reason(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+    """The error in one line, without the password of a URL it quotes (a proxy's)."""
+    return _USERINFO.sub("***@", " ".join(str(error).split())) or type(error).__name__

@@ -71,7 +71,11 @@ class Spellings:
         A relative one is made absolute against the upstream URL first: the
         tool would otherwise resolve it against the proxy's.
         """
-        absolute = str(requested.join(URL(value))) if "://" not in value else value
+        try:
+            given = URL(value, encoded=True)  # as written: no %-escape escaped again
+            absolute = value if given.absolute else str(requested.join(given))
+        except ValueError:  # not a URL: passed on as it came
+            return value
         raw = absolute.encode(errors="surrogateescape")
         match = self.pattern.match(raw)
         if match is None:
