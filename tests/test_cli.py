@@ -365,3 +365,28 @@ def test_the_readmes_usage_and_tables_are_the_programs_own(user: User) -> None:
     environment = shown.stdout.partition("\nenvironment:\n")[2]
     for name in re.findall(r"^  ([A-Z_]+)=", environment, flags=re.M):
         assert f"| `{name}=" in variables, f"{name} is not in the README's table of variables"
+
+
+@pytest.mark.parametrize("option", ["--export", "--explain", "--status", "--help"])
+def test_a_reader_that_has_gone_ends_wev_as_it_ends_cat(
+    user: User, daemon: Daemon, option: str
+) -> None:
+    """``wev --status | head -0``: no traceback, no internal error; SIGPIPE, as ``cat``."""
+    user.write("work/project/wev.yml", echo("A", "one"))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [WEV, option],
+            cwd=user.project,
+            env=user.env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        os.close(write_end)
+
+    assert (result.returncode, result.stderr) == (-signal.SIGPIPE, "")

@@ -6,6 +6,8 @@ pnpm itself runs the README's recipe in ``tests/test_door_recipes.py`` when it i
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -84,3 +86,26 @@ def test_without_an_entry_one_line(user: User) -> None:
     [line] = result.stderr.splitlines()
     assert line.startswith("wev-token: no entry of the wev.yml files for ")
     assert "uses wev-awscodeartifact" in line
+
+
+def test_a_reader_that_has_gone_ends_it_as_it_ends_cat(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact
+) -> None:
+    user.write("work/project/wev.yml", NPM_WEV_YML)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [WEV_TOKEN],
+            cwd=user.project,
+            env={**user.env, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"},
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        os.close(write_end)
+
+    assert (result.returncode, result.stderr) == (-signal.SIGPIPE, "")

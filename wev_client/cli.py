@@ -209,7 +209,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         options = parse_args(argv)
         log = Log(options.log_level)
-        return run(options, environ, log)
+        status = run(options, environ, log)
+        sys.stdout.flush()  # here, where a reader that has gone is caught
+        return status
     except WevError as error:
         from wev_client.output import printable  # an error may quote a config or AWS
 
@@ -217,6 +219,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return error.exit_status
     except KeyboardInterrupt:
         return interrupted()
+    except BrokenPipeError:  # `wev --status | head -1`: the reader has gone
+        from wev_client.output import reader_gone
+
+        return reader_gone()
     except Exception as error:  # the unexpected: one line, the stack on DEBUG
         if log.level == 0:
             import traceback

@@ -46,5 +46,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return error.exit_status
     except KeyboardInterrupt:
         return 130
-    sys.stdout.write(token + "\n" if raw else f"Bearer {token}\n")
+    try:
+        sys.stdout.write(token + "\n" if raw else f"Bearer {token}\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader has gone
+        from wev_client.output import reader_gone
+
+        return reader_gone()
     return 0
