@@ -9,10 +9,12 @@ trusted. The daemon and ``WEV_NO_DAEMON=1`` agree in every case.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +91,32 @@ def test_no_proxy_is_judged_against_the_host_called() -> None:
     assert network.proxy_for("https://example.org/", env) == "http://proxy.corp:3128"
     assert network.proxy_for(aws, {"https_proxy": "http://p:1", "HTTPS_PROXY": "x"}) == "http://p:1"
     assert network.proxy_for(aws, {}) is None
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"http_proxy": "", "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"},
+        {"https_proxy": "", "HTTPS_PROXY": "http://127.0.0.1:9"},
+        {"no_proxy": "", "NO_PROXY": "example.org", "HTTPS_PROXY": "http://127.0.0.1:9"},
+        {"no_proxy": "example.org", "NO_PROXY": "", "https_proxy": "http://127.0.0.1:9"},
+        {"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "example.org"},
+    ],
+)
+def test_the_proxy_is_the_one_urllib_and_so_botocore_take(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty lower-case variable wins over its upper-case twin, as urllib reads them."""
+    for name in [name for name in os.environ if name.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for url in ("https://example.org/", "https://codeartifact.eu-west-1.amazonaws.com/"):
+        host = url.split("/")[2]
+        expected = None
+        if not urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]
+            expected = urllib.request.getproxies_environment().get("https")
+        assert network.proxy_for(url, env) == expected, url
 
 
 def why_no_private_network() -> str | None:

@@ -21,18 +21,24 @@ from urllib.parse import urlsplit
 CA_BUNDLE_VARS = ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
 
 
+def _variable(env: Mapping[str, str], name: str) -> str:
+    """``name`` (lower case) as urllib reads it: set, even empty, it wins over its upper-case
+    twin (``http_proxy=`` turns off an exported ``HTTP_PROXY``)."""
+    return env[name] if name in env else env.get(name.upper(), "")
+
+
 def proxies(env: Mapping[str, str]) -> dict[str, str]:
     """The caller's proxy for each scheme ("http", "https") it sets one for."""
     return {
         scheme: value
         for scheme in ("http", "https")
-        if (value := env.get(f"{scheme}_proxy") or env.get(f"{scheme.upper()}_PROXY"))
+        if (value := _variable(env, f"{scheme}_proxy"))
     }
 
 
 def bypasses(url: str, env: Mapping[str, str]) -> bool:
     """Whether the caller's ``NO_PROXY`` names the host of ``url`` (a URL or a bare host)."""
-    no_proxy = env.get("no_proxy") or env.get("NO_PROXY")
+    no_proxy = _variable(env, "no_proxy")
     if not no_proxy:
         return False
     netloc = urlsplit(url).netloc if "://" in url else url
