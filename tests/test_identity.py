@@ -108,6 +108,29 @@ def test_every_door_gets_the_one_token_of_one_call(
     assert (fake.call_count, fake.endpoint_call_count) == (1, 1)
 
 
+def test_doors_run_inside_wev_share_its_token_whatever_it_set(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact
+) -> None:
+    """The configuration's own names (an AWS_PROFILE it sets, the token itself) change no
+    door's identity, as they change no entry's: one token, one call."""
+    user.write(
+        "work/project/wev.yml",
+        "AWS_PROFILE: {plugin: {id: wev-echo, value: work}}\n"
+        "CODEARTIFACT_AUTH_TOKEN: {plugin: {id: wev-awscodeartifact, domain: corp}}\n",
+    )
+    script = (
+        'printf "%s\\n" "$CODEARTIFACT_AUTH_TOKEN"; '
+        f"{BIN / 'wev-token'} --raw; {BIN / 'keyring'} get {CODEARTIFACT_URL} aws"
+    )
+
+    result = run_tool(user, WEV, "sh", "-c", script)
+
+    assert result.returncode == 0, shown(result)
+    [issued] = fake.issued
+    assert result.stdout.splitlines() == [issued] * 3
+    assert fake.call_count == 1
+
+
 def test_entries_written_differently_share_one_token(
     user: User, daemon: Daemon, fake: FakeCodeArtifact
 ) -> None:

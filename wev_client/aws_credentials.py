@@ -110,7 +110,9 @@ def run(name: str, environ: Mapping[str, str], warn: Callable[[str], None]) -> i
             )
         if not _parts(spec):
             credential_json({}, spec, None)  # raises: says what the key lacks
-        env = {k: v for k, v in environ.items() if k not in DROPPED_VARS}
+        env = {
+            k: v for k, v in config_files.outside(specs, environ).items() if k not in DROPPED_VARS
+        }
         env[LOOP_VAR] = " ".join([*chain, spec.names[0]])
         request = ResolveRequest((spec,), context_env(env, cwd), process_env=env, cwd=cwd)
         response = connection.resolve(request, env, lambda message: None)

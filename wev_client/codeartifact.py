@@ -152,16 +152,20 @@ def endpoint_only(spec: VariableSpec, index: int) -> VariableSpec:
     return VariableSpec((f"{ENDPOINT_NAME}_{index}",), plugin, spec.sources)
 
 
-def load(environ: Mapping[str, str], cwd: str, warn: Callable[[str], None]) -> list[VariableSpec]:
+def load(
+    environ: Mapping[str, str], cwd: str, warn: Callable[[str], None]
+) -> tuple[list[VariableSpec], dict[str, str]]:
     """The CodeArtifact entries of the wev.yml files for ``cwd`` (home's included), those of
-    the nearest file first."""
+    the nearest file first, and ``environ`` without what these files set."""
     try:
         cache_path: str | None = paths.config_cache_path(environ)
     except OSError:
         cache_path = None
     home = environ.get("HOME")
     specs = config_files.load(cwd, home, cache_path, warn)
-    return entries(config_files.nearest_first(specs, cwd, home))
+    return entries(config_files.nearest_first(specs, cwd, home)), config_files.outside(
+        specs, environ
+    )
 
 
 def resolve(
@@ -189,7 +193,7 @@ def token_for_url(
     host = split_service(service)[1].rpartition(":")[0] or split_service(service)[1]
     if host.lower().rstrip(".") in PUBLIC_REGISTRIES:
         return None
-    configured = load(environ, cwd, warn)
+    configured, environ = load(environ, cwd, warn)
     if parts := parse_host(host):
         spec, written = spec_for_host(*parts, configured)
         return resolve((spec,), environ, cwd, written)[TOKEN_NAME]
@@ -216,7 +220,7 @@ def token_of_entry(
     from wev_client.protocol.errors import ConfigError
 
     cwd = os.getcwd() if cwd is None else cwd
-    configured = load(environ, cwd, warn)
+    configured, environ = load(environ, cwd, warn)
     if name is not None:
         chosen = [spec for spec in configured if name in spec.names or spec.label == name]
     else:

@@ -35,7 +35,7 @@ from wev_client.protocol.messages import VariableSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     #: Parses and merges ``(path, bytes)`` of the files used; None: parse here instead.
     Parser = Callable[[list[tuple[str, bytes]]], tuple[VariableSpec, ...] | None]
@@ -253,6 +253,14 @@ def load(
     unchanged. When they changed, ``parse`` (the daemon) is asked first; it raises
     ConfigError as ``parse_texts`` would."""
     return read(cwd, home, cache_path, warn).parse(parse)
+
+
+def outside(specs: tuple[VariableSpec, ...], environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` less the names ``specs`` set. The daemon leaves a configuration's own
+    names out of its entries' context; a door run inside ``wev``, or after ``eval "$(wev
+    --export)"``, sends one entry of it, so it leaves them out itself."""
+    names = {name for spec in specs for name in spec.names}
+    return {name: value for name, value in environ.items() if name not in names}
 
 
 def nearest_first(

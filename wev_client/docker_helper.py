@@ -106,6 +106,7 @@ def get(server_url: str, environ: Mapping[str, str]) -> str:
         raise Answer(NOT_FOUND)
     cwd = _cwd()
     configured = load(environ, cwd)
+    environ = config_files.outside(configured, environ)
     entry = ecr.entry_for(registry, configured)
     spec = VariableSpec(
         (USERNAME_NAME, PASSWORD_NAME),
