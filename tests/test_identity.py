@@ -191,7 +191,8 @@ def test_a_profile_in_the_entry_is_that_profile_whatever_keys_the_shell_holds(
     assert a != b
     a, b = without.stdout.split(" ")
     assert a == b  # the default profile, spelled out or not
-    assert [call.access_key_id for call in fake.calls] == [ENV_KEY, DEFAULT_KEY, DEFAULT_KEY]
+    # A and B of one call fetch at once, in either order.
+    assert sorted(call.access_key_id for call in fake.calls) == [DEFAULT_KEY, DEFAULT_KEY, ENV_KEY]
 
 
 # -- what changes who the caller is ---------------------------------------------------------
@@ -217,13 +218,20 @@ def projects_with_creds(user: User, command: str) -> tuple[Path, Path]:
         creds = folder / "creds"
         creds.write_text(CREDS.format(python=sys.executable, key=key, secret=CREDENTIALS[key]))
         creds.chmod(0o755)
+        (folder / "creds_module.py").write_text(creds.read_text())
     return folders
 
 
 @pytest.mark.parametrize(
     "command",
-    ["./creds", "{python} creds", "{python} {runner} --script=creds"],
-    ids=["relative path", "a file argument", "an option's file"],
+    [
+        "./creds",
+        "{python} creds",
+        "{python} {runner} --script=creds",
+        "sh -c '{python} creds'",
+        "{python} -m creds_module",
+    ],
+    ids=["relative path", "a file argument", "an option's file", "a shell's script", "a module"],
 )
 def test_a_credential_process_in_the_projects_folder_makes_each_project_its_own(
     user: User, daemon: Daemon, fake: FakeCodeArtifact, command: str
@@ -240,6 +248,34 @@ def test_a_credential_process_in_the_projects_folder_makes_each_project_its_own(
 
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     assert first.stdout != second.stdout and again.stdout == first.stdout
+    assert [call.access_key_id for call in fake.calls] == [DEFAULT_KEY, WORK_KEY]
+
+
+def test_an_edit_of_the_profile_is_another_identity(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact
+) -> None:
+    """The old token is never served for what the profile now says (another role, other
+    keys, another process)."""
+    scripts = {}
+    for key in (DEFAULT_KEY, WORK_KEY):
+        scripts[key] = user.write(
+            f"bin/creds-{key}",
+            CREDS.format(python=sys.executable, key=key, secret=CREDENTIALS[key]),
+        )
+    user.write("work/project/wev.yml", CODEARTIFACT)
+    config = user.home / ".aws" / "config"
+    before = config.read_text()
+    tokens = []
+    for key in (DEFAULT_KEY, WORK_KEY, WORK_KEY):
+        config.write_text(
+            before + f"\n[profile helper]\ncredential_process = {sys.executable} {scripts[key]}\n"
+            "region = eu-west-1\n"
+        )
+        result = user.wev("printenv", "CODEARTIFACT_AUTH_TOKEN", env={"AWS_PROFILE": "helper"})
+        assert result.returncode == 0, result.stderr
+        tokens.append(result.stdout)
+
+    assert tokens[0] != tokens[1] == tokens[2]
     assert [call.access_key_id for call in fake.calls] == [DEFAULT_KEY, WORK_KEY]
 
 

@@ -114,6 +114,7 @@ def identity(
         env.get(name) for name in ENVIRONMENT_CREDENTIALS
     )
     found["HOME"] = env.get("HOME", "")
+    found["profiles"] = _chain(config, profile)
     if with_region:
         found["region"] = _region(env, configured_region, config.get(profile, {}))
     command = _credential_process(env, config, profile, configured_profile)
@@ -197,6 +198,20 @@ def _load(config: str, credentials: str) -> Profiles:
     return merged
 
 
+def _chain(config: Profiles, profile: str) -> list[list[object]]:
+    """What the credential chain reads of ``profile`` and of the profiles it takes its
+    credentials from (``source_profile``): a role, keys, SSO, a process, an MFA device.
+    An edit there is another identity: the token of the old role is never served."""
+    chain: list[list[object]] = []
+    name: str | None = profile
+    while name and all(name != seen for seen, _ in chain):
+        section = config.get(name, {})
+        chain.append([name, sorted((key, str(value)) for key, value in section.items())])
+        source = section.get("source_profile")
+        name = source if isinstance(source, str) else None
+    return chain
+
+
 def _credential_process(
     env: Mapping[str, str], config: Profiles, profile: str, configured_profile: str | None
 ) -> str | None:
@@ -219,9 +234,11 @@ def _credential_process(
 def _depends_on_folder(command: str, path: str, cwd: str | None) -> bool:
     """Whether the working folder decides what ``command`` runs or reads: a word such as
     ``./creds`` or ``bin/creds``, a bare command found through a relative PATH entry, or
-    an argument naming a file there (``python3 creds.py``, ``--file=creds.json``)."""
+    an argument naming a file there (``python3 creds.py``, ``--file=creds.json``, a
+    module for ``-m``), also inside a script it hands a shell (``sh -c 'cat creds.json'``)."""
     try:
         words = shlex.split(command)
+        words += [part for word in words[1:] if " " in word for part in shlex.split(word)]
     except ValueError:
         return True
     if any("/" in word and not word.startswith("/") for word in words):
@@ -232,4 +249,5 @@ def _depends_on_folder(command: str, path: str, cwd: str | None) -> bool:
     if not cwd:
         return False
     arguments = {part for word in words[1:] for part in (word, word.partition("=")[2])}
-    return any(part and os.path.lexists(os.path.join(cwd, part)) for part in arguments)
+    named = {name for part in arguments if part for name in (part, part + ".py")}
+    return any(os.path.lexists(os.path.join(cwd, name)) for name in named)
