@@ -150,6 +150,36 @@ def test_a_plugin_installed_while_the_daemon_runs_works_on_the_next_call(
         environment.wev(user, "--stop")
 
 
+def test_a_plugin_that_cannot_be_loaded_fails_its_entries_alone(
+    user: User, environment: Environment, fake: FakeCodeArtifact
+) -> None:
+    """Installed while the daemon runs: one line for its entries, every other one served."""
+    _, plugin_id, _, _ = greeting_plugin(user)
+    broken = build_wheel(
+        user.root / "broken",
+        plugin_id,
+        "1.0",
+        module='raise ImportError("needs libfoo")\n',
+        entry_points=f"[wev.plugins]\n{plugin_id} = {plugin_id.replace('-', '_')}:GreetingPlugin\n",
+    )
+    user.write("work/plain/wev.yml", TOKEN)
+    try:
+        assert environment.wev(user, "true", cwd=user.root / "work" / "plain").returncode == 0
+        environment.pip("install", "--no-index", "--no-deps", str(broken))
+        failed = environment.wev(user, *PRINT)
+        served = environment.wev(
+            user, "printenv", "CODEARTIFACT_AUTH_TOKEN", cwd=user.root / "work" / "plain"
+        )
+    finally:
+        environment.wev(user, "--stop")
+
+    assert failed.returncode == 78, failed.stderr
+    [line] = failed.stderr.splitlines()
+    assert f"{plugin_id}: installed, but it cannot be loaded (ImportError: needs libfoo)" in line
+    assert served.returncode == 0, served.stderr
+    assert fake.is_valid_token(served.stdout.strip())
+
+
 def test_installing_something_else_keeps_the_daemon_and_its_tokens(
     user: User, environment: Environment, fake: FakeCodeArtifact
 ) -> None:

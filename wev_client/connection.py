@@ -269,7 +269,11 @@ def _ask(
         else:
             debug(f"{error.message}: restarting it")
             spawn.await_current_daemon(path, environ, debug)
-        code, answer = transport.request(path, "POST", route, body, version=__version__)
+        try:
+            code, answer = transport.request(path, "POST", route, body, version=__version__)
+        except (transport.NotListening, transport.DaemonGone) as absent:  # none could start
+            debug(f"{absent}: resolving in this process")
+            return _in_process(route, request, ask)
         if code != 200:
             raise errors.error_from_json(answer)
     try:

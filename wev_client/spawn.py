@@ -43,7 +43,8 @@ def await_current_daemon(
         try:
             code, body = transport.request(path, "GET", protocol.STATUS_ROUTE, version=__version__)
         except transport.NotListening:
-            start_daemon(path, environ, debug)
+            if not start_daemon(path, environ, debug):
+                return  # it said why; the caller resolves in its own process
             continue
         except WevError:
             code, body = 0, None  # going away mid-answer

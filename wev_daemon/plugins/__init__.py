@@ -49,6 +49,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ from importlib.metadata import entry_points
 from typing import ClassVar, Generic, TypeVar
 
 from wev_client.protocol import PLUGIN_ENTRY_POINTS
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = PLUGIN_ENTRY_POINTS
 
@@ -231,13 +234,36 @@ class Plugin(ABC, Generic[SettingsT]):
 
 
 def load_plugins() -> dict[str, Plugin[object]]:
-    """Every installed plugin, by id."""
+    """Every installed plugin, by id. One that cannot be loaded (a missing dependency, a
+    bug) stands in as ``Unloadable``: its entries say why, every other keeps working."""
     plugins: dict[str, Plugin[object]] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        cls = entry.load()
-        if isinstance(cls, type) and issubclass(cls, Plugin):
-            plugins[cls.id] = cls()
+        try:
+            cls = entry.load()
+            if isinstance(cls, type) and issubclass(cls, Plugin):
+                plugins[cls.id] = cls()
+        except Exception as error:  # whatever a plugin's import raises
+            reason = f"{type(error).__name__}: {error}"
+            log.info("plugin %s (%s) cannot be loaded: %s", entry.name, entry.value, reason)
+            plugins.setdefault(entry.name, Unloadable(entry.name, reason))
     return plugins
+
+
+class Unloadable(Plugin[object]):
+    """An installed plugin that could not be loaded: each entry naming it is a
+    configuration error that says why."""
+
+    id = ""
+
+    def __init__(self, plugin_id: str, reason: str) -> None:
+        self.id = plugin_id  # type: ignore[misc]  # one per installed plugin, not per class
+        self.reason = reason
+
+    def parse(self, properties: Mapping[str, object]) -> object:
+        raise PropertyError(f"installed, but it cannot be loaded ({self.reason})")
+
+    async def resolve(self, settings: object, context: Context) -> Resolution:
+        raise PropertyError(self.reason)  # never reached: parse refuses every entry
 
 
 def digest(*parts: object) -> str:
