@@ -54,5 +54,20 @@ def test_another_program_on_the_socket_is_named_with_the_way_out(
         [line] = outcome.stderr.splitlines()
         assert line == (
             f"wev: cannot read the answer on {user.socket}: {why}; is a program other than "
-            "wev-daemon listening there? (unset WEV_SOCKET, or set it to wev-daemon's socket)"
+            "wev-daemon listening there? (stop that program, or set WEV_SOCKET to wev-daemon's "
+            "socket)"
         )
+
+
+def test_an_answer_without_values_is_not_the_daemons(user: User) -> None:
+    """A program that speaks JSON too: the command never runs without its variables."""
+    user.write("work/project/wev.yml", CONFIG)
+    answer = (
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{"foo": 1}'
+    )
+
+    with impostor(user.socket, answer):
+        result = user.wev("sh", "-c", "echo ran")
+
+    assert (result.returncode, result.stdout) == (76, "")
+    assert "the response's 'values' must be a dict" in result.stderr

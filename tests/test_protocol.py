@@ -284,7 +284,7 @@ def test_equality_tells_messages_apart() -> None:
 def test_optional_fields_may_be_left_out() -> None:
     assert VariableSpec.from_json({"names": ["A"], "plugin": {"id": "x"}}).sources == ()
     assert ResolveRequest.from_json({"variables": []}).env == {}
-    response = ResolveResponse.from_json({})
+    response = ResolveResponse.from_json({"values": {}})
     assert (dict(response.values), response.entries, response.warnings) == ({}, (), ())
     entry = EntryInfo.from_json({"names": ["A"]})
     assert (entry.plugin_id, entry.description, entry.cached) == ("", "", False)

@@ -54,6 +54,25 @@ def test_a_shared_sticky_folder_of_ones_own_gets_no_chmod_advice(user: User) -> 
     assert shared.stat().st_mode & 0o7777 == 0o1777
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="/ and /home are root's own")
+@pytest.mark.parametrize(
+    "socket",
+    ["/wev-test-unused.sock", *(["/home/wev-test-unused.sock"] if os.path.isdir("/home") else [])],
+)
+def test_roots_own_system_folders_get_no_chmod_advice(user: User, socket: str) -> None:
+    """As root, / and /home are "yours": closing them would lock every other user out."""
+    user.write("work/project/wev.yml", CONFIG)
+
+    client = user.wev(*ECHO_A, env={"WEV_SOCKET": socket})
+    daemon = daemon_refusal(user, Path(socket))
+
+    assert client.returncode == 0 and client.stdout == "resolved", client.stderr
+    assert daemon.returncode == 77, daemon.stderr
+    for stderr in (client.stderr, daemon.stderr):
+        assert "chmod" not in stderr and f"({paths.ELSEWHERE_HINT})" in stderr
+    assert not os.path.lexists(socket)
+
+
 def test_a_folder_of_ones_own_left_open_gets_the_chmod_to_run(user: User) -> None:
     folder = user.root / "mine"
     folder.mkdir()

@@ -154,15 +154,16 @@ def folder_problem(folder: str) -> str | None:
 
 
 #: The way out when the socket's folder is not one to make private.
-ELSEWHERE_HINT = "unset WEV_SOCKET, or set it to a path in a folder only you can enter"
+ELSEWHERE_HINT = "set WEV_SOCKET to a path in a folder only you can enter"
 
 
 def private_folder_hint(folder: str) -> str:
     """The next step for a socket folder that is not private.
 
     ``chmod 0700`` only for a folder of this user's own left open: never for
-    another user's, nor for a sticky folder such as ``/tmp``, which is shared
-    on purpose (and root's own): closing it would lock every other user out.
+    another user's, nor for one shared on purpose, which root owns: a sticky
+    one such as ``/tmp``, ``/`` and those just below it (``/home``, ``/run``),
+    or one that holds what other users own. Closing it would lock them out.
     """
     try:
         st = os.lstat(folder)
@@ -173,9 +174,20 @@ def private_folder_hint(folder: str) -> str:
         and st.st_uid == os.geteuid()
         and st.st_mode & 0o077
         and not st.st_mode & stat.S_ISVTX
+        and not _shared_by_design(folder, st.st_uid)
     ):
         return f"chmod 0700 {folder}"
     return ELSEWHERE_HINT
+
+
+def _shared_by_design(folder: str, uid: int) -> bool:
+    if os.path.dirname(os.path.abspath(folder)) == "/":  # / itself, /home, /run, /var ...
+        return True
+    try:
+        with os.scandir(folder) as entries:
+            return any(entry.stat(follow_symlinks=False).st_uid != uid for entry in entries)
+    except OSError:
+        return False
 
 
 def make_private_folder(folder: str) -> list[str]:

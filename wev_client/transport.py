@@ -31,7 +31,7 @@ RESPONSE_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 2.0
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 #: What to do when the answer on the socket is not wev-daemon's.
-NOT_OURS_HINT = "unset WEV_SOCKET, or set it to wev-daemon's socket"
+NOT_OURS_HINT = "stop that program, or set WEV_SOCKET to wev-daemon's socket"
 
 
 class NotListening(WevError):

@@ -446,7 +446,7 @@ class ResolveResponse:
     def from_json(cls, data: object) -> ResolveResponse:
         body = expect(data, dict, "the response")
         assert isinstance(body, dict)
-        values = optional(body, "values", dict, {})
+        values = expect(body.get("values"), dict, "the response's 'values'")  # never left out
         assert isinstance(values, dict)
         # The client puts these in the environment of an exec: execve refuses
         # a name with '=' or a NUL in either, which must not surface as a crash.
