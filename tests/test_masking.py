@@ -63,6 +63,21 @@ def test_wev_masks_each_secret_before_the_command_runs(
     assert lines[-1].startswith("ran work http")
 
 
+def test_an_index_url_alone_masks_its_token_too(user: User, fake: FakeCodeArtifact) -> None:
+    """uv's recipe sets only the URL: a tool that prints the token alone, or the URL cut
+    short, still shows none of it."""
+    user.write(
+        "work/project/wev.yml",
+        "UV_INDEX_URL:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"
+        "    repository: shared\n    format: pypi\n    values: [index_url]\n",
+    )
+    result = user.wev("true", env=CI)
+
+    assert result.returncode == 0, result.stderr
+    [token] = fake.issued
+    assert f"::add-mask::{token}" in masks(result.stdout)
+
+
 def test_a_command_whose_output_goes_to_a_file_gets_the_lines_on_stderr(
     project: User, fake: FakeCodeArtifact
 ) -> None:

@@ -12,6 +12,7 @@ the hot path of an unchanged configuration.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -123,6 +124,12 @@ def _masks(secrets: Sequence[str]) -> list[str]:
     commands: list[str] = []
     for value in secrets:
         parts = [value, *value.splitlines()] if "\n" in value or "\r" in value else [value]
+        if "@" in value and "://" in value:  # an index URL: a tool may show its token alone
+            from urllib.parse import unquote, urlsplit
+
+            with contextlib.suppress(ValueError):
+                if password := urlsplit(value.strip()).password:
+                    parts += [password, unquote(password)]
         for part in parts:
             if part.strip() and mask_command(part) not in commands:
                 commands.append(mask_command(part))
