@@ -70,10 +70,12 @@ def environment(home: Path) -> dict[str, str]:
     }
 
 
-def run(home: Path, *args: str, executable: str = WEV_DAEMON) -> subprocess.CompletedProcess[str]:
+def run(
+    home: Path, *args: str, executable: str = WEV_DAEMON, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [executable, *args],
-        env=environment(home),
+        env={**environment(home), **(env or {})},
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -133,6 +135,18 @@ def test_install_writes_units_that_systemd_accepts(home: Path, folder: str) -> N
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed (Debian package: systemd)")
     verify(home, socket_unit, service_unit, proxy_unit)
+
+
+def test_a_note_only_for_a_wev_socket_the_service_does_not_listen_on(home: Path) -> None:
+    if sys.platform != "linux":
+        pytest.skip("systemd units are installed on Linux")
+    served = str(home / "run" / "wev" / "daemon.sock")
+    same = run(home, "--install-service", env={"WEV_SOCKET": served})
+    other = run(home, "--install-service", env={"WEV_SOCKET": str(home / "other.sock")})
+
+    assert same.returncode == other.returncode == 0, same.stderr + other.stderr
+    assert "WEV_SOCKET" not in same.stdout
+    assert "note: WEV_SOCKET is set; the service listens on" in other.stdout
 
 
 def test_install_is_idempotent_and_says_what_changed(home: Path) -> None:

@@ -231,7 +231,9 @@ def install(layout: Layout, environ: Mapping[str, str]) -> list[str]:
         replaced = replaced or old is not None
         lines.append(f"{'updated' if old is not None else 'wrote'}: {path}")
     if layout.manager == "systemd":
-        if environ.get("WEV_SOCKET"):
+        runtime = environ.get("XDG_RUNTIME_DIR", "")
+        served = os.path.join(runtime, paths.APP_NAME, paths.SOCKET_NAME) if runtime else None
+        if environ.get("WEV_SOCKET", served) != served:
             lines.append(
                 "note: WEV_SOCKET is set; the service listens on "
                 "$XDG_RUNTIME_DIR/wev/daemon.sock, where wev looks without it"
