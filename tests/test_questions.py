@@ -426,6 +426,32 @@ def test_wev_answer_asks_again_once_after_a_wrong_code(
     assert [c.token_code for c in sts.calls_of("GetSessionToken")] == ["000000", CODE]
 
 
+def test_an_answer_typed_after_the_wait_bound_says_the_question_ended(
+    sdk_user: User, sts: FakeSts, ptys: list[Pty]
+) -> None:
+    daemon = Daemon(sdk_user, args=("--question-wait", "3"))
+    call = sdk(sdk_user)
+    try:
+        wait_for_question(sdk_user)
+        answer = Pty((WEV, "--answer"), sdk_user.project, {**sdk_user.env, "TERM": "xterm"})
+        ptys.append(answer)
+        answer.expect(f"wev: {QUESTION_TEXT}".encode())
+        code, _, err = finish(call)  # the wait bound passes: the call fails
+        answer.type(CODE + "\n")
+        status = answer.wait()
+    finally:
+        if call.poll() is None:
+            call.kill()
+        daemon.stop()
+
+    assert code != 0 and "nobody answered within 3 s" in err
+    shown = bytes(answer.output).decode()
+    assert status == 69, shown
+    assert "the question ended unanswered before this answer" in shown
+    assert "answered elsewhere" not in shown
+    assert sts.calls_of("GetSessionToken") == []
+
+
 def test_wev_answer_with_no_terminal_says_where_to_run_it(
     sdk_user: User, daemon: Daemon, sts: FakeSts
 ) -> None:

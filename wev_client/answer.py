@@ -16,7 +16,7 @@ from __future__ import annotations
 from wev_client import __version__, control, paths, prompt, protocol, transport
 from wev_client.output import printable
 from wev_client.protocol import errors
-from wev_client.protocol.errors import DaemonUnavailable, UpstreamError
+from wev_client.protocol.errors import DaemonUnavailable, InputRequired, UpstreamError
 from wev_client.protocol.side_messages import AnswerRequest, Prompt
 
 TYPE_CHECKING = False
@@ -57,6 +57,11 @@ def run(environ: Mapping[str, str]) -> int:
                 print(f"wev: {printable(label)}: answered; the fetch is still running")
             elif outcome == "gone":
                 print(f"wev: {printable(label)}: no longer waiting (answered elsewhere)")
+            elif outcome == "ended":
+                raise InputRequired(
+                    f"{label}: the question ended unanswered before this answer (its wait "
+                    "bound passed); the call that asked it failed: run it again"
+                )
             else:
                 raise UpstreamError(f"{label}: {message}")
         if not again:

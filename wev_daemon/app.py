@@ -291,8 +291,9 @@ async def answer(request: web.Request) -> web.Response:
     results: list[dict[str, object]] = []
     for question_id, text in body.answers.items():
         question = cache.answer(question_id, text)
-        if question is None:
-            results.append({"id": question_id, "outcome": "gone", "message": ""})
+        if question is None:  # answered elsewhere, or its wait ended: its waiters failed
+            outcome = "ended" if cache.questions.failed(question_id) else "gone"
+            results.append({"id": question_id, "outcome": outcome, "message": ""})
             continue
         outcome, message = await cache.questions.result(question, cache.policy.prompt_wait)
         results.append(

@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 SIGN_IN_POLL = 0.5
 #: Answers refused before the question fails: one wrong code is asked again.
 REFUSALS_ASKED_AGAIN = 1
+#: How many questions that ended unanswered are remembered (their ids only).
+MAX_FAILED = 64
 
 
 class Questions:
@@ -91,6 +93,8 @@ class Questions:
         self.open: dict[str, Question] = {}
         #: Each entry's last answered question: its text, answer and wait bound (``reuse``).
         self._answers: dict[str, tuple[str, str, float]] = {}
+        #: The ids of the latest questions that ended unanswered, for a late ``wev --answer``.
+        self._failed: dict[str, None] = {}
 
     def current(self, key: str) -> Question | None:
         """The entry's open question; one past the wait bound fails its waiters and goes."""
@@ -108,6 +112,10 @@ class Questions:
     def find(self, question_id: str) -> Question | None:
         self.expire()
         return next((q for q in self.open.values() if q.id == question_id), None)
+
+    def failed(self, question_id: str) -> bool:
+        """Whether that question ended lately without an answer (its waiters failed)."""
+        return question_id in self._failed
 
     def ask(
         self, key: str, names: tuple[str, ...], needed: InputNeeded, caller: Caller
@@ -274,6 +282,10 @@ class Questions:
             del self.open[question.key]
         if outcome is None and question.answering and question.answer is not None:
             self._answers[question.key] = (question.text, question.answer, question.deadline)
+        if outcome is not None:
+            self._failed[question.id] = None
+            while len(self._failed) > MAX_FAILED:
+                del self._failed[next(iter(self._failed))]
         if question.runner is not None and not question.runner.done():
             question.runner.cancel()
         if not question.outcome.done():
