@@ -9,7 +9,9 @@ their subject (a key's count in ``test_cli.py``, YAML in
 from __future__ import annotations
 
 import socket
+import time
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import pytest
 from conftest import User
@@ -71,3 +73,28 @@ def test_an_answer_without_values_is_not_the_daemons(user: User) -> None:
 
     assert (result.returncode, result.stdout) == (76, "")
     assert "the response's 'values' must be a dict" in result.stderr
+
+
+def test_a_daemon_that_says_nothing_is_named_with_its_pid(
+    user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped (SIGSTOP, a debugger) or stuck: it takes the request and never answers."""
+    from wev_client import transport
+    from wev_client.protocol.errors import DaemonUnavailable
+
+    monkeypatch.setattr(transport, "RESPONSE_TIMEOUT", 0.5)
+
+    def silent(conn: socket.socket) -> None:
+        conn.recv(65536)
+        time.sleep(1)
+
+    with serving(user.socket, silent):
+        Path(user.socket + ".lock").write_text("4242\n")
+        with pytest.raises(DaemonUnavailable) as raised:
+            transport.request(user.socket, "GET", "/v1/status")
+
+    assert raised.value.exit_status == 69
+    assert str(raised.value) == (
+        "wev-daemon (pid 4242) did not answer within 0.5 s: it is stopped or stuck "
+        "(kill 4242; the next wev starts another)"
+    )

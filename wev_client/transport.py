@@ -94,10 +94,7 @@ def request(
         except ProtocolError as error:
             raise not_ours(path, error) from None
         except TimeoutError:
-            raise WevError(
-                f"the daemon did not answer within {RESPONSE_TIMEOUT:.0f} s",
-                hint="see `wev --status`",
-            ) from None
+            raise _no_answer(path) from None
         except OSError as error:
             raise DaemonGone(f"the daemon closed the connection: {error.strerror}") from None
     finally:
@@ -106,6 +103,23 @@ def request(
         return _parse_response(raw)
     except ProtocolError as error:
         raise not_ours(path, error) from None
+
+
+def _no_answer(path: str) -> WevError:
+    """The daemon took the request and said nothing for the whole response timeout: it is
+    stopped (SIGSTOP, a debugger) or stuck; its pid, from the socket's lock file."""
+    from wev_client.protocol.errors import DaemonUnavailable
+
+    try:
+        with open(path + ".lock") as lock:
+            pid = int(lock.read().strip())
+    except (OSError, ValueError):
+        pid = 0
+    who = f"wev-daemon (pid {pid})" if pid else "the daemon"
+    return DaemonUnavailable(
+        f"{who} did not answer within {RESPONSE_TIMEOUT:g} s: it is stopped or stuck",
+        hint=f"kill {pid}; the next wev starts another" if pid else "see `wev --status`",
+    )
 
 
 def not_ours(path: str, error: ProtocolError) -> ProtocolError:
