@@ -13,6 +13,7 @@ import socket
 import time
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import recipes
@@ -347,6 +348,34 @@ def test_a_tool_that_stops_sending_or_reading_is_cut_off(
     assert answer.endswith(b"the upload sent nothing for 10 s: cut off\n")
     assert "the tool read nothing for 10 s" in daemon.log
     assert time.monotonic() - started < 30
+
+
+def test_pages_that_stall_upstream_hold_up_other_pages_for_the_idle_time_at_most(
+    user: User, port: int, daemon: Daemon, fake: FakeCodeArtifact, repository: FakeRepository
+) -> None:
+    """Pages are rewritten a few at a time: two that stop half-way must not keep every
+    other tool's index page waiting for as long as upstream stays silent."""
+    write(user, recipes.PROXY_PIP, port)
+    page = b"<html>" + b"x" * 8000 + b"</html>"
+    for name in ("a", "b"):
+        repository.stall(f"/pypi/shared/simple/{name}/", page, after=6000, seconds=60)
+    repository.answer(
+        "/pypi/shared/simple/c/", b"<html>c</html>", headers={"Content-Type": "text/html"}
+    )
+    assert user.wev("true").returncode == 0
+    base = recipes.proxy_url("pypi", port) + "simple/"
+    with ThreadPoolExecutor(2) as pool:
+        stalled = [pool.submit(get, base + name + "/") for name in ("a", "b")]
+        time.sleep(1)  # both hold their rewrite
+        started = time.monotonic()
+        fast = get(base + "c/")
+        waited = time.monotonic() - started
+        cut = [future.result(timeout=60) for future in stalled]
+
+    assert fast == (200, "<html>c</html>")
+    assert waited < 20, waited
+    assert [status for status, _ in cut] == [502, 502]
+    assert all("stalled for 10 s" in body for _, body in cut), cut
 
 
 def test_a_download_in_flight_at_stop_holds_up_no_call_after_it(

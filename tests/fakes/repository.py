@@ -32,6 +32,8 @@ class _Fixed:
     headers: dict[str, str]
     body: bytes
     cut_after: int | None
+    #: Seconds to send nothing more after ``cut_after`` bytes, before hanging up.
+    stall: float = 0.2
 
 
 class FakeRepository(ServedFake):
@@ -57,6 +59,12 @@ class FakeRepository(ServedFake):
         with self._lock:
             self._answers[path] = _Fixed(200, {}, body, after)
 
+    def stall(self, path: str, page: bytes, *, after: int, seconds: float) -> None:
+        """At ``path``, an HTML page that stops after ``after`` bytes for ``seconds``."""
+        with self._lock:
+            headers = {"Content-Type": "text/html"}
+            self._answers[path] = _Fixed(200, headers, page, after, seconds)
+
     @property
     def seen(self) -> list[Seen]:
         with self._lock:
@@ -76,11 +84,13 @@ async def _answer(request: web.Request) -> web.StreamResponse:
         return web.Response(status=404, text="Not found")
     if fixed.cut_after is None:
         return web.Response(status=fixed.status, headers=fixed.headers, body=fixed.body)
-    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    response = web.StreamResponse(
+        headers=fixed.headers or {"Content-Type": "application/octet-stream"}
+    )
     response.content_length = len(fixed.body)
     await response.prepare(request)
     await response.write(fixed.body[: fixed.cut_after])
-    await asyncio.sleep(0.2)  # the bytes reach the proxy before the connection drops
+    await asyncio.sleep(fixed.stall)  # the bytes reach the proxy before the connection drops
     assert request.transport is not None
     request.transport.abort()
     return response

@@ -169,7 +169,7 @@ class Forwarder:
         async with self._rewrites:
             try:
                 rewriter = Rewriter(spellings, upstream.headers.get("Content-Encoding", ""))
-                while chunk := await upstream.content.read(CHUNK):
+                while chunk := await self._page_read(upstream):
                     rewriter.feed(chunk)
                 page = rewriter.finish()
             except (aiohttp.ClientError, TimeoutError, BadPage) as error:
@@ -185,6 +185,15 @@ class Forwarder:
                     await self._send(request, response, view[start : start + CHUNK])
             await response.write_eof()
             return response
+
+    async def _page_read(self, upstream: aiohttp.ClientResponse) -> bytes:
+        """The next part of a page to rewrite; a page that stalls for the idle time is cut
+        off (TimeoutError): it holds one of the few rewrites every other page waits for."""
+        try:
+            async with asyncio.timeout(self.idle):
+                return await upstream.content.read(CHUNK)
+        except TimeoutError:
+            raise TimeoutError(f"the page stalled for {self.idle:.0f} s") from None
 
     async def _whole(
         self, upstream: aiohttp.ClientResponse, headers: dict[str, str]
