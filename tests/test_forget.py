@@ -46,9 +46,27 @@ def entries(user: User) -> list[dict[str, object]]:
     return found
 
 
+#: A credential_process whose keys change behind wev's back (a password manager's item
+#: edited, an SSO login as someone else): the name of the key is read from a file.
+SWITCHING_CREDS = """\
+import json, sys
+key = open(sys.argv[1]).read().strip()
+print(json.dumps({{"Version": 1, "AccessKeyId": key, "SecretAccessKey": {secrets}[key]}}))
+"""
+
+
 def test_forget_drops_this_configuration_and_the_next_call_uses_the_new_keys(
     user: User, daemon: Daemon, fake: FakeCodeArtifact
 ) -> None:
+    which = user.write("which-key", DEFAULT_KEY)
+    creds = user.write("bin/creds", SWITCHING_CREDS.format(secrets=dict(CREDENTIALS)))
+    (user.home / ".aws" / "credentials").write_text("")
+    config = user.home / ".aws" / "config"
+    config.write_text(
+        config.read_text().replace(
+            "[default]\n", f"[default]\ncredential_process = {sys.executable} {creds} {which}\n"
+        )
+    )
     user.write("work/project/wev.yml", CONFIG.format(domain="corp"))
     other = user.root / "work" / "other"
     user.write("work/other/wev.yml", CONFIG.format(domain="other"))
@@ -56,12 +74,9 @@ def test_forget_drops_this_configuration_and_the_next_call_uses_the_new_keys(
     assert user.wev(*PRINT_TOKEN, cwd=other).returncode == 0
     assert fake.calls[0].access_key_id == DEFAULT_KEY and len(entries(user)) == 2
 
-    # The user rotates the default profile's keys; the daemon still holds the
-    # token of the old identity until told to forget it.
-    credentials = user.home / ".aws" / "credentials"
-    credentials.write_text(
-        f"[default]\naws_access_key_id = {WORK_KEY}\naws_secret_access_key = {WORK_SECRET}\n"
-    )
+    # The keys change where wev cannot see it: the daemon still holds the token of
+    # the old identity until told to forget it.
+    which.write_text(WORK_KEY)
     assert user.wev(*PRINT_TOKEN).stdout == before.stdout
     forgot = user.wev("--forget")
 
@@ -72,6 +87,21 @@ def test_forget_drops_this_configuration_and_the_next_call_uses_the_new_keys(
     after = user.wev(*PRINT_TOKEN)
     assert after.returncode == 0 and after.stdout != before.stdout
     assert fake.calls[-1].access_key_id == WORK_KEY
+
+
+def test_keys_rotated_in_the_credentials_file_are_a_new_identity_at_once(
+    user: User, daemon: Daemon, fake: FakeCodeArtifact
+) -> None:
+    user.write("work/project/wev.yml", CONFIG.format(domain="corp"))
+    before = user.wev(*PRINT_TOKEN)
+    (user.home / ".aws" / "credentials").write_text(
+        f"[default]\naws_access_key_id = {WORK_KEY}\naws_secret_access_key = {WORK_SECRET}\n"
+    )
+    after = user.wev(*PRINT_TOKEN)
+
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert after.stdout != before.stdout
+    assert [call.access_key_id for call in fake.calls] == [DEFAULT_KEY, WORK_KEY]
 
 
 def test_forget_all_drops_everything(user: User, daemon: Daemon, fake: FakeCodeArtifact) -> None:

@@ -43,7 +43,7 @@ options:
   --status           show the daemon's pid, uptime and entries
   --json             with --status: print one JSON object
   --forget           make the daemon drop what it holds for this configuration
-                     (after switching AWS accounts or rotating keys)
+                     (after switching accounts where wev cannot see it)
   --all              with --forget: drop everything the daemon holds
   --stop             make the daemon drop every value and exit
   --aws-credentials NAME
