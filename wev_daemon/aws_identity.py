@@ -59,6 +59,17 @@ ENVIRONMENT_CREDENTIALS = (
     "AWS_WEB_IDENTITY_TOKEN_FILE",
     "AWS_ROLE_ARN",
 )
+#: What botocore reads no more once a profile is named explicitly (the entry's
+#: ``profile:``): the environment's credentials are then no part of who asks.
+UNREAD_WITH_A_PROFILE = frozenset(
+    {
+        *ENVIRONMENT_CREDENTIALS,
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CREDENTIAL_EXPIRATION",
+        "AWS_ROLE_SESSION_NAME",
+    }
+)
 #: What a shell or terminal sets per window or folder, and wev's own bookkeeping:
 #: never what a ``credential_process`` decides who you are by.
 SESSION_VARS = frozenset(
@@ -102,10 +113,11 @@ def identity(
     region botocore resolves (``region_name``) unless ``with_region`` is false."""
     config = profiles(env)
     profile = profile_name(env, configured_profile) or "default"
+    unread = UNREAD_WITH_A_PROFILE if configured_profile else frozenset()
     found: dict[str, object] = {
         name: value
         for name, value in env.items()
-        if name.startswith("AWS_") and name not in NOT_IDENTITY
+        if name.startswith("AWS_") and name not in NOT_IDENTITY and name not in unread
     }
     found["profile"] = profile
     # A profile the entry names turns the environment's credentials off: the same
