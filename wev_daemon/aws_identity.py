@@ -29,6 +29,7 @@ costs a ``stat`` per request and an edited one is read again.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shlex
 from collections.abc import Mapping
@@ -98,6 +99,9 @@ MAX_FILES = 64
 
 Profiles = Mapping[str, Mapping[str, Any]]
 _memo: dict[tuple[str, str], tuple[tuple[object, object], Profiles]] = {}
+#: Each profile's ``_chain``, with the profiles it was made of (the same object while
+#: the files are unchanged).
+_chains: dict[str, tuple[Profiles, str]] = {}
 
 
 def identity(
@@ -210,10 +214,16 @@ def _load(config: str, credentials: str) -> Profiles:
     return merged
 
 
-def _chain(config: Profiles, profile: str) -> list[list[object]]:
+def _chain(config: Profiles, profile: str) -> str:
     """What the credential chain reads of ``profile`` and of the profiles it takes its
     credentials from (``source_profile``): a role, keys, SSO, a process, an MFA device.
-    An edit there is another identity: the token of the old role is never served."""
+    An edit there is another identity: the token of the old role is never served.
+    A digest, made once per profile and version of the files (every request asks)."""
+    known = _chains.get(profile)
+    if known is not None and known[0] is config:
+        return known[1]
+    if len(_chains) >= MAX_FILES:
+        _chains.clear()
     chain: list[list[object]] = []
     name: str | None = profile
     while name and all(name != seen for seen, _ in chain):
@@ -221,7 +231,9 @@ def _chain(config: Profiles, profile: str) -> list[list[object]]:
         chain.append([name, sorted((key, str(value)) for key, value in section.items())])
         source = section.get("source_profile")
         name = source if isinstance(source, str) else None
-    return chain
+    made = hashlib.sha256(repr(chain).encode()).hexdigest()
+    _chains[profile] = (config, made)
+    return made
 
 
 def _credential_process(
