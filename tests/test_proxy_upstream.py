@@ -7,6 +7,7 @@ its URLs with the scheme's port spelled out; a repository that misbehaves on pur
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import shutil
 import socket
@@ -470,6 +471,27 @@ def test_a_bad_proxy_url_is_reported_without_its_password(
     assert status == 502, body
     assert "***@" in body
     assert all("S3cretPW" not in text for text in (body, report.stdout, daemon.log))
+
+
+def test_refused_requests_keep_no_idle_exit_daemon_up(
+    user: User, port: int, fake: FakeCodeArtifact, repository: FakeRepository
+) -> None:
+    """A web page that knocks every half second is no activity: the daemon still exits."""
+    write(user, recipes.PROXY_PIP, port)
+    daemon = Daemon(user, args=("--idle-exit", "2", "--idle-exit-with-entries"))
+    try:
+        assert user.wev("true").returncode == 0
+        url = recipes.proxy_url("pypi", port) + "simple/"
+        deadline = time.monotonic() + 15
+        while daemon.process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):  # refused once the daemon has gone
+                assert get(url, {"Origin": "https://evil.example"})[0] == 403
+            time.sleep(0.5)
+        exited = daemon.process.poll()
+    finally:
+        daemon.stop()
+
+    assert exited == 0
 
 
 def test_forwarded_requests_trust_the_callers_ca_bundle(

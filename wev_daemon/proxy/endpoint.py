@@ -106,9 +106,10 @@ class Proxy:
         self.idle_timeout = CONNECTION_IDLE_TIMEOUT
         self.routes = Routes()
         self.forwarder = Forwarder(idle=CONNECTION_IDLE_TIMEOUT)
-        #: Wrapped around each request, outermost first (``server`` counts requests for
-        #: ``--idle-exit``).
+        #: Wrapped around each request the door lets in, outermost first (``server``
+        #: counts them for ``--idle-exit``: a refused web page keeps no daemon up).
         self.middlewares: list[Middleware] = []
+        self._admitted: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]] = self._serve
         self._secret: str | None = None
         self._resolver: Resolver | None = None
         self._runner: web.ServerRunner | None = None
@@ -203,12 +204,13 @@ class Proxy:
         socks = self.inherited + access.bind_loopback(self.port, self.inherited)
         # aiohttp's low-level server: one handler for every path, no application
         # or router to walk for each request.
-        handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]] = self.handle
+        admitted: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]] = self._serve
         for middleware in reversed(self.middlewares):
-            handler = functools.partial(middleware, handler=handler)
+            admitted = functools.partial(middleware, handler=admitted)
+        self._admitted = admitted
         runner = web.ServerRunner(
             web.Server(
-                handler,
+                self.handle,
                 access_log=None,
                 keepalive_timeout=self.idle_timeout,
                 lingering_time=LINGERING_TIME,
@@ -293,6 +295,9 @@ class Proxy:
         refused = self.door.refusal(request)
         if refused is not None:
             return _text(*refused)
+        return await self._admitted(request)
+
+    async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
         key, rest = split(request.raw_path)
         route = self.routes.get(key)
         if route is None:
