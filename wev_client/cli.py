@@ -11,18 +11,14 @@ import os
 import sys
 
 from wev_client import __version__, config_files, connection, paths
-from wev_client.execute import exec_command
+from wev_client.execute import exec_command, interrupted, reader_gone
 from wev_client.protocol.context import context_env
 from wev_client.protocol.errors import UsageError, WevError
 from wev_client.protocol.messages import ResolveRequest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import signal as _signal  # the same functions, with stubs
     from collections.abc import Callable, Mapping, Sequence
-
-else:
-    import _signal  # built in and loaded at start-up: free, unlike signal (enum, ~3 ms)
 
 USAGE = """\
 usage: wev [OPTIONS] COMMAND [ARGS...]
@@ -70,7 +66,6 @@ environment:
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 EXPORT_FORMATS = ("sh", "fish", "dotenv", "json")
 INTERNAL_ERROR = 70  # EX_SOFTWARE
-INTERRUPTED = 130
 
 
 class Options:
@@ -182,24 +177,6 @@ class Log:
             print(f"wev: warning: {printable(message)}", file=sys.stderr)
 
 
-def interrupted() -> int:
-    """End wev by SIGINT, as a shell expects of a command stopped by Ctrl-C.
-
-    A shell loop (``while true; do wev ...; done``) stops only when its command
-    died of SIGINT: exit status 130 reads as a command that chose to exit.
-    The status is returned only if the signal could not end the process (the
-    caller blocked it).
-    """
-    for stream in (sys.stdout, sys.stderr):
-        try:  # noqa: SIM105 - contextlib is not on the hot path
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
-    os.kill(os.getpid(), _signal.SIGINT)
-    return INTERRUPTED
-
-
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run ``wev``; returns an exit status unless the command replaced this process."""
     argv = sys.argv[1:] if argv is None else argv
@@ -220,8 +197,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except KeyboardInterrupt:
         return interrupted()
     except BrokenPipeError:  # `wev --status | head -1`: the reader has gone
-        from wev_client.output import reader_gone
-
         return reader_gone()
     except Exception as error:  # the unexpected: one line, the stack on DEBUG
         if log.level == 0:

@@ -256,9 +256,8 @@ def load(
 
 
 def outside(specs: tuple[VariableSpec, ...], environ: Mapping[str, str]) -> dict[str, str]:
-    """``environ`` less the names ``specs`` set. The daemon leaves a configuration's own
-    names out of its entries' context; a door run inside ``wev``, or after ``eval "$(wev
-    --export)"``, sends one entry of it, so it leaves them out itself."""
+    """``environ`` less the names ``specs`` set, as the daemon leaves them out of its
+    entries' context: a door (inside ``wev``) sends one entry of the configuration."""
     names = {name for spec in specs for name in spec.names}
     return {name: value for name, value in environ.items() if name not in names}
 

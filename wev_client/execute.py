@@ -11,6 +11,7 @@ Python changes some signal dispositions at start-up, and dispositions set to
 "ignore" survive ``exec``: ``restore_signals`` undoes them first, so that
 ``wev yes | head -1`` ends ``yes`` by SIGPIPE as ``env yes | head -1`` does.
 The signal mask is never changed by wev: the command inherits the caller's.
+Where wev itself is stopped (Ctrl-C, a reader gone), it ends by that signal too.
 """
 
 from __future__ import annotations
@@ -82,3 +83,30 @@ def exec_command(command: Sequence[str], env: Mapping[str, str]) -> int:
     reason = "permission denied" if denied.errno == errno.EACCES else denied.strerror
     print(f"wev: {name}: {reason}", file=sys.stderr)
     return COMMAND_NOT_EXECUTABLE
+
+
+def interrupted() -> int:
+    """End wev by SIGINT, as a shell expects of a command stopped by Ctrl-C.
+
+    A shell loop (``while true; do wev ...; done``) stops only when its command
+    died of SIGINT: exit status 130 reads as a command that chose to exit.
+    The status is returned only if the signal could not end the process (the
+    caller blocked it).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 - contextlib is not on the hot path
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+    os.kill(os.getpid(), _signal.SIGINT)
+    return 128 + _signal.SIGINT
+
+
+def reader_gone() -> int:
+    """End by SIGPIPE, silently, as ``cat`` or ``env`` end when their reader has gone."""
+    with open(os.devnull, "w") as devnull:  # nothing more reaches the closed pipe at exit
+        os.dup2(devnull.fileno(), sys.stdout.fileno())
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+    os.kill(os.getpid(), _signal.SIGPIPE)
+    return 128 + _signal.SIGPIPE

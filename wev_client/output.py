@@ -13,8 +13,6 @@ the hot path of an unchanged configuration.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 
 from wev_client.protocol import codec
 from wev_client.protocol.errors import UsageError
@@ -51,17 +49,6 @@ def printable(text: object) -> str:
     shows up as text instead of acting on the terminal.
     """
     return str(text).translate(_UNPRINTABLE)
-
-
-def reader_gone() -> int:
-    """End by SIGPIPE, silently, as ``cat`` or ``env`` end when their reader has gone."""
-    import signal
-
-    with open(os.devnull, "w") as devnull:  # nothing more reaches the closed pipe at exit
-        os.dup2(devnull.fileno(), sys.stdout.fileno())
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGPIPE)
-    return 128 + signal.SIGPIPE
 
 
 def is_shell_name(name: str) -> bool:

@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         sys.stdout.write(token + "\n" if raw else f"Bearer {token}\n")
         sys.stdout.flush()
     except BrokenPipeError:  # the reader has gone
-        from wev_client.output import reader_gone
+        from wev_client.execute import reader_gone
 
         return reader_gone()
     return 0

@@ -20,8 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-# yaml_loader: PyYAML loaded once here, so that a client whose config changed
-# has it parsed without importing PyYAML itself (see ``parse``).
+# yaml_loader: PyYAML loaded once here, for clients whose config changed (``parse``).
 from wev_client import __version__, config_parse, protocol, versions, yaml_loader  # noqa: F401
 from wev_client.protocol import codec
 from wev_client.protocol.errors import VersionMismatch, WevError
@@ -291,9 +290,9 @@ async def answer(request: web.Request) -> web.Response:
     results: list[dict[str, object]] = []
     for question_id, text in body.answers.items():
         question = cache.answer(question_id, text)
-        if question is None:  # answered elsewhere, or its wait ended: its waiters failed
-            outcome = "ended" if cache.questions.failed(question_id) else "gone"
-            results.append({"id": question_id, "outcome": outcome, "message": ""})
+        if question is None:  # answered elsewhere ("gone"), or failed its waiters
+            ended = "ended" if cache.questions.failed(question_id) else "gone"
+            results.append({"id": question_id, "outcome": ended, "message": ""})
             continue
         outcome, message = await cache.questions.result(question, cache.policy.prompt_wait)
         results.append(

@@ -51,15 +51,7 @@ from wev_daemon import channels
 from wev_daemon.channels import Caller, ChannelError, NoDisplay
 from wev_daemon.plugins import InputNeeded
 from wev_daemon.policy import Policy
-from wev_daemon.question import (
-    Pending,
-    Question,
-    SignIn,
-    Turn,
-    raise_copy,
-    snapshot,
-    unanswered,
-)
+from wev_daemon.question import Pending, Question, SignIn, Turn, raise_copy, snapshot, unanswered
 
 __all__ = ["Pending", "Question", "Questions", "Turn"]
 
