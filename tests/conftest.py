@@ -7,6 +7,7 @@ Everything a test starts is stopped in ``finally``; every wait is bounded.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -168,11 +169,27 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+#: Ports for daemons to bind later, per xdist worker: below the kernel's ephemeral range,
+#: which every bind to port 0 and every outgoing connection draws from (another test could
+#: take one of those between our choosing it and the daemon binding it), and below wev's
+#: own default ports (23000 and up).
+PORTS_BASE, PORTS_PER_WORKER = 12000, 1000
+_ports = itertools.count()
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now, chosen by the system (never a fixed one)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port free on 127.0.0.1 now that no other test is handed (never a fixed one)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = PORTS_BASE + PORTS_PER_WORKER * (int(worker) if worker.isdigit() else 0)
+    for _ in range(PORTS_PER_WORKER):
+        port = base + next(_ports) % PORTS_PER_WORKER
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # a program outside the tests holds it
+                continue
+            return port
+    raise RuntimeError(f"no free port in {base}-{base + PORTS_PER_WORKER - 1}")
 
 
 def kill_processes_of(user: User) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import DEFAULT_KEY, ENV_KEY, ENV_SECRET, WORK_KEY, Daemon, User
+from conftest import DEFAULT_KEY, ENV_KEY, ENV_SECRET, WORK_KEY, Daemon, User, free_port
 from fakes.codeartifact import FakeCodeArtifact
 
 SHARED = """\
@@ -295,11 +295,7 @@ def test_many_clients_with_no_daemon_start_one_and_call_aws_once(
 
 
 def test_unreachable_endpoint_fails_fast_with_a_clear_line(user: User, daemon: Daemon) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
+    closed_port = free_port()  # nothing listens there, and no other test is handed it
     user.write("work/project/wev.yml", SHARED)
 
     started = time.monotonic()

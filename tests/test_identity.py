@@ -10,7 +10,6 @@ differ only in how they are written share one token; what changes who the caller
 from __future__ import annotations
 
 import shlex
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -28,6 +27,7 @@ from conftest import (
     WORK_KEY,
     Daemon,
     User,
+    free_port,
 )
 from conftest import output as shown
 from fakes.codeartifact import FakeCodeArtifact
@@ -71,9 +71,7 @@ def through_the_proxy(user: User, index: FakePyPIIndex) -> str:
 
 @pytest.fixture
 def proxy_port(user: User) -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     user.env["WEV_PROXY_PORT"] = str(port)
     return port
 

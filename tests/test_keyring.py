@@ -8,13 +8,12 @@ accepts only tokens the fake CodeArtifact issued. The index URL in the command h
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import BIN, DEFAULT_KEY, WORK_KEY, Daemon, User, output
+from conftest import BIN, DEFAULT_KEY, WORK_KEY, Daemon, User, free_port, output
 from fakes.codeartifact import FakeCodeArtifact
 from fakes.pypi_index import FakePyPIIndex
 from test_client_imports import forbidden_in
@@ -215,9 +214,7 @@ def test_a_proxied_entry_gives_the_token_for_its_repository_only(
     user: User, fake: FakeCodeArtifact, index: FakePyPIIndex
 ) -> None:
     # The loopback proxy's URL needs no token: the backend answers the repository's own URL.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        user.env["WEV_PROXY_PORT"] = str(probe.getsockname()[1])
+    user.env["WEV_PROXY_PORT"] = str(free_port())
     (user.project / "wev.yml").write_text(
         "PIP_INDEX_URL:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n"
         "    repository: shared\n    format: pypi\n    proxy: true\n"
