@@ -399,6 +399,45 @@ def test_wev_and_aws_credentials_share_one_mfa_session(
     assert asked.access_key_id == WORK_KEY
 
 
+def test_a_shell_that_exports_the_served_profile_gets_one_session_asked_once(
+    user: User, daemon: Daemon, sts: FakeSts
+) -> None:
+    """The README's recipe, with AWS_PROFILE=viawev exported for the IDE's sake: `wev` asks
+    for the session without the profile that would ask wev for it, as the SDK's call does."""
+    user.write("home/.wev.yml", MFA_WEV_YML.replace("    profile: work\n", ""))
+    config = user.home / ".aws" / "config"
+    config.write_text(
+        config.read_text() + "\n[profile viawev]\n"
+        f"credential_process = {WEV} --aws-credentials AWS_ACCESS_KEY_ID\n"
+    )
+    shell = {**user.env, "AWS_PROFILE": "viawev"}
+    terminal = Pty((WEV, "printenv", "AWS_ACCESS_KEY_ID"), user.project, shell)
+    try:
+        terminal.expect(f"MFA code for {DEVICE}".encode())
+        terminal.type(CODE + "\n")
+        assert terminal.wait() == 0, bytes(terminal.output)
+        printed = bytes(terminal.output).decode(errors="replace")
+    finally:
+        terminal.close()
+    sdk = subprocess.run(
+        [sys.executable, "-c", SDK],
+        cwd=user.root,
+        env=shell,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        start_new_session=True,  # no terminal: a second question would fail
+        stdin=subprocess.DEVNULL,
+    )
+
+    assert sdk.returncode == 0, sdk.stderr
+    [session] = sts.sessions
+    assert session.access_key_id in printed
+    assert sdk.stdout.strip() == session.access_key_id
+    [asked] = sts.calls_of("GetSessionToken")
+    assert asked.access_key_id == DEFAULT_KEY
+
+
 def test_mfa_signs_for_the_profiles_region(user: User, daemon: Daemon, sts: FakeSts) -> None:
     # A GovCloud profile: STS must be signed for its region, not us-east-1.
     config = user.home / ".aws" / "config"

@@ -236,6 +236,16 @@ def _chain(config: Profiles, profile: str) -> str:
     return made
 
 
+def served_by_wev(env: Mapping[str, str]) -> bool:
+    """Whether the profile the caller's environment names takes its credentials from
+    ``wev --aws-credentials`` (the README's ``credential_process`` recipe)."""
+    profile = profile_name(env, None)
+    if not profile:
+        return False
+    command = _credential_process(env, profiles(env), profile, None)
+    return command is not None and "--aws-credentials" in command
+
+
 def _credential_process(
     env: Mapping[str, str], config: Profiles, profile: str, configured_profile: str | None
 ) -> str | None:

@@ -20,12 +20,15 @@ the discovered device is kept per identity (in memory; a digest is the key).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from wev_client.protocol.aws import PROFILE_VARS
 from wev_daemon import aws
+from wev_daemon.aws_identity import served_by_wev
 from wev_daemon.plugins import (
     Context,
     Plugin,
@@ -83,6 +86,7 @@ class MfaSessionPlugin(Plugin[Settings]):
         return 3
 
     def describe(self, settings: Settings, context: Context) -> str:
+        context = _unserved(context, settings)
         device = settings.mfa_device or "the IAM user's MFA device"
         parts = [f"MFA session for {device}"]
         if credentials := aws.credentials_text(context.env, settings.profile):
@@ -90,6 +94,7 @@ class MfaSessionPlugin(Plugin[Settings]):
         return ", ".join(parts)
 
     def identity(self, settings: Settings, context: Context) -> object:
+        context = _unserved(context, settings)
         return (
             "mfa-session",
             settings.mfa_device,
@@ -98,6 +103,7 @@ class MfaSessionPlugin(Plugin[Settings]):
         )
 
     async def resolve(self, settings: Settings, context: Context) -> Resolution:
+        context = _unserved(context, settings)
         profile = aws.profile_name(context.env, settings.profile)
         device = settings.mfa_device or await self._device(context, settings.profile)
         what = f"MFA session for {device}" + (f" (profile {profile})" if profile else "")
@@ -176,3 +182,15 @@ def _client(service: str, context: Context, profile: str | None) -> Any:  # aiob
         region_name=aws.region_for(context.env, None, profile) or DEFAULT_REGION,
         config=aws.CLIENT_CONFIG,
     )
+
+
+def _unserved(context: Context, settings: Settings) -> Context:
+    """``context`` without a profile that wev itself serves: a shell that exports
+    ``AWS_PROFILE`` of the ``wev --aws-credentials`` recipe would have the session asked
+    for through itself. As ``--aws-credentials`` does, it is asked for without it: one
+    session, asked for once, on this caller's terminal."""
+    if settings.profile is not None or not served_by_wev(context.env):
+        return context
+    env = {k: v for k, v in context.env.items() if k not in PROFILE_VARS}
+    process_env = {k: v for k, v in context.process_env.items() if k not in PROFILE_VARS}
+    return dataclasses.replace(context, env=env, process_env=process_env)
