@@ -78,6 +78,21 @@ def test_list_key_needs_as_many_names_as_values(user: User, daemon: Daemon) -> N
     assert "add 'repository' and 'format' for the token and the repository's URL" in line
 
 
+def test_a_key_whose_values_are_listed_is_told_to_list_one_per_name(user: User) -> None:
+    user.write(
+        "work/project/wev.yml",
+        "[A, B]:\n  plugin:\n    id: wev-awscodeartifact\n    domain: corp\n    values: [token]\n",
+    )
+
+    result = user.wev("true", env={"WEV_NO_DAEMON": "1"})
+
+    assert result.returncode == 78
+    [line] = result.stderr.splitlines()
+    assert line.endswith(
+        "make the key a single name, or list 2 kinds in 'values', one for each name"
+    ), line
+
+
 def test_variables_are_added_to_the_environment(user: User, daemon: Daemon) -> None:
     user.write("work/project/wev.yml", echo("A", "from-wev"))
 

@@ -105,6 +105,8 @@ class CodeArtifactPlugin(Plugin[Settings]):
         return len(settings.values)
 
     def count_hint(self, settings: Settings, names: int) -> str:
+        if settings.listed:  # one kind in 'values' for each name of the key
+            return f"list {names} kinds in 'values', one for each name"
         hint = f"say what each name receives with 'values' ({', '.join(VALUE_KINDS)})"
         if names == 2 and settings.format is None and not settings.proxy:
             hint += ", or add 'repository' and 'format' for the token and the repository's URL"

@@ -48,6 +48,8 @@ class Settings:
     format: str | None = None
     values: tuple[str, ...] = (TOKEN,)
     proxy: bool = False
+    #: The block lists its ``values`` (rather than leaving them to the defaults).
+    listed: bool = False
 
 
 def _parse_values(
@@ -115,5 +117,6 @@ def parse(properties: Mapping[str, object]) -> Settings:
         repository=repository,
         format=fmt,
         values=_parse_values(properties, fmt, proxy),
+        listed=properties.get("values") is not None,
         proxy=proxy,
     )
