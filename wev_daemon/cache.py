@@ -149,6 +149,7 @@ class TokenCache:
         entry.names, entry.fetch, entry.caller, entry.last_used = names, fetch, caller, now
         hold = self.policy.prompt_wait if caller.hold is None else caller.hold
         hold_until = now + hold
+        error: WevError | InputNeeded | None = None
         while True:
             if self.stopping is not None:
                 raise_copy(self.stopping)
@@ -172,7 +173,14 @@ class TokenCache:
                 # so try again now (after a pause); if that fails too, the
                 # still-valid value is served below.
                 if pause := rules.retry_pause(entry, now, self.policy):
+                    tried = entry.failures
                     await asyncio.sleep(pause)
+                    if entry.failures != tried and entry.inflight is None:
+                        # Another client of the burst tried meanwhile: its outcome is ours.
+                        if entry.fresh(self.clock.wall(), self.policy):
+                            continue
+                        error = entry.last_error
+                        break
             task = self._start_fetch(entry, fetch, caller)
             try:
                 error = await asyncio.wait_for(asyncio.shield(task), self.policy.fetch_timeout)
