@@ -360,18 +360,17 @@ def sts(user: User) -> Iterator[FakeSts]:
         yield server
 
 
-def test_wev_and_aws_credentials_share_one_mfa_session(
-    user: User, daemon: Daemon, sts: FakeSts
-) -> None:
-    user.write("home/.wev.yml", MFA_WEV_YML)
+def wev_then_the_sdk(
+    user: User, shell: dict[str, str]
+) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """The README's ``credential_process`` recipe (profile ``viawev``): ``wev printenv``
+    from ``shell`` on a terminal that types the code, then an SDK call with no terminal
+    and ``AWS_PROFILE=viawev``; what the terminal showed, and the SDK's run."""
     config = user.home / ".aws" / "config"
     config.write_text(
         config.read_text() + "\n[profile viawev]\n"
         f"credential_process = {WEV} --aws-credentials AWS_ACCESS_KEY_ID\n"
     )
-    # The shell selects the work profile too: the entry names it, so it is the same identity
-    # as --aws-credentials, which leaves the served profile's AWS_PROFILE out.
-    shell = {**user.env, "AWS_PROFILE": "work", "AWS_DEFAULT_REGION": "eu-west-1"}
     terminal = Pty((WEV, "printenv", "AWS_ACCESS_KEY_ID"), user.project, shell)
     try:
         terminal.expect(f"MFA code for {DEVICE}".encode())
@@ -390,6 +389,18 @@ def test_wev_and_aws_credentials_share_one_mfa_session(
         start_new_session=True,  # no terminal: a second question would fail
         stdin=subprocess.DEVNULL,
     )
+    return printed, sdk
+
+
+def test_wev_and_aws_credentials_share_one_mfa_session(
+    user: User, daemon: Daemon, sts: FakeSts
+) -> None:
+    user.write("home/.wev.yml", MFA_WEV_YML)
+    # The shell selects the work profile too: the entry names it, so it is the same identity
+    # as --aws-credentials, which leaves the served profile's AWS_PROFILE out.
+    shell = {**user.env, "AWS_PROFILE": "work", "AWS_DEFAULT_REGION": "eu-west-1"}
+
+    printed, sdk = wev_then_the_sdk(user, shell)
 
     assert sdk.returncode == 0, sdk.stderr
     [session] = sts.sessions
@@ -405,30 +416,8 @@ def test_a_shell_that_exports_the_served_profile_gets_one_session_asked_once(
     """The README's recipe, with AWS_PROFILE=viawev exported for the IDE's sake: `wev` asks
     for the session without the profile that would ask wev for it, as the SDK's call does."""
     user.write("home/.wev.yml", MFA_WEV_YML.replace("    profile: work\n", ""))
-    config = user.home / ".aws" / "config"
-    config.write_text(
-        config.read_text() + "\n[profile viawev]\n"
-        f"credential_process = {WEV} --aws-credentials AWS_ACCESS_KEY_ID\n"
-    )
-    shell = {**user.env, "AWS_PROFILE": "viawev"}
-    terminal = Pty((WEV, "printenv", "AWS_ACCESS_KEY_ID"), user.project, shell)
-    try:
-        terminal.expect(f"MFA code for {DEVICE}".encode())
-        terminal.type(CODE + "\n")
-        assert terminal.wait() == 0, bytes(terminal.output)
-        printed = bytes(terminal.output).decode(errors="replace")
-    finally:
-        terminal.close()
-    sdk = subprocess.run(
-        [sys.executable, "-c", SDK],
-        cwd=user.root,
-        env=shell,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        start_new_session=True,  # no terminal: a second question would fail
-        stdin=subprocess.DEVNULL,
-    )
+
+    printed, sdk = wev_then_the_sdk(user, {**user.env, "AWS_PROFILE": "viawev"})
 
     assert sdk.returncode == 0, sdk.stderr
     [session] = sts.sessions

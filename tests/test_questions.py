@@ -88,6 +88,14 @@ def wait_for_question(user: User, limit: float = 20.0) -> str:
     raise AssertionError(f"no question listed: {status}")
 
 
+def wev_answer(user: User, ptys: list[Pty], text: str = QUESTION_TEXT) -> Pty:
+    """``wev --answer`` in a terminal, once it asks ``text`` (kept in ``ptys`` to close)."""
+    answer = Pty((WEV, "--answer"), user.project, {**user.env, "TERM": "xterm"})
+    ptys.append(answer)
+    answer.expect(f"wev: {text}".encode())
+    return answer
+
+
 # -- mfa_process ---------------------------------------------------------------------------
 
 
@@ -364,9 +372,7 @@ def test_ten_sdk_calls_wait_for_one_answer_given_with_wev_answer(
         # No terminal asks it: the entry says what it waits for.
         assert "waiting: for an answer from wev --answer" in status, status
         assert "a terminal is asking" not in status, status
-        answer = Pty((WEV, "--answer"), sdk_user.project, {**sdk_user.env, "TERM": "xterm"})
-        ptys.append(answer)
-        answer.expect(f"wev: {QUESTION_TEXT}".encode())
+        answer = wev_answer(sdk_user, ptys)
         answer.type(CODE + "\n")
         assert answer.wait() == 0, bytes(answer.output)
         assert b"answered" in answer.output and CODE.encode() not in answer.output
@@ -402,9 +408,7 @@ def test_wev_answer_asks_again_once_after_a_wrong_code(
     call = sdk(sdk_user)
     try:
         wait_for_question(sdk_user)
-        answer = Pty((WEV, "--answer"), sdk_user.project, {**sdk_user.env, "TERM": "xterm"})
-        ptys.append(answer)
-        answer.expect(f"wev: {QUESTION_TEXT}".encode())
+        answer = wev_answer(sdk_user, ptys)
         answer.type("000000\n")
         answer.expect(b"AccessDenied")
         deadline = time.monotonic() + TIMEOUT
@@ -433,9 +437,7 @@ def test_an_answer_typed_after_the_wait_bound_says_the_question_ended(
     call = sdk(sdk_user)
     try:
         wait_for_question(sdk_user)
-        answer = Pty((WEV, "--answer"), sdk_user.project, {**sdk_user.env, "TERM": "xterm"})
-        ptys.append(answer)
-        answer.expect(f"wev: {QUESTION_TEXT}".encode())
+        answer = wev_answer(sdk_user, ptys)
         code, _, err = finish(call)  # the wait bound passes: the call fails
         answer.type(CODE + "\n")
         status = answer.wait()
@@ -526,9 +528,7 @@ def role_mfa_process(user: User) -> None:
 def answer_on_a_terminal(user: User, ptys: list[Pty], text: str = ROLE_QUESTION) -> None:
     """A person runs ``wev --answer`` in a terminal once a question waits, and types the code."""
     wait_for_question(user)
-    answer = Pty((WEV, "--answer"), user.project, {**user.env, "TERM": "xterm"})
-    ptys.append(answer)
-    answer.expect(f"wev: {text}".encode())
+    answer = wev_answer(user, ptys, text)
     answer.type(CODE + "\n")
     assert answer.wait() == 0, bytes(answer.output)
 
