@@ -88,16 +88,14 @@ def depended_on(
     sets: the AWS context as the client sent it (its paths absolute), any other from the
     caller's whole environment."""
     exact, prefixes, beyond_context = _patterns(patterns)
+
+    def named(name: str) -> bool:
+        return name in exact or name.startswith(prefixes)
+
     env = {}
     if beyond_context:
-        env = {
-            name: value
-            for name, value in process_env.items()
-            if (name in exact or name.startswith(prefixes)) and not is_context_var(name)
-        }
-    for name, value in context.items():
-        if (name in exact or name.startswith(prefixes)) and name not in configured:
-            env[name] = value
+        env = {k: v for k, v in process_env.items() if named(k) and not is_context_var(k)}
+    env.update((k, v) for k, v in context.items() if named(k) and k not in configured)
     return env
 
 
